@@ -1,0 +1,37 @@
+# shoal developer targets. Everything here needs only Go, except `proto`,
+# which also needs protoc (Debian: apt-get install protobuf-compiler).
+
+GO ?= go
+PROTO_TOOLS := -modfile=tools/go.mod
+
+.PHONY: build test check vet fmt proto proto-check bench
+
+build:
+	$(GO) build ./...
+
+test:
+	$(GO) test -race ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+check: fmt vet test
+
+# proto regenerates the Go code of api/*.proto with pinned plugins.
+proto:
+	$(GO) build $(PROTO_TOOLS) -o .bin/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	PATH="$(CURDIR)/.bin:$$PATH" protoc --proto_path=api \
+		--go_out=api --go_opt=paths=source_relative \
+		--go-grpc_out=api --go-grpc_opt=paths=source_relative \
+		api/*.proto
+
+# proto-check fails when the committed generated code is not what `make proto` makes.
+proto-check: proto
+	git diff --exit-code -- api/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./...
