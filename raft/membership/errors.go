@@ -1,0 +1,15 @@
+package membership
+
+import "errors"
+
+// Errors returned by this package and by the peers that enforce membership.
+var (
+	// ErrMemberRemoved means a Raft ID was removed from the cluster. A
+	// removed ID is never reused, and its messages are refused.
+	ErrMemberRemoved = errors.New("membership: member removed")
+	// ErrUnknownMember means no member has the given Raft ID.
+	ErrUnknownMember = errors.New("membership: unknown member")
+	// ErrCannotRemove means removing the member would leave the cluster
+	// without a quorum of reachable members.
+	ErrCannotRemove = errors.New("membership: removal would leave the cluster without a quorum of reachable members")
+)
