@@ -460,9 +460,12 @@ func (x *RaftMember) GetAddr() string {
 // payload of the state machine, tagged with the proposal ID that lets the
 // proposing manager find the caller waiting for it.
 type RaftEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ProposalId    uint64                 `protobuf:"varint,1,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// proposer is the Raft ID of the manager that proposed the entry.
+	Proposer uint64 `protobuf:"varint,1,opt,name=proposer,proto3" json:"proposer,omitempty"`
+	// proposal_id is unique among the proposer's proposals.
+	ProposalId    uint64 `protobuf:"varint,2,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	Payload       []byte `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -495,6 +498,13 @@ func (x *RaftEntry) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RaftEntry.ProtoReflect.Descriptor instead.
 func (*RaftEntry) Descriptor() ([]byte, []int) {
 	return file_raft_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RaftEntry) GetProposer() uint64 {
+	if x != nil {
+		return x.Proposer
+	}
+	return 0
 }
 
 func (x *RaftEntry) GetProposalId() uint64 {
@@ -647,11 +657,12 @@ const file_raft_proto_rawDesc = "" +
 	"RaftMember\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
-	"\x04addr\x18\x03 \x01(\tR\x04addr\"F\n" +
-	"\tRaftEntry\x12\x1f\n" +
-	"\vproposal_id\x18\x01 \x01(\x04R\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\"b\n" +
+	"\tRaftEntry\x12\x1a\n" +
+	"\bproposer\x18\x01 \x01(\x04R\bproposer\x12\x1f\n" +
+	"\vproposal_id\x18\x02 \x01(\x04R\n" +
 	"proposalId\x12\x18\n" +
-	"\apayload\x18\x02 \x01(\fR\apayload\"_\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\"_\n" +
 	"\x13RaftMembershipState\x12.\n" +
 	"\amembers\x18\x01 \x03(\v2\x14.shoal.v1.RaftMemberR\amembers\x12\x18\n" +
 	"\aremoved\x18\x02 \x03(\x04R\aremoved\"?\n" +

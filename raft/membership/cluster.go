@@ -1,0 +1,181 @@
+package membership
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/shoal-project/shoal/api"
+)
+
+// Member is one manager of the cluster as Raft knows it.
+type Member struct {
+	// RaftID is the member's Raft ID: non-zero, unique for all time.
+	RaftID uint64
+	// NodeID is the manager's stable identity, which outlives a Raft ID
+	// when a manager is removed and joins again.
+	NodeID string
+	// Addr is where the member's peers reach its Raft service.
+	Addr string
+}
+
+// Proto returns m as the wire type.
+func (m Member) Proto() *api.RaftMember {
+	return &api.RaftMember{RaftId: m.RaftID, NodeId: m.NodeID, Addr: m.Addr}
+}
+
+// FromProto converts the wire type.
+func FromProto(p *api.RaftMember) Member {
+	return Member{RaftID: p.GetRaftId(), NodeID: p.GetNodeId(), Addr: p.GetAddr()}
+}
+
+// Cluster is the set of current members and of removed Raft IDs. It is safe
+// for concurrent use. The raft package is its only writer, from its apply
+// goroutine; anyone may read.
+type Cluster struct {
+	mu      sync.RWMutex
+	members map[uint64]Member
+	removed map[uint64]struct{}
+}
+
+// NewCluster returns an empty cluster.
+func NewCluster() *Cluster {
+	return &Cluster{members: map[uint64]Member{}, removed: map[uint64]struct{}{}}
+}
+
+// Add adds m, or replaces the member with m's Raft ID. It fails with
+// ErrMemberRemoved when that ID was removed before: an ID is never reused.
+func (c *Cluster) Add(m Member) error {
+	if m.RaftID == 0 {
+		return fmt.Errorf("membership: Raft ID 0 is not a valid member ID")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.removed[m.RaftID]; ok {
+		return fmt.Errorf("%w: Raft ID %x", ErrMemberRemoved, m.RaftID)
+	}
+	c.members[m.RaftID] = m
+	return nil
+}
+
+// UpdateAddr changes the address of a current member.
+func (c *Cluster) UpdateAddr(id uint64, addr string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.members[id]
+	if !ok {
+		return fmt.Errorf("%w: Raft ID %x", ErrUnknownMember, id)
+	}
+	m.Addr = addr
+	c.members[id] = m
+	return nil
+}
+
+// Remove removes a member for good; its ID joins the removed set even if it
+// was not a member (a removal may be applied before the addition is known,
+// when replaying).
+func (c *Cluster) Remove(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.members, id)
+	c.removed[id] = struct{}{}
+}
+
+// Get returns the member with Raft ID id.
+func (c *Cluster) Get(id uint64) (Member, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	m, ok := c.members[id]
+	return m, ok
+}
+
+// ByNodeID returns the current member with the given node ID.
+func (c *Cluster) ByNodeID(nodeID string) (Member, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, m := range c.members {
+		if m.NodeID == nodeID {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// IsRemoved reports whether id was removed from the cluster.
+func (c *Cluster) IsRemoved(id uint64) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.removed[id]
+	return ok
+}
+
+// IsUsed reports whether id belongs to a current or a removed member, so a
+// new member must not get it.
+func (c *Cluster) IsUsed(id uint64) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, member := c.members[id]
+	_, removed := c.removed[id]
+	return member || removed
+}
+
+// Members returns the current members sorted by Raft ID.
+func (c *Cluster) Members() []Member {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Member, 0, len(c.members))
+	for _, m := range c.members {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Member) int { return cmpUint64(a.RaftID, b.RaftID) })
+	return out
+}
+
+// Removed returns the removed Raft IDs in ascending order.
+func (c *Cluster) Removed() []uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]uint64, 0, len(c.removed))
+	for id := range c.removed {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// State returns the whole membership in its wire form, for snapshots and
+// join responses.
+func (c *Cluster) State() *api.RaftMembershipState {
+	st := &api.RaftMembershipState{Removed: c.Removed()}
+	for _, m := range c.Members() {
+		st.Members = append(st.Members, m.Proto())
+	}
+	return st
+}
+
+// Restore replaces the whole membership with st.
+func (c *Cluster) Restore(st *api.RaftMembershipState) {
+	members := make(map[uint64]Member, len(st.GetMembers()))
+	for _, p := range st.GetMembers() {
+		members[p.GetRaftId()] = FromProto(p)
+	}
+	removed := make(map[uint64]struct{}, len(st.GetRemoved()))
+	for _, id := range st.GetRemoved() {
+		removed[id] = struct{}{}
+		delete(members, id)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members = members
+	c.removed = removed
+}
+
+func cmpUint64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
