@@ -24,9 +24,9 @@ check: fmt vet test
 # proto regenerates the Go code of api/*.proto with pinned plugins.
 proto:
 	$(GO) build $(PROTO_TOOLS) -o .bin/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
-	PATH="$(CURDIR)/.bin:$$PATH" protoc --proto_path=api \
-		--go_out=api --go_opt=paths=source_relative \
-		--go-grpc_out=api --go-grpc_opt=paths=source_relative \
+	PATH="$(CURDIR)/.bin:$$PATH" protoc --proto_path=. \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
 		api/*.proto
 
 # proto-check fails when the committed generated code is not what `make proto` makes.

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: raft.proto
+// source: api/raft.proto
 
 // Package shoal.v1 is the wire protocol between shoal managers and between
 // clients and managers.
@@ -34,7 +34,7 @@ type ProcessRaftMessageRequest struct {
 
 func (x *ProcessRaftMessageRequest) Reset() {
 	*x = ProcessRaftMessageRequest{}
-	mi := &file_raft_proto_msgTypes[0]
+	mi := &file_api_raft_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +46,7 @@ func (x *ProcessRaftMessageRequest) String() string {
 func (*ProcessRaftMessageRequest) ProtoMessage() {}
 
 func (x *ProcessRaftMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[0]
+	mi := &file_api_raft_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +59,7 @@ func (x *ProcessRaftMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessRaftMessageRequest.ProtoReflect.Descriptor instead.
 func (*ProcessRaftMessageRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{0}
+	return file_api_raft_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *ProcessRaftMessageRequest) GetMessage() []byte {
@@ -77,7 +77,7 @@ type ProcessRaftMessageResponse struct {
 
 func (x *ProcessRaftMessageResponse) Reset() {
 	*x = ProcessRaftMessageResponse{}
-	mi := &file_raft_proto_msgTypes[1]
+	mi := &file_api_raft_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -89,7 +89,7 @@ func (x *ProcessRaftMessageResponse) String() string {
 func (*ProcessRaftMessageResponse) ProtoMessage() {}
 
 func (x *ProcessRaftMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[1]
+	mi := &file_api_raft_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -102,7 +102,7 @@ func (x *ProcessRaftMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessRaftMessageResponse.ProtoReflect.Descriptor instead.
 func (*ProcessRaftMessageResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{1}
+	return file_api_raft_proto_rawDescGZIP(), []int{1}
 }
 
 type StreamRaftMessageRequest struct {
@@ -119,7 +119,7 @@ type StreamRaftMessageRequest struct {
 
 func (x *StreamRaftMessageRequest) Reset() {
 	*x = StreamRaftMessageRequest{}
-	mi := &file_raft_proto_msgTypes[2]
+	mi := &file_api_raft_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -131,7 +131,7 @@ func (x *StreamRaftMessageRequest) String() string {
 func (*StreamRaftMessageRequest) ProtoMessage() {}
 
 func (x *StreamRaftMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[2]
+	mi := &file_api_raft_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -144,7 +144,7 @@ func (x *StreamRaftMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRaftMessageRequest.ProtoReflect.Descriptor instead.
 func (*StreamRaftMessageRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{2}
+	return file_api_raft_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *StreamRaftMessageRequest) GetTotalSize() uint64 {
@@ -169,7 +169,7 @@ type StreamRaftMessageResponse struct {
 
 func (x *StreamRaftMessageResponse) Reset() {
 	*x = StreamRaftMessageResponse{}
-	mi := &file_raft_proto_msgTypes[3]
+	mi := &file_api_raft_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -181,7 +181,7 @@ func (x *StreamRaftMessageResponse) String() string {
 func (*StreamRaftMessageResponse) ProtoMessage() {}
 
 func (x *StreamRaftMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[3]
+	mi := &file_api_raft_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -194,7 +194,7 @@ func (x *StreamRaftMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRaftMessageResponse.ProtoReflect.Descriptor instead.
 func (*StreamRaftMessageResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{3}
+	return file_api_raft_proto_rawDescGZIP(), []int{3}
 }
 
 type JoinRequest struct {
@@ -210,7 +210,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_raft_proto_msgTypes[4]
+	mi := &file_api_raft_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -222,7 +222,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[4]
+	mi := &file_api_raft_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -235,7 +235,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{4}
+	return file_api_raft_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *JoinRequest) GetNodeId() string {
@@ -266,7 +266,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_raft_proto_msgTypes[5]
+	mi := &file_api_raft_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +278,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[5]
+	mi := &file_api_raft_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +291,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{5}
+	return file_api_raft_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JoinResponse) GetRaftId() uint64 {
@@ -324,7 +324,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_raft_proto_msgTypes[6]
+	mi := &file_api_raft_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +336,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[6]
+	mi := &file_api_raft_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +349,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{6}
+	return file_api_raft_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LeaveRequest) GetRaftId() uint64 {
@@ -367,7 +367,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_raft_proto_msgTypes[7]
+	mi := &file_api_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -379,7 +379,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[7]
+	mi := &file_api_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -392,7 +392,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{7}
+	return file_api_raft_proto_rawDescGZIP(), []int{7}
 }
 
 // RaftMember is one manager of the cluster as Raft knows it.
@@ -407,7 +407,7 @@ type RaftMember struct {
 
 func (x *RaftMember) Reset() {
 	*x = RaftMember{}
-	mi := &file_raft_proto_msgTypes[8]
+	mi := &file_api_raft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +419,7 @@ func (x *RaftMember) String() string {
 func (*RaftMember) ProtoMessage() {}
 
 func (x *RaftMember) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[8]
+	mi := &file_api_raft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +432,7 @@ func (x *RaftMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMember.ProtoReflect.Descriptor instead.
 func (*RaftMember) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{8}
+	return file_api_raft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RaftMember) GetRaftId() uint64 {
@@ -472,7 +472,7 @@ type RaftEntry struct {
 
 func (x *RaftEntry) Reset() {
 	*x = RaftEntry{}
-	mi := &file_raft_proto_msgTypes[9]
+	mi := &file_api_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +484,7 @@ func (x *RaftEntry) String() string {
 func (*RaftEntry) ProtoMessage() {}
 
 func (x *RaftEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[9]
+	mi := &file_api_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +497,7 @@ func (x *RaftEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftEntry.ProtoReflect.Descriptor instead.
 func (*RaftEntry) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{9}
+	return file_api_raft_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RaftEntry) GetProposer() uint64 {
@@ -533,7 +533,7 @@ type RaftMembershipState struct {
 
 func (x *RaftMembershipState) Reset() {
 	*x = RaftMembershipState{}
-	mi := &file_raft_proto_msgTypes[10]
+	mi := &file_api_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +545,7 @@ func (x *RaftMembershipState) String() string {
 func (*RaftMembershipState) ProtoMessage() {}
 
 func (x *RaftMembershipState) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[10]
+	mi := &file_api_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +558,7 @@ func (x *RaftMembershipState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMembershipState.ProtoReflect.Descriptor instead.
 func (*RaftMembershipState) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{10}
+	return file_api_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RaftMembershipState) GetMembers() []*RaftMember {
@@ -587,7 +587,7 @@ type WALMetadata struct {
 
 func (x *WALMetadata) Reset() {
 	*x = WALMetadata{}
-	mi := &file_raft_proto_msgTypes[11]
+	mi := &file_api_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +599,7 @@ func (x *WALMetadata) String() string {
 func (*WALMetadata) ProtoMessage() {}
 
 func (x *WALMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[11]
+	mi := &file_api_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +612,7 @@ func (x *WALMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALMetadata.ProtoReflect.Descriptor instead.
 func (*WALMetadata) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{11}
+	return file_api_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WALMetadata) GetRaftId() uint64 {
@@ -629,12 +629,11 @@ func (x *WALMetadata) GetNodeId() string {
 	return ""
 }
 
-var File_raft_proto protoreflect.FileDescriptor
+var File_api_raft_proto protoreflect.FileDescriptor
 
-const file_raft_proto_rawDesc = "" +
+const file_api_raft_proto_rawDesc = "" +
 	"\n" +
-	"\n" +
-	"raft.proto\x12\bshoal.v1\"5\n" +
+	"\x0eapi/raft.proto\x12\bshoal.v1\"5\n" +
 	"\x19ProcessRaftMessageRequest\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\fR\amessage\"\x1c\n" +
 	"\x1aProcessRaftMessageResponse\"O\n" +
@@ -677,19 +676,19 @@ const file_raft_proto_rawDesc = "" +
 	"\x05Leave\x12\x16.shoal.v1.LeaveRequest\x1a\x17.shoal.v1.LeaveResponseB(Z&github.com/shoal-project/shoal/api;apib\x06proto3"
 
 var (
-	file_raft_proto_rawDescOnce sync.Once
-	file_raft_proto_rawDescData []byte
+	file_api_raft_proto_rawDescOnce sync.Once
+	file_api_raft_proto_rawDescData []byte
 )
 
-func file_raft_proto_rawDescGZIP() []byte {
-	file_raft_proto_rawDescOnce.Do(func() {
-		file_raft_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_raft_proto_rawDesc), len(file_raft_proto_rawDesc)))
+func file_api_raft_proto_rawDescGZIP() []byte {
+	file_api_raft_proto_rawDescOnce.Do(func() {
+		file_api_raft_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_raft_proto_rawDesc), len(file_api_raft_proto_rawDesc)))
 	})
-	return file_raft_proto_rawDescData
+	return file_api_raft_proto_rawDescData
 }
 
-var file_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
-var file_raft_proto_goTypes = []any{
+var file_api_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_api_raft_proto_goTypes = []any{
 	(*ProcessRaftMessageRequest)(nil),  // 0: shoal.v1.ProcessRaftMessageRequest
 	(*ProcessRaftMessageResponse)(nil), // 1: shoal.v1.ProcessRaftMessageResponse
 	(*StreamRaftMessageRequest)(nil),   // 2: shoal.v1.StreamRaftMessageRequest
@@ -703,7 +702,7 @@ var file_raft_proto_goTypes = []any{
 	(*RaftMembershipState)(nil),        // 10: shoal.v1.RaftMembershipState
 	(*WALMetadata)(nil),                // 11: shoal.v1.WALMetadata
 }
-var file_raft_proto_depIdxs = []int32{
+var file_api_raft_proto_depIdxs = []int32{
 	8, // 0: shoal.v1.JoinResponse.members:type_name -> shoal.v1.RaftMember
 	8, // 1: shoal.v1.RaftMembershipState.members:type_name -> shoal.v1.RaftMember
 	0, // 2: shoal.v1.Raft.ProcessRaftMessage:input_type -> shoal.v1.ProcessRaftMessageRequest
@@ -721,26 +720,26 @@ var file_raft_proto_depIdxs = []int32{
 	0, // [0:2] is the sub-list for field type_name
 }
 
-func init() { file_raft_proto_init() }
-func file_raft_proto_init() {
-	if File_raft_proto != nil {
+func init() { file_api_raft_proto_init() }
+func file_api_raft_proto_init() {
+	if File_api_raft_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raft_proto_rawDesc), len(file_raft_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_raft_proto_rawDesc), len(file_api_raft_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
-		GoTypes:           file_raft_proto_goTypes,
-		DependencyIndexes: file_raft_proto_depIdxs,
-		MessageInfos:      file_raft_proto_msgTypes,
+		GoTypes:           file_api_raft_proto_goTypes,
+		DependencyIndexes: file_api_raft_proto_depIdxs,
+		MessageInfos:      file_api_raft_proto_msgTypes,
 	}.Build()
-	File_raft_proto = out.File
-	file_raft_proto_goTypes = nil
-	file_raft_proto_depIdxs = nil
+	File_api_raft_proto = out.File
+	file_api_raft_proto_goTypes = nil
+	file_api_raft_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: raft.proto
+// source: api/raft.proto
 
 // Package shoal.v1 is the wire protocol between shoal managers and between
 // clients and managers.
@@ -172,7 +172,7 @@ var Raft_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "raft.proto",
+	Metadata: "api/raft.proto",
 }
 
 const (
@@ -326,5 +326,5 @@ var RaftMembership_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "raft.proto",
+	Metadata: "api/raft.proto",
 }
