@@ -29,12 +29,14 @@ const (
 )
 
 const (
-	// maxFrameSize is the largest unary message or stream chunk the client
-	// may put in one gRPC message. gRPC servers refuse messages above 4 MiB
-	// unless configured otherwise, and a peer's server is not ours to
-	// configure, so frames stay under that limit with room for the request's
-	// own fields.
-	maxFrameSize = 4<<20 - 4<<10
+	// grpcMaxMessageSize is the largest message a gRPC server accepts
+	// unless configured otherwise. A peer's server is not ours to
+	// configure, so every request the transport sends fits in it.
+	grpcMaxMessageSize = 4 << 20
+	// maxFrameSize is the largest encoded Raft message or stream chunk one
+	// request may carry: grpcMaxMessageSize less room for the request's own
+	// fields.
+	maxFrameSize = grpcMaxMessageSize - 4<<10
 
 	// minStreamThroughput is the slowest link, in bytes per second, over
 	// which a streamed message is still expected to arrive: the deadline of

@@ -136,14 +136,14 @@ func (p *peer) deliverOn(client api.RaftClient, typ raftpb.MessageType, segs [][
 		ctx, cancel := context.WithTimeout(p.ctx, cfg.SendTimeout)
 		defer cancel()
 		_, err := client.ProcessRaftMessage(ctx, &api.ProcessRaftMessageRequest{Message: segs[0]},
-			grpc.MaxCallSendMsgSize(maxFrameSize))
+			grpc.MaxCallSendMsgSize(grpcMaxMessageSize))
 		return err
 	}
 
 	timeout := cfg.SendTimeout + time.Duration(size)*time.Second/minStreamThroughput
 	ctx, cancel := context.WithTimeout(p.ctx, timeout)
 	defer cancel() // also ends the stream on an early return
-	stream, err := client.StreamRaftMessage(ctx, grpc.MaxCallSendMsgSize(maxFrameSize))
+	stream, err := client.StreamRaftMessage(ctx, grpc.MaxCallSendMsgSize(grpcMaxMessageSize))
 	if err != nil {
 		return err
 	}

@@ -459,3 +459,32 @@ func TestConcurrentSendAndStop(t *testing.T) {
 	a.tr.Stop()
 	<-done
 }
+
+// TestLargestFramesPass sends a unary message and stream chunks of the
+// largest size the configuration allows to a server with gRPC's default
+// message limit.
+func TestLargestFramesPass(t *testing.T) {
+	a := startNode(t, 1, nil, withConfig(func(c *Config) {
+		c.MaxUnaryMessageSize = maxFrameSize
+		c.ChunkSize = maxFrameSize
+	}))
+	b := startNode(t, 2, nil)
+	connect(t, a, b)
+
+	app := msg(raftpb.MsgApp, 1, 2, 0)
+	app.Entries = []*raftpb.Entry{{Index: new(uint64(1)), Data: make([]byte, maxFrameSize-64)}}
+	for n := proto.Size(app); n != maxFrameSize; n = proto.Size(app) {
+		app.Entries[0].Data = make([]byte, len(app.Entries[0].Data)+maxFrameSize-n)
+	}
+	snap := snapshotMsg(1, 2, 2*maxFrameSize+1)
+	a.tr.Send([]*raftpb.Message{app, snap})
+	for range 2 {
+		got := b.receive(t)
+		if want := map[raftpb.MessageType]*raftpb.Message{raftpb.MsgApp: app, raftpb.MsgSnap: snap}[got.GetType()]; !proto.Equal(got, want) {
+			t.Fatalf("%v differs", got.GetType())
+		}
+	}
+	if r := a.expectSnapshotReport(t); r.status != raft.SnapshotFinish {
+		t.Fatalf("report = %+v, want Finish", r)
+	}
+}
