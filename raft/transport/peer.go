@@ -140,7 +140,7 @@ func (p *peer) deliverOn(client api.RaftClient, typ raftpb.MessageType, segs [][
 		return err
 	}
 
-	timeout := cfg.SendTimeout + time.Duration(size)*time.Second/minStreamThroughput
+	timeout := cfg.SendTimeout + time.Duration(size/minStreamThroughput+1)*time.Second
 	ctx, cancel := context.WithTimeout(p.ctx, timeout)
 	defer cancel() // also ends the stream on an early return
 	stream, err := client.StreamRaftMessage(ctx, grpc.MaxCallSendMsgSize(grpcMaxMessageSize))
