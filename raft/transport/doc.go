@@ -1,0 +1,53 @@
+// Package transport carries one Raft node's messages to its peers over gRPC
+// and receives theirs.
+//
+// It owns the peer connections, one bounded queue and one sending goroutine
+// per peer, the chunking of snapshots and other large messages, the reports
+// that etcd's raft expects from its transport (ReportUnreachable,
+// ReportSnapshot), and the server side of the Raft service of package api.
+// It decides nothing about Raft itself and never touches the store: received
+// messages go to a Handler, reports go to the Raft interface, and the local
+// node decides what they mean.
+//
+// # Sending
+//
+// Send encodes each message on the caller's goroutine and queues it for its
+// peer without blocking. A peer's messages are sent one at a time, in order,
+// each waiting for the peer's answer: by ProcessRaftMessage when the encoded
+// message is at most Config.MaxUnaryMessageSize bytes, otherwise in
+// Config.ChunkSize chunks by StreamRaftMessage. Snapshots (MsgSnap) are
+// always streamed, on a goroutine of their own so that heartbeats and votes
+// keep flowing meanwhile, and are reported with ReportSnapshot once the peer
+// answered. A message that cannot be queued or sent is dropped and reported
+// with ReportUnreachable; Raft recovers from lost messages by itself.
+//
+// # Removed members
+//
+// A Handler refuses the messages of a removed member with an error wrapping
+// membership.ErrMemberRemoved. The server sends it as FAILED_PRECONDITION with
+// an ErrorInfo (domain ErrorDomain, reason ReasonMemberRemoved); a sender
+// that gets it calls Raft.NotifyRemoved once and stops sending.
+//
+// # Logs
+//
+// Logs use the keys raft_id (the local node), peer (the remote node) and
+// type (the Raft message type); Raft IDs are printed in hexadecimal.
+//
+// # Usage
+//
+//	tr, err := transport.New(transport.Config{ID: id, Raft: node, Logger: logger})
+//	if err != nil {
+//		return err
+//	}
+//	defer tr.Stop()
+//	if err := tr.AddPeer(peerID, "10.0.0.2:2377"); err != nil {
+//		return err
+//	}
+//
+//	srv := grpc.NewServer(transport.ServerOptions()...)
+//	api.RegisterRaftServer(srv, transport.NewServer(node, transport.ServerConfig{}))
+//	go srv.Serve(listener)
+//
+//	// In the Raft loop, for each Ready:
+//	tr.Send(rd.Messages)
+package transport

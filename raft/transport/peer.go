@@ -1,0 +1,252 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-project/shoal/api"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc"
+)
+
+// outgoing is one encoded message waiting in a peer's queue.
+type outgoing struct {
+	typ  raftpb.MessageType
+	data []byte
+}
+
+// peer is one remote node: its connection, its queue and the goroutine that
+// drains the queue in order.
+type peer struct {
+	id    uint64
+	tr    *Transport
+	log   *slog.Logger
+	queue chan outgoing
+
+	// ctx ends when the peer is removed or the transport stops; every send
+	// to the peer runs under it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// snapshotting is set while a snapshot goroutine runs.
+	snapshotting atomic.Bool
+
+	mu   sync.Mutex
+	addr string
+	cc   *grpc.ClientConn
+	// gen counts address changes, so that the outcome of a send on a
+	// replaced connection does not decide whether the new one is active.
+	gen         uint64
+	activeSince time.Time // zero while inactive
+}
+
+func newPeer(t *Transport, id uint64, addr string, cc *grpc.ClientConn) *peer {
+	ctx, cancel := context.WithCancel(t.ctx)
+	return &peer{
+		id:     id,
+		tr:     t,
+		log:    t.log.With(slog.String("peer", idString(id))),
+		queue:  make(chan outgoing, t.cfg.QueueSize),
+		ctx:    ctx,
+		cancel: cancel,
+		addr:   addr,
+		cc:     cc,
+	}
+}
+
+// run sends the queued messages one at a time, in order, until the peer
+// stops. One call at a time keeps the order: concurrent calls on one
+// connection may be served in any order.
+func (p *peer) run() {
+	defer p.tr.wg.Done()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case out := <-p.queue:
+			if p.tr.removed.Load() {
+				continue // drain without sending; nobody listens to us any more
+			}
+			gen, err := p.deliver(out.typ, [][]byte{out.data})
+			p.handleResult(out.typ, gen, err)
+		}
+	}
+}
+
+// sendSnapshot starts a goroutine that sends m, a MsgSnap, and reports the
+// outcome to Raft. While one is in progress, another MsgSnap is dropped
+// without a report: Raft has been waiting for a snapshot report for this
+// peer since it sent m, and the report of the snapshot in progress releases
+// it; it then sends a newer snapshot if the follower still needs one.
+// The caller holds p.tr.mu for reading, which orders wg.Add before Stop's
+// wg.Wait.
+func (p *peer) sendSnapshot(m *raftpb.Message) {
+	if !p.snapshotting.CompareAndSwap(false, true) {
+		p.log.Debug("snapshot already in progress; dropped another", slog.String("type", m.GetType().String()))
+		return
+	}
+	m = detachSnapshotMessage(m)
+	p.tr.wg.Add(1)
+	go func() {
+		defer p.tr.wg.Done()
+		start := time.Now()
+		var gen uint64
+		segs, err := encodeSnapshotMessage(m)
+		if err == nil {
+			gen, err = p.deliver(raftpb.MsgSnap, segs)
+		}
+		// Cleared before reporting: Raft may answer a failure with a new
+		// snapshot at once, and that one must not be taken for a duplicate.
+		p.snapshotting.Store(false)
+		p.handleResult(raftpb.MsgSnap, gen, err)
+		if p.ctx.Err() != nil {
+			return // removed or stopping: nobody waits for the report
+		}
+		if err != nil {
+			p.log.Warn("snapshot failed", slog.Uint64("index", m.GetSnapshot().GetMetadata().GetIndex()),
+				slog.Int("bytes", totalLen(segs)), slog.Any("error", err))
+			p.tr.cfg.Raft.ReportSnapshot(p.id, raft.SnapshotFailure)
+			return
+		}
+		p.log.Info("snapshot sent", slog.Uint64("index", m.GetSnapshot().GetMetadata().GetIndex()),
+			slog.Int("bytes", totalLen(segs)), slog.Duration("took", time.Since(start)))
+		p.tr.cfg.Raft.ReportSnapshot(p.id, raft.SnapshotFinish)
+	}()
+}
+
+// deliver sends one encoded message, given as segments to concatenate, and
+// waits for the peer's answer. Small messages go in one ProcessRaftMessage
+// call; snapshots and messages above MaxUnaryMessageSize are streamed in
+// chunks. It returns the generation of the connection it used.
+func (p *peer) deliver(typ raftpb.MessageType, segs [][]byte) (uint64, error) {
+	cc, gen := p.connGen()
+	return gen, p.deliverOn(api.NewRaftClient(cc), typ, segs)
+}
+
+func (p *peer) deliverOn(client api.RaftClient, typ raftpb.MessageType, segs [][]byte) error {
+	size := totalLen(segs)
+	cfg := &p.tr.cfg
+	if typ != raftpb.MsgSnap && len(segs) == 1 && size <= cfg.MaxUnaryMessageSize {
+		ctx, cancel := context.WithTimeout(p.ctx, cfg.SendTimeout)
+		defer cancel()
+		_, err := client.ProcessRaftMessage(ctx, &api.ProcessRaftMessageRequest{Message: segs[0]},
+			grpc.MaxCallSendMsgSize(grpcMaxMessageSize))
+		return err
+	}
+
+	timeout := cfg.SendTimeout + time.Duration(size/minStreamThroughput+1)*time.Second
+	ctx, cancel := context.WithTimeout(p.ctx, timeout)
+	defer cancel() // also ends the stream on an early return
+	stream, err := client.StreamRaftMessage(ctx, grpc.MaxCallSendMsgSize(grpcMaxMessageSize))
+	if err != nil {
+		return err
+	}
+	first := true
+	err = forEachChunk(segs, cfg.ChunkSize, func(chunk []byte) error {
+		req := &api.StreamRaftMessageRequest{Chunk: chunk}
+		if first {
+			req.TotalSize = uint64(size)
+			first = false
+		}
+		return stream.Send(req)
+	})
+	// io.EOF means the server ended the call early; its status, the reason,
+	// comes from CloseAndRecv.
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	_, err = stream.CloseAndRecv()
+	return err
+}
+
+// handleResult updates the peer's state after a send on the connection of
+// generation gen and tells Raft of a failure.
+func (p *peer) handleResult(typ raftpb.MessageType, gen uint64, err error) {
+	if err == nil {
+		p.setActive(gen)
+		return
+	}
+	if p.ctx.Err() != nil {
+		return // cancelled by RemovePeer or Stop, not a failure of the peer
+	}
+	if IsMemberRemoved(err) {
+		p.tr.memberRemoved(p.id)
+		return
+	}
+	p.setInactive(typ, gen, err)
+	p.tr.cfg.Raft.ReportUnreachable(p.id)
+}
+
+func (p *peer) setActive(gen uint64) {
+	p.mu.Lock()
+	became := gen == p.gen && p.activeSince.IsZero()
+	if became {
+		p.activeSince = time.Now()
+	}
+	p.mu.Unlock()
+	if became {
+		p.log.Info("peer reachable")
+	}
+}
+
+func (p *peer) setInactive(typ raftpb.MessageType, gen uint64, err error) {
+	p.mu.Lock()
+	was := gen == p.gen && !p.activeSince.IsZero()
+	if was {
+		p.activeSince = time.Time{}
+	}
+	p.mu.Unlock()
+	level := slog.LevelDebug
+	if was {
+		level = slog.LevelWarn
+	}
+	p.log.Log(context.Background(), level, "send failed; peer unreachable",
+		slog.String("type", typ.String()), slog.Any("error", err))
+}
+
+func (p *peer) activeTime() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.activeSince
+}
+
+func (p *peer) conn() *grpc.ClientConn {
+	cc, _ := p.connGen()
+	return cc
+}
+
+func (p *peer) connGen() (*grpc.ClientConn, uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cc, p.gen
+}
+
+func (p *peer) address() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr
+}
+
+// replaceConn switches the peer to a new address and connection and returns
+// the old connection for the caller to close.
+func (p *peer) replaceConn(addr string, cc *grpc.ClientConn) *grpc.ClientConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.cc
+	p.addr, p.cc, p.activeSince = addr, cc, time.Time{}
+	p.gen++
+	return old
+}
+
+// stop cancels the peer's sends and closes its connection without waiting
+// for its goroutines; Transport.Stop waits for them.
+func (p *peer) stop() {
+	p.cancel()
+	_ = p.conn().Close()
+}
