@@ -26,8 +26,9 @@ const (
 
 type ProcessRaftMessageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// message is a raftpb.Message in its protobuf encoding.
-	Message       []byte `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	// messages are raftpb.Messages in their protobuf encoding, in the order
+	// they were sent.
+	Messages      [][]byte `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -62,9 +63,9 @@ func (*ProcessRaftMessageRequest) Descriptor() ([]byte, []int) {
 	return file_api_raft_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *ProcessRaftMessageRequest) GetMessage() []byte {
+func (x *ProcessRaftMessageRequest) GetMessages() [][]byte {
 	if x != nil {
-		return x.Message
+		return x.Messages
 	}
 	return nil
 }
@@ -633,9 +634,9 @@ var File_api_raft_proto protoreflect.FileDescriptor
 
 const file_api_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x0eapi/raft.proto\x12\bshoal.v1\"5\n" +
-	"\x19ProcessRaftMessageRequest\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\fR\amessage\"\x1c\n" +
+	"\x0eapi/raft.proto\x12\bshoal.v1\"7\n" +
+	"\x19ProcessRaftMessageRequest\x12\x1a\n" +
+	"\bmessages\x18\x01 \x03(\fR\bmessages\"\x1c\n" +
 	"\x1aProcessRaftMessageResponse\"O\n" +
 	"\x18StreamRaftMessageRequest\x12\x1d\n" +
 	"\n" +

@@ -32,10 +32,13 @@ const (
 //
 // Raft carries Raft messages between managers.
 type RaftClient interface {
-	// ProcessRaftMessage delivers one Raft message that fits in one gRPC
-	// message. It fails with FAILED_PRECONDITION and the text
-	// "membership: member removed" when the sender was removed from the
-	// cluster.
+	// ProcessRaftMessage delivers Raft messages that fit together in one
+	// gRPC message: a sender packs into one call every message waiting for
+	// the same peer, so a busy peer costs one round trip per batch, not per
+	// message. The receiver steps them in order and stops at the first it
+	// refuses. It fails with FAILED_PRECONDITION, the text "membership:
+	// member removed" and an ErrorInfo with reason MEMBER_REMOVED when the
+	// sender was removed from the cluster.
 	ProcessRaftMessage(ctx context.Context, in *ProcessRaftMessageRequest, opts ...grpc.CallOption) (*ProcessRaftMessageResponse, error)
 	// StreamRaftMessage delivers one Raft message in chunks, for messages
 	// (snapshots above all) larger than one gRPC message may be. The message
@@ -81,10 +84,13 @@ type Raft_StreamRaftMessageClient = grpc.ClientStreamingClient[StreamRaftMessage
 //
 // Raft carries Raft messages between managers.
 type RaftServer interface {
-	// ProcessRaftMessage delivers one Raft message that fits in one gRPC
-	// message. It fails with FAILED_PRECONDITION and the text
-	// "membership: member removed" when the sender was removed from the
-	// cluster.
+	// ProcessRaftMessage delivers Raft messages that fit together in one
+	// gRPC message: a sender packs into one call every message waiting for
+	// the same peer, so a busy peer costs one round trip per batch, not per
+	// message. The receiver steps them in order and stops at the first it
+	// refuses. It fails with FAILED_PRECONDITION, the text "membership:
+	// member removed" and an ErrorInfo with reason MEMBER_REMOVED when the
+	// sender was removed from the cluster.
 	ProcessRaftMessage(context.Context, *ProcessRaftMessageRequest) (*ProcessRaftMessageResponse, error)
 	// StreamRaftMessage delivers one Raft message in chunks, for messages
 	// (snapshots above all) larger than one gRPC message may be. The message

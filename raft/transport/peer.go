@@ -60,23 +60,70 @@ func newPeer(t *Transport, id uint64, addr string, cc *grpc.ClientConn) *peer {
 	}
 }
 
-// run sends the queued messages one at a time, in order, until the peer
-// stops. One call at a time keeps the order: concurrent calls on one
-// connection may be served in any order.
+// maxBatchMessages bounds the messages packed into one ProcessRaftMessage
+// call, besides the size bound MaxUnaryMessageSize.
+const maxBatchMessages = 1024
+
+// run sends the queued messages in order until the peer stops, one call at
+// a time: concurrent calls on one connection may be served in any order.
+// Every message waiting in the queue when a call starts goes in that call,
+// up to MaxUnaryMessageSize bytes, so a peer under load costs one round
+// trip per batch rather than one per message.
 func (p *peer) run() {
 	defer p.tr.wg.Done()
+	var held *outgoing // taken from the queue, but it did not fit the last batch
 	for {
-		select {
-		case <-p.ctx.Done():
-			return
-		case out := <-p.queue:
-			if p.tr.removed.Load() {
-				continue // drain without sending; nobody listens to us any more
+		var first outgoing
+		if held != nil {
+			first, held = *held, nil
+		} else {
+			select {
+			case <-p.ctx.Done():
+				return
+			case first = <-p.queue:
 			}
-			gen, err := p.deliver(out.typ, [][]byte{out.data})
-			p.handleResult(out.typ, gen, err)
 		}
+		if p.tr.removed.Load() {
+			continue // drain without sending; nobody listens to us any more
+		}
+		if !p.unary(first) {
+			gen, err := p.deliver(first.typ, [][]byte{first.data})
+			p.handleResult(first.typ, gen, err)
+			continue
+		}
+		batch, size := [][]byte{first.data}, len(first.data)
+	fill:
+		for len(batch) < maxBatchMessages {
+			select {
+			case next := <-p.queue:
+				if !p.unary(next) || size+len(next.data) > p.tr.cfg.MaxUnaryMessageSize {
+					held = &next
+					break fill
+				}
+				batch = append(batch, next.data)
+				size += len(next.data)
+			default:
+				break fill
+			}
+		}
+		cc, gen := p.connGen()
+		err := p.sendBatch(api.NewRaftClient(cc), batch)
+		p.handleResult(first.typ, gen, err)
 	}
+}
+
+// unary reports whether out may travel in a ProcessRaftMessage call.
+func (p *peer) unary(out outgoing) bool {
+	return out.typ != raftpb.MsgSnap && len(out.data) <= p.tr.cfg.MaxUnaryMessageSize
+}
+
+// sendBatch sends whole encoded messages in one ProcessRaftMessage call.
+func (p *peer) sendBatch(client api.RaftClient, batch [][]byte) error {
+	ctx, cancel := context.WithTimeout(p.ctx, p.tr.cfg.SendTimeout)
+	defer cancel()
+	_, err := client.ProcessRaftMessage(ctx, &api.ProcessRaftMessageRequest{Messages: batch},
+		grpc.MaxCallSendMsgSize(grpcMaxMessageSize))
+	return err
 }
 
 // sendSnapshot starts a goroutine that sends m, a MsgSnap, and reports the
@@ -133,11 +180,7 @@ func (p *peer) deliverOn(client api.RaftClient, typ raftpb.MessageType, segs [][
 	size := totalLen(segs)
 	cfg := &p.tr.cfg
 	if typ != raftpb.MsgSnap && len(segs) == 1 && size <= cfg.MaxUnaryMessageSize {
-		ctx, cancel := context.WithTimeout(p.ctx, cfg.SendTimeout)
-		defer cancel()
-		_, err := client.ProcessRaftMessage(ctx, &api.ProcessRaftMessageRequest{Message: segs[0]},
-			grpc.MaxCallSendMsgSize(grpcMaxMessageSize))
-		return err
+		return p.sendBatch(client, segs)
 	}
 
 	timeout := cfg.SendTimeout + time.Duration(size/minStreamThroughput+1)*time.Second

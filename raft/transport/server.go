@@ -82,12 +82,17 @@ func NewServer(h Handler, cfg ServerConfig) api.RaftServer {
 
 // ProcessRaftMessage implements api.RaftServer.
 func (s *server) ProcessRaftMessage(ctx context.Context, req *api.ProcessRaftMessageRequest) (*api.ProcessRaftMessageResponse, error) {
-	m, err := decodeMessage(req.GetMessage())
-	if err != nil {
-		return nil, err
+	if len(req.GetMessages()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "transport: a ProcessRaftMessage call carries no message")
 	}
-	if err := s.h.ProcessRaftMessage(ctx, m); err != nil {
-		return nil, s.handlerError(m, err)
+	for _, data := range req.GetMessages() {
+		m, err := decodeMessage(data)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.h.ProcessRaftMessage(ctx, m); err != nil {
+			return nil, s.handlerError(m, err)
+		}
 	}
 	return &api.ProcessRaftMessageResponse{}, nil
 }

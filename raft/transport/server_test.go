@@ -77,11 +77,11 @@ func TestServerRefusesBadInput(t *testing.T) {
 		want codes.Code
 	}{
 		{"unary, good", func() error {
-			_, err := c.ProcessRaftMessage(t.Context(), &api.ProcessRaftMessageRequest{Message: good})
+			_, err := c.ProcessRaftMessage(t.Context(), &api.ProcessRaftMessageRequest{Messages: [][]byte{good}})
 			return err
 		}, codes.OK},
 		{"unary, undecodable", func() error {
-			_, err := c.ProcessRaftMessage(t.Context(), &api.ProcessRaftMessageRequest{Message: undecodable})
+			_, err := c.ProcessRaftMessage(t.Context(), &api.ProcessRaftMessageRequest{Messages: [][]byte{undecodable}})
 			return err
 		}, codes.InvalidArgument},
 		{"unary, empty", func() error {
@@ -143,7 +143,7 @@ func TestServerReportsRemovedMember(t *testing.T) {
 	c := startServer(t, h, ServerConfig{})
 	data, _ := proto.Marshal(msg(raftpb.MsgHeartbeat, 5, 1, 0))
 
-	_, unaryErr := c.ProcessRaftMessage(t.Context(), &api.ProcessRaftMessageRequest{Message: data})
+	_, unaryErr := c.ProcessRaftMessage(t.Context(), &api.ProcessRaftMessageRequest{Messages: [][]byte{data}})
 	streamErr := stream(t, c, chunk(uint64(len(data)), data))
 	for _, err := range []error{unaryErr, streamErr} {
 		st := status.Convert(err)
@@ -166,7 +166,7 @@ func TestServerReportsRemovedMember(t *testing.T) {
 
 	// Other errors of the Handler are failures, not removals.
 	h.setErr(errTest)
-	_, err := c.ProcessRaftMessage(t.Context(), &api.ProcessRaftMessageRequest{Message: data})
+	_, err := c.ProcessRaftMessage(t.Context(), &api.ProcessRaftMessageRequest{Messages: [][]byte{data}})
 	if err == nil || IsMemberRemoved(err) {
 		t.Fatalf("err = %v, want a failure that is not a removal", err)
 	}

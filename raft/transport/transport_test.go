@@ -432,7 +432,7 @@ func TestPeerConnServesOtherCalls(t *testing.T) {
 		t.Fatalf("PeerConn: %v", err)
 	}
 	data, _ := proto.Marshal(msg(raftpb.MsgHeartbeat, 1, 2, 5))
-	if _, err := api.NewRaftClient(cc).ProcessRaftMessage(t.Context(), &api.ProcessRaftMessageRequest{Message: data}); err != nil {
+	if _, err := api.NewRaftClient(cc).ProcessRaftMessage(t.Context(), &api.ProcessRaftMessageRequest{Messages: [][]byte{data}}); err != nil {
 		t.Fatalf("call on PeerConn: %v", err)
 	}
 	if got := b.receive(t); got.GetIndex() != 5 {
