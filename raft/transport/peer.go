@@ -112,6 +112,12 @@ func (p *peer) run() {
 	}
 }
 
+// sendTimeout bounds a call carrying size bytes: SendTimeout, plus a
+// second for every minStreamThroughput bytes.
+func (p *peer) sendTimeout(size int) time.Duration {
+	return p.tr.cfg.SendTimeout + time.Duration(size/minStreamThroughput)*time.Second
+}
+
 // unary reports whether out may travel in a ProcessRaftMessage call.
 func (p *peer) unary(out outgoing) bool {
 	return out.typ != raftpb.MsgSnap && len(out.data) <= p.tr.cfg.MaxUnaryMessageSize
@@ -119,7 +125,7 @@ func (p *peer) unary(out outgoing) bool {
 
 // sendBatch sends whole encoded messages in one ProcessRaftMessage call.
 func (p *peer) sendBatch(client api.RaftClient, batch [][]byte) error {
-	ctx, cancel := context.WithTimeout(p.ctx, p.tr.cfg.SendTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, p.sendTimeout(totalLen(batch)))
 	defer cancel()
 	_, err := client.ProcessRaftMessage(ctx, &api.ProcessRaftMessageRequest{Messages: batch},
 		grpc.MaxCallSendMsgSize(grpcMaxMessageSize))
@@ -183,8 +189,7 @@ func (p *peer) deliverOn(client api.RaftClient, typ raftpb.MessageType, segs [][
 		return p.sendBatch(client, segs)
 	}
 
-	timeout := cfg.SendTimeout + time.Duration(size/minStreamThroughput+1)*time.Second
-	ctx, cancel := context.WithTimeout(p.ctx, timeout)
+	ctx, cancel := context.WithTimeout(p.ctx, p.sendTimeout(size))
 	defer cancel() // also ends the stream on an early return
 	stream, err := client.StreamRaftMessage(ctx, grpc.MaxCallSendMsgSize(grpcMaxMessageSize))
 	if err != nil {

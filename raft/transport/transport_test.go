@@ -197,8 +197,14 @@ func TestUnreachablePeerComesBack(t *testing.T) {
 
 	a.tr.Send([]*raftpb.Message{msg(raftpb.MsgHeartbeat, 1, 2, 0)})
 	syncPeer(t, a, b)
-	if !a.tr.Active(2) {
-		t.Fatal("peer not active after a successful send")
+	// The receiver has the message; the sender marks the peer active when
+	// the call returns, a moment later.
+	deadline := time.Now().Add(waitTimeout)
+	for !a.tr.Active(2) {
+		if time.Now().After(deadline) {
+			t.Fatal("peer not active after a successful send")
+		}
+		time.Sleep(time.Millisecond)
 	}
 
 	b.stopServer()
@@ -212,7 +218,7 @@ func TestUnreachablePeerComesBack(t *testing.T) {
 	// Raft sends a heartbeat every tick; do the same until one arrives.
 	// Heartbeat 1 may arrive too: a send can fail on the sender's side
 	// after the receiver got it.
-	deadline := time.After(waitTimeout)
+	giveUp := time.After(waitTimeout)
 	for i, arrived := uint64(2), false; !arrived; i++ {
 		a.tr.Send([]*raftpb.Message{msg(raftpb.MsgHeartbeat, 1, 2, i)})
 		tick := time.After(100 * time.Millisecond)
@@ -226,7 +232,7 @@ func TestUnreachablePeerComesBack(t *testing.T) {
 				}
 			case <-tick:
 				break wait
-			case <-deadline:
+			case <-giveUp:
 				t.Fatal("no message reached the restarted peer")
 			}
 		}
