@@ -13,7 +13,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // The WAL's framing, as etcd's encoder writes it: an 8-byte little-endian
@@ -118,22 +118,33 @@ func intactRecordsAfter(b []byte, base int64) (int64, bool) {
 			continue
 		}
 		r2, _, ok := parseFrame(b, next)
-		if !ok || r2.GetType() == wal.CrcType {
+		if !ok || r2.typ == wal.CrcType {
 			continue
 		}
-		if r2.GetCrc() == crc32.Update(r1.GetCrc(), crcTable, r2.GetData()) {
+		if r2.crc == crc32.Update(r1.crc, crcTable, r2.data) {
 			return base + off, true
 		}
 	}
 	return 0, false
 }
 
-// parseFrame parses the frame at b[off:] strictly: well-formed length and
-// padding, a record of a known type with a checksum. It returns the record
-// and the offset after the frame.
-func parseFrame(b []byte, off int64) (*walpb.Record, int64, bool) {
+// frame is a WAL record as parseFrame reads it.
+type frame struct {
+	typ  int64
+	crc  uint32
+	data []byte
+}
+
+// parseFrame parses the frame at b[off:] strictly, in the form etcd's
+// encoder writes: a well-formed length and padding, then the record's type
+// (one etcd knows), its checksum and its data, in field order and nothing
+// else. Being this strict makes garbage fail within a few bytes, so a scan
+// over a damaged segment stays linear. It returns the offset after the
+// frame.
+func parseFrame(b []byte, off int64) (frame, int64, bool) {
+	var f frame
 	if off < 0 || off+frameHeaderBytes > int64(len(b)) {
-		return nil, 0, false
+		return f, 0, false
 	}
 	l := binary.LittleEndian.Uint64(b[off:])
 	top := l >> 56
@@ -144,20 +155,48 @@ func parseFrame(b []byte, off int64) (*walpb.Record, int64, bool) {
 	case top >= 0x81 && top <= 0x87:
 		pad = int64(top & 0x7)
 	default:
-		return nil, 0, false
+		return f, 0, false
 	}
 	start := off + frameHeaderBytes
 	if n == 0 || (n+pad)%frameHeaderBytes != 0 || n > int64(len(b))-start-pad {
-		return nil, 0, false
+		return f, 0, false
 	}
-	rec := &walpb.Record{}
-	if err := proto.Unmarshal(b[start:start+n], rec); err != nil {
-		return nil, 0, false
+	rec := b[start : start+n]
+
+	num, typ, k := protowire.ConsumeTag(rec)
+	if k < 0 || num != 1 || typ != protowire.VarintType {
+		return f, 0, false
 	}
-	if t := rec.GetType(); t < wal.MetadataType || t > wal.SnapshotType || rec.Crc == nil {
-		return nil, 0, false
+	rec = rec[k:]
+	t, k := protowire.ConsumeVarint(rec)
+	if k < 0 || int64(t) < wal.MetadataType || int64(t) > wal.SnapshotType {
+		return f, 0, false
 	}
-	return rec, start + n + pad, true
+	f.typ, rec = int64(t), rec[k:]
+
+	num, typ, k = protowire.ConsumeTag(rec)
+	if k < 0 || num != 2 || typ != protowire.VarintType {
+		return f, 0, false
+	}
+	rec = rec[k:]
+	c, k := protowire.ConsumeVarint(rec)
+	if k < 0 || c > 0xffffffff {
+		return f, 0, false
+	}
+	f.crc, rec = uint32(c), rec[k:]
+
+	if len(rec) > 0 {
+		num, typ, k = protowire.ConsumeTag(rec)
+		if k < 0 || num != 3 || typ != protowire.BytesType {
+			return f, 0, false
+		}
+		rec = rec[k:]
+		f.data, k = protowire.ConsumeBytes(rec)
+		if k < 0 || k != len(rec) {
+			return f, 0, false
+		}
+	}
+	return f, start + n + pad, true
 }
 
 // zeroedSectorBetween reports whether the file range [from, to) holds a
