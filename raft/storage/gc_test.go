@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -139,4 +140,24 @@ func TestSnapshotAheadOfCommitKeepsOlderFilesUntilCommitted(t *testing.T) {
 	cs, loaded = mustOpen(t, testConfig(t, crashed))
 	checkLoaded(t, loaded, nil, leaders, hardState(3, 0, 500), nil)
 	mustClose(t, cs)
+}
+
+// Once the WAL's first segments are gone, the snapshot file is the only
+// copy of the state before it: without it Open must fail, not start empty.
+func TestOpenWithoutTheSnapshotFileTheWALNeedsFails(t *testing.T) {
+	smallSegments(t, 8<<10)
+	cfg := testConfig(t, t.TempDir())
+	s := mustCreate(t, cfg, nil)
+	writeRounds(t, s, 3, 30)
+	mustClose(t, s)
+	for _, f := range snapshotNames(t, cfg.Dir) {
+		if err := os.Remove(filepath.Join(cfg.Dir, snapDirName, f.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err := Open(cfg)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open: %v, want ErrCorrupt", err)
+	}
+	t.Logf("Open: %v", err)
 }

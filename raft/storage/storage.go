@@ -124,16 +124,27 @@ func Create(cfg Config, metadata []byte) (*Storage, error) {
 		return nil, fmt.Errorf("storage: create WAL in %s: %w", s.walDir, err)
 	}
 	s.w = w
+	// etcd fsyncs the first segment and, after renaming wal.tmp to wal,
+	// the parent directory, but never wal/ itself, whose entry for the
+	// segment was made while it was wal.tmp.
+	if err := syncDir(s.walDir); err != nil {
+		return nil, errors.Join(err, s.w.Close())
+	}
 	s.log.Info("created raft storage", "dir", dir)
 	return s, nil
 }
 
-// Open loads the node's state from cfg.Dir: the newest snapshot that the
-// WAL has a record of and whose index was committed, then the HardState and
-// the entries after that snapshot. A record torn by a crash at the end of
-// the last segment is cut off (etcd's wal.Repair keeps a ".broken" copy of
-// the segment), once; any other damage fails with ErrCorrupt. With no WAL
-// Open fails with ErrNoWAL.
+// Open loads the node's state from cfg.Dir: the newest snapshot file that
+// the WAL has a record of and whose index was committed, then the HardState
+// and the entries after that snapshot. A snapshot file that fails its
+// checksum is skipped for an older one (etcd renames it *.broken).
+//
+// A record torn by a crash at the end of the last segment is cut off, once
+// (etcd's wal.Repair keeps a ".broken" copy of the segment). Damage is not:
+// a checksum mismatch, a missing segment or snapshot file that the log
+// needs, or intact records after the point where the log stops fail with
+// ErrCorrupt, and nothing is truncated. With no WAL Open fails with
+// ErrNoWAL.
 //
 // On success the returned Storage appends after the last record read.
 func Open(cfg Config) (*Storage, *Loaded, error) {
@@ -165,12 +176,14 @@ func Open(cfg Config) (*Storage, *Loaded, error) {
 		return nil, nil, err
 	}
 	snapshot, err := s.snapshotter.LoadNewestAvailable(walSnaps)
+	var missing *walpb.Snapshot // the newest snapshot the WAL names but no file holds
 	switch {
 	case errors.Is(err, snap.ErrNoSnapshot):
 		snapshot = nil
 		if n := len(walSnaps); n > 0 && walSnaps[n-1].GetIndex() > 0 {
-			s.log.Warn("no snapshot file matches the WAL's snapshot records; replaying the WAL from its start",
-				"index", walSnaps[n-1].GetIndex(), "term", walSnaps[n-1].GetTerm())
+			missing = walSnaps[n-1]
+			s.log.Warn("no snapshot file that the WAL names loads; reading the WAL from its start",
+				"index", missing.GetIndex(), "term", missing.GetTerm())
 		}
 	case err != nil:
 		return nil, nil, fmt.Errorf("storage: load snapshot from %s: %w", s.snapDir, err)
@@ -182,6 +195,10 @@ func Open(cfg Config) (*Storage, *Loaded, error) {
 		at = &walpb.Snapshot{Index: proto.Uint64(m.GetIndex()), Term: proto.Uint64(m.GetTerm()), ConfState: m.GetConfState()}
 	}
 	w, metadata, hs, ents, err := s.readWAL(at, lastSegment)
+	if err != nil && missing != nil {
+		return nil, nil, fmt.Errorf("%w (the WAL names a snapshot at index %d, term %d, but %s has no readable file for it)",
+			err, missing.GetIndex(), missing.GetTerm(), s.snapDir)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -272,13 +289,14 @@ func recoverCorrupt(err *error, what string) {
 
 // Save appends entries and then the HardState to the WAL. It returns once
 // they are durable when durability is what Raft needs: etcd's wal.Save
-// fsyncs itself when raft.MustSync holds (entries to append, or a new term
-// or vote) and when it starts a new segment. A HardState that changes only
-// the commit index is buffered until the next fsync; Raft can learn a lost
-// commit index again. Either argument may be empty.
+// fsyncs itself exactly when raft.MustSync(hs, previous hs, len(ents))
+// holds (entries to append, or a new term or vote), and when it starts a
+// new segment, so Ready.MustSync needs no separate call. A HardState that
+// changes only the commit index is buffered until the next fsync; Raft can
+// learn a lost commit index again. Either argument may be empty.
 //
-// Save must not be called concurrently with itself; it may run while
-// SaveSnapshot writes a snapshot file.
+// Calls are serialized with each other and with SaveSnapshot's WAL record;
+// a snapshot file being written does not hold Save up.
 func (s *Storage) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
