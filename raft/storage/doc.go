@@ -20,16 +20,21 @@
 // persist or when (the raft package's Ready loop does), and touches nothing
 // outside its directory.
 //
-// Usage, in a node's start-up and Ready loop:
+// Usage, in a node's start-up and Ready loop (Example runs a full cycle):
 //
 //	cfg := storage.Config{Dir: filepath.Join(stateDir, "raft"), Logger: logger}
-//	var st *storage.Storage
+//	var (
+//		st     *storage.Storage
+//		loaded *storage.Loaded
+//		err    error
+//	)
 //	if storage.Exists(cfg.Dir) {
 //		st, loaded, err = storage.Open(cfg)
-//		// restore loaded.Snapshot, SetHardState(loaded.HardState),
-//		// Append(loaded.Entries) into a raft.MemoryStorage, then RestartNode.
+//		// Restore the state machine from loaded.Snapshot, then ApplySnapshot,
+//		// SetHardState(loaded.HardState) and Append(loaded.Entries) on a
+//		// raft.MemoryStorage, and RestartNode.
 //	} else {
-//		st, err = storage.Create(cfg, nodeIdentity)
+//		st, err = storage.Create(cfg, identity)
 //	}
 //	...
 //	for rd := range node.Ready() {
@@ -37,7 +42,7 @@
 //			err = st.SaveSnapshot(rd.Snapshot) // before the HardState that commits it
 //		}
 //		err = st.Save(rd.HardState, rd.Entries) // durable when rd.MustSync
-//		// any error stops the node
+//		// Any error stops the node.
 //		...
 //	}
 package storage
