@@ -325,9 +325,10 @@ func (s *Storage) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	return nil
 }
 
-// SaveSnapshot makes snap durable and then removes the snapshot files and
-// WAL segments that no kept snapshot needs. The snapshot must not be empty,
-// must carry a ConfState, and must not be older than one already saved.
+// SaveSnapshot makes the snapshot durable and then removes the snapshot
+// files and WAL segments that no kept snapshot needs. The snapshot must not
+// be empty, must carry a ConfState, and must not be older than one already
+// saved.
 // Call it before saving the HardState and entries of the same Ready.
 //
 // A snapshot whose index is above the commit index saved so far (one sent
