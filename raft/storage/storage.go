@@ -233,7 +233,7 @@ func newStorage(cfg Config) (*Storage, error) {
 }
 
 // validSnapshotEntries lists the WAL's usable snapshot records. etcd
-// unmarshals with Must* helpers, so a record that passes its checksum but
+// unmarshals with Must* functions, so a record that passes its checksum but
 // does not decode panics; that is damage, reported as ErrCorrupt.
 func (s *Storage) validSnapshotEntries() (snaps []*walpb.Snapshot, err error) {
 	defer recoverCorrupt(&err, "list WAL snapshot records")
