@@ -1,0 +1,32 @@
+package storage
+
+import "errors"
+
+// Errors returned by this package. Match them with errors.Is: most are
+// returned wrapped, together with the error from etcd or the OS that caused
+// them.
+var (
+	// ErrInvalidConfig means a Config field has a value that cannot work;
+	// the message names the field and the value.
+	ErrInvalidConfig = errors.New("storage: invalid config")
+	// ErrNoWAL means Open found no WAL segment under Dir/wal: this is a new
+	// node, or the directory is not the one that was created.
+	ErrNoWAL = errors.New("storage: no WAL found")
+	// ErrExists means Create found a WAL or snapshot files that a new node
+	// must not inherit.
+	ErrExists = errors.New("storage: raft state already exists")
+	// ErrCorrupt means the WAL, or the snapshot it needs, cannot be read
+	// back without dropping records that were written whole: a record fails
+	// its checksum, records are missing, or a damaged record has intact
+	// records after it. Open refuses to truncate such a log.
+	ErrCorrupt = errors.New("storage: WAL is corrupt")
+	// ErrInvalidSnapshot means SaveSnapshot was given an empty snapshot, one
+	// without a ConfState, or one older than a snapshot already saved.
+	ErrInvalidSnapshot = errors.New("storage: invalid snapshot")
+	// ErrFailed means an earlier write to the WAL failed. What reached the
+	// disk is then unknown, so every later write is refused: close the
+	// Storage and open it again.
+	ErrFailed = errors.New("storage: an earlier WAL write failed")
+	// ErrClosed means the Storage was used after Close.
+	ErrClosed = errors.New("storage: closed")
+)
