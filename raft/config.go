@@ -1,0 +1,150 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/grpc"
+)
+
+// Config configures a Node. Start from DefaultConfig and set the identity
+// fields; every field states its unit and default.
+type Config struct {
+	// NodeID is the manager's stable identity. Required.
+	NodeID string
+	// StateDir is the directory of the Raft state; the WAL and snapshots
+	// live in StateDir/wal and StateDir/snap. Required.
+	StateDir string
+	// AdvertiseAddr is the address at which peers reach this node's Raft
+	// service (host:port). Required.
+	AdvertiseAddr string
+	// JoinAddr is the address of a member of an existing cluster to join.
+	// Empty means: bootstrap a new cluster. Ignored when StateDir already
+	// holds a WAL (the node restarts from it).
+	JoinAddr string
+	// ForceNewCluster restarts the node from its WAL as the only member of
+	// a new cluster, keeping every committed entry. For recovery after
+	// the loss of a quorum for good.
+	ForceNewCluster bool
+
+	// TickInterval is the duration of one Raft tick. Default 100ms.
+	TickInterval time.Duration
+	// ElectionTick is the number of ticks without a leader before a
+	// follower campaigns. Default 10 (1s with the default tick).
+	ElectionTick int
+	// HeartbeatTick is the number of ticks between heartbeats. Default 1.
+	HeartbeatTick int
+
+	// SnapshotInterval is the number of applied entries after which the
+	// node takes a snapshot. Default 10000.
+	SnapshotInterval uint64
+	// LogEntriesForSlowFollowers is the number of entries kept in memory
+	// before a snapshot's index, so a follower slightly behind catches up
+	// without a snapshot. Default 500.
+	LogEntriesForSlowFollowers uint64
+	// KeepOldSnapshots is the number of snapshot files kept besides the
+	// newest. Default 0.
+	KeepOldSnapshots int
+
+	// MaxProposalSize is the largest payload ProposeValue accepts, in
+	// bytes. Default 1.5 MiB, which leaves room under gRPC's 4 MiB
+	// message limit for batching entries into one message.
+	MaxProposalSize int
+	// MaxSizePerMsg is the largest append message to a follower, in bytes.
+	// Default 1 MiB.
+	MaxSizePerMsg uint64
+	// MaxInflightMsgs is the number of append messages in flight to one
+	// follower. Default 256.
+	MaxInflightMsgs int
+	// MaxUncommittedEntriesSize bounds the bytes of entries proposed but
+	// not committed; proposals beyond it fail with ErrProposalDropped
+	// until the cluster catches up. Default 64 MiB.
+	MaxUncommittedEntriesSize uint64
+	// ReadTimeout bounds one ReadIndex round before it is retried. Default
+	// 2s.
+	ReadTimeout time.Duration
+
+	// DialOptions are used for every connection to a peer (transport
+	// credentials among them).
+	DialOptions []grpc.DialOption
+	// Clock drives ticks and timeouts; tests pass a fake one. Default: the
+	// real clock.
+	Clock clockwork.Clock
+	// Logger receives the node's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every tunable set to its default and
+// the identity fields empty.
+func DefaultConfig() Config {
+	return Config{
+		TickInterval:               100 * time.Millisecond,
+		ElectionTick:               10,
+		HeartbeatTick:              1,
+		SnapshotInterval:           10000,
+		LogEntriesForSlowFollowers: 500,
+		KeepOldSnapshots:           0,
+		MaxProposalSize:            3 << 19, // 1.5 MiB
+		MaxSizePerMsg:              1 << 20,
+		MaxInflightMsgs:            256,
+		MaxUncommittedEntriesSize:  64 << 20,
+		ReadTimeout:                2 * time.Second,
+	}
+}
+
+// Validate checks c and names the first bad value it finds.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("raft: config: "+format, args...)) }
+	if c.NodeID == "" {
+		bad("NodeID is empty")
+	}
+	if c.StateDir == "" {
+		bad("StateDir is empty")
+	}
+	if c.AdvertiseAddr == "" {
+		bad("AdvertiseAddr is empty")
+	}
+	if c.TickInterval <= 0 {
+		bad("TickInterval %v must be positive", c.TickInterval)
+	}
+	if c.HeartbeatTick <= 0 {
+		bad("HeartbeatTick %d must be positive", c.HeartbeatTick)
+	}
+	if c.ElectionTick <= c.HeartbeatTick {
+		bad("ElectionTick %d must be greater than HeartbeatTick %d", c.ElectionTick, c.HeartbeatTick)
+	}
+	if c.SnapshotInterval == 0 {
+		bad("SnapshotInterval must be positive")
+	}
+	if c.KeepOldSnapshots < 0 {
+		bad("KeepOldSnapshots %d must not be negative", c.KeepOldSnapshots)
+	}
+	if c.MaxProposalSize <= 0 {
+		bad("MaxProposalSize %d must be positive", c.MaxProposalSize)
+	}
+	if c.MaxSizePerMsg == 0 {
+		bad("MaxSizePerMsg must be positive")
+	}
+	if c.MaxInflightMsgs <= 0 {
+		bad("MaxInflightMsgs %d must be positive", c.MaxInflightMsgs)
+	}
+	if c.MaxUncommittedEntriesSize != 0 && c.MaxUncommittedEntriesSize < uint64(c.MaxProposalSize) {
+		bad("MaxUncommittedEntriesSize %d is smaller than MaxProposalSize %d", c.MaxUncommittedEntriesSize, c.MaxProposalSize)
+	}
+	if c.ReadTimeout <= 0 {
+		bad("ReadTimeout %v must be positive", c.ReadTimeout)
+	}
+	if c.ForceNewCluster && c.JoinAddr != "" {
+		bad("ForceNewCluster and JoinAddr %q exclude each other", c.JoinAddr)
+	}
+	return errors.Join(errs...)
+}
+
+// electionTimeout is the time a follower waits without a leader.
+func (c *Config) electionTimeout() time.Duration {
+	return time.Duration(c.ElectionTick) * c.TickInterval
+}

@@ -1,0 +1,201 @@
+package raft_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/raft"
+	"github.com/shoal-project/shoal/raft/membership"
+	"github.com/shoal-project/shoal/raft/rafttest"
+)
+
+func TestMembersJoinAndAreRemoved(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.Options{})
+	c.MustPropose("before")
+	fourth := c.AddMember()
+	fifth := c.AddMember()
+	c.MustPropose("five members")
+	c.WaitApplied(c.Leader().Node().Status)
+	sameLogs(t, c, c.Leader().Log().Payloads())
+	for _, m := range c.Running() {
+		if got := len(m.Node().Cluster().Members()); got != 5 {
+			t.Fatalf("%s knows %d members, want 5", m.NodeID, got)
+		}
+	}
+
+	// Remove the fourth member: it applies its own removal and stops.
+	leader := c.Leader()
+	removedID := fourth.ID()
+	if err := leader.Node().RemoveMember(context.Background(), removedID, false); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	if err := fourth.RunErr(); !errors.Is(err, raft.ErrMemberRemoved) {
+		t.Fatalf("removed member's Run returned %v, want ErrMemberRemoved", err)
+	}
+	_ = fourth.Stop()
+	c.MustPropose("after removal")
+	for _, m := range c.Running() {
+		c.WaitFor("the removal to be applied everywhere", func() bool { return m.Node().Cluster().IsRemoved(removedID) })
+	}
+	if err := leader.Node().RemoveMember(context.Background(), removedID, false); !errors.Is(err, membership.ErrMemberRemoved) {
+		t.Fatalf("removing again: err = %v, want ErrMemberRemoved", err)
+	}
+
+	// A new member never gets the removed ID.
+	sixth := c.AddMember()
+	if sixth.ID() == removedID {
+		t.Fatal("a removed Raft ID was reused")
+	}
+	_ = fifth
+}
+
+func TestRemovalThatBreaksQuorumIsRefused(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.Options{})
+	followers := c.Followers()
+	down, healthy := followers[0], followers[1]
+	if err := down.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.Leader()
+	c.WaitFor("the leader to see the stopped member unreachable", func() bool {
+		st, _ := leader.Node().Status()
+		for _, m := range st.Members {
+			if m.RaftID == down.ID() {
+				return !m.Reachable
+			}
+		}
+		return false
+	})
+	err := leader.Node().RemoveMember(context.Background(), healthy.ID(), false)
+	if !errors.Is(err, membership.ErrCannotRemove) {
+		t.Fatalf("removing a healthy member with one down: err = %v, want ErrCannotRemove", err)
+	}
+	// Removing the member that is down keeps a quorum, so it is allowed.
+	if err := leader.Node().RemoveMember(context.Background(), down.ID(), false); err != nil {
+		t.Fatalf("removing the stopped member: %v", err)
+	}
+	c.MustPropose("two members")
+}
+
+func TestRemovedMemberThatMissedItsRemovalStops(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.Options{})
+	leader := c.Leader()
+	cut := c.Followers()[0]
+	var rest []*rafttest.Member
+	for _, m := range c.Running() {
+		if m != cut {
+			rest = append(rest, m)
+		}
+	}
+	c.Partition([]*rafttest.Member{cut}, rest)
+	c.WaitFor("the leader to see the cut member unreachable", func() bool {
+		st, _ := leader.Node().Status()
+		for _, m := range st.Members {
+			if m.RaftID == cut.ID() {
+				return !m.Reachable
+			}
+		}
+		return false
+	})
+	if err := leader.Node().RemoveMember(context.Background(), cut.ID(), false); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	// Once the link is back, the peers refuse its messages and it stops.
+	c.Heal()
+	if err := cut.RunErr(); !errors.Is(err, raft.ErrMemberRemoved) {
+		t.Fatalf("Run of the removed member returned %v, want ErrMemberRemoved", err)
+	}
+}
+
+func TestRestartAtNewAddressUpdatesIt(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.Options{})
+	moved := c.Followers()[0]
+	id := moved.ID()
+	if err := moved.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	newAddr := c.FreeAddr()
+	moved.RestartAt(newAddr)
+	if moved.ID() != id {
+		t.Fatalf("the restarted member has Raft ID %x, want %x", moved.ID(), id)
+	}
+	for _, m := range c.Running() {
+		c.WaitFor("the new address everywhere", func() bool {
+			got, _ := m.Node().Cluster().Get(id)
+			return got.Addr == newAddr
+		})
+	}
+	index := c.MustPropose("after the move")
+	c.WaitAppliedIndex(index)
+}
+
+func TestJoinOfAMemberUpdatesItsAddress(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.Options{})
+	followers := c.Followers()
+	conn, err := grpc.NewClient(followers[0].Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	target := followers[1]
+	// Through a follower, so the call is forwarded to the leader.
+	resp, err := api.NewRaftMembershipClient(conn).Join(context.Background(), &api.JoinRequest{NodeId: target.NodeID, Addr: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	if resp.GetRaftId() != target.ID() {
+		t.Fatalf("rejoin got Raft ID %x, want the member's own %x", resp.GetRaftId(), target.ID())
+	}
+	leader := c.Leader()
+	got, _ := leader.Node().Cluster().Get(target.ID())
+	if got.Addr != "127.0.0.1:1" {
+		t.Fatalf("the leader has address %q for the member, want the new one", got.Addr)
+	}
+}
+
+func TestJoinErrors(t *testing.T) {
+	c := rafttest.NewCluster(t, 1, rafttest.Options{})
+	conn, err := grpc.NewClient(c.Leader().Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = api.NewRaftMembershipClient(conn).Join(context.Background(), &api.JoinRequest{NodeId: "", Addr: "x:1"})
+	if status.Code(err) == codes.OK {
+		t.Fatal("a join without node ID succeeded")
+	}
+	_, err = api.NewRaftMembershipClient(conn).Leave(context.Background(), &api.LeaveRequest{RaftId: 12345})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("leave of an unknown member: %v, want NotFound", err)
+	}
+}
+
+func TestForceNewCluster(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.Options{})
+	acked := proposeMany(t, c, "v", 50, 4)
+	c.WaitApplied(c.Leader().Node().Status)
+	survivor := c.Followers()[0]
+	for _, m := range c.Members() {
+		if err := m.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	survivor.RestartForced()
+	c.WaitFor("the survivor to lead alone", func() bool { return survivor.Node().IsLeader() })
+	if got := len(survivor.Node().Cluster().Members()); got != 1 {
+		t.Fatalf("after --force-new-cluster the cluster has %d members, want 1", got)
+	}
+	checkContains(t, c, acked)
+	c.MustPropose("after recovery")
+	c.AddMember()
+	c.MustPropose("two members again")
+	c.WaitApplied(c.Leader().Node().Status)
+	sameLogs(t, c, c.Leader().Log().Payloads())
+}

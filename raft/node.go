@@ -1,0 +1,296 @@
+package raft
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jonboulle/clockwork"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc"
+
+	"github.com/shoal-project/shoal/raft/membership"
+)
+
+// logStore is the durable Raft log; raft/storage implements it.
+type logStore interface {
+	// Save appends entries and the hard state durably.
+	Save(hs *raftpb.HardState, ents []*raftpb.Entry) error
+	// SaveSnapshot writes the snapshot file, then the WAL record that
+	// names it, then drops files no kept snapshot needs.
+	SaveSnapshot(snap *raftpb.Snapshot) error
+	Close() error
+}
+
+// peerTransport sends Raft messages to peers; raft/transport implements it.
+type peerTransport interface {
+	Send(msgs []*raftpb.Message)
+	AddPeer(id uint64, addr string) error
+	UpdatePeer(id uint64, addr string) error
+	RemovePeer(id uint64)
+	Active(id uint64) bool
+	PeerConn(id uint64) (*grpc.ClientConn, error)
+	Stop()
+}
+
+// Node is one manager's Raft node. Create it with NewNode, then call
+// JoinAndStart once and Run once; every other method is safe for concurrent
+// use from any goroutine once JoinAndStart has returned.
+type Node struct {
+	cfg   Config
+	sm    StateMachine
+	log   *slog.Logger
+	clock clockwork.Clock
+
+	// Set by JoinAndStart, read-only afterwards.
+	id        uint64
+	raftNode  raft.Node
+	memStore  *raft.MemoryStorage
+	disk      logStore
+	transport peerTransport
+
+	cluster    *membership.Cluster
+	leadership *leadership
+	proposals  *proposalWaiters
+	applied    appliedIndex
+	reads      readBatcher
+
+	// proposalSeq numbers this process's proposals; it starts at a random
+	// value so that IDs of an earlier run, replayed from the WAL, do not
+	// meet the waiters of this one.
+	proposalSeq atomic.Uint64
+	// confChangeMu keeps one membership change in flight: Raft drops a
+	// configuration change proposed while another is pending.
+	confChangeMu sync.Mutex
+
+	// Owned by the Run goroutine.
+	loop loopState
+
+	// restarted is set when the node started from its WAL, whose commit
+	// index was restartCommit.
+	restarted     bool
+	restartCommit uint64
+
+	started      atomic.Bool
+	stopOnce     sync.Once
+	stopped      chan struct{} // closed when the node starts stopping
+	done         chan struct{} // closed when Run has released everything
+	stopReason   atomic.Pointer[error]
+	snapshotDone chan snapshotResult
+	readStates   chan raft.ReadState
+	wg           sync.WaitGroup
+}
+
+// loopState is the state that only the Run goroutine touches.
+type loopState struct {
+	confState     *raftpb.ConfState
+	snapshotIndex uint64
+	snapshotting  bool
+	// leaderTerm is the term in which this node became leader, until it
+	// has applied an entry of that term and so every earlier one.
+	leaderTerm uint64
+	term       uint64
+	removed    bool
+	// campaignAt, when set, is the index after whose application the node
+	// campaigns: a bootstrapping node does so at once rather than after an
+	// election timeout.
+	campaignAt uint64
+}
+
+// NewNode returns a node that will apply committed entries to sm. Nothing
+// is read or started until JoinAndStart.
+func NewNode(cfg Config, sm StateMachine) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if sm == nil {
+		return nil, fmt.Errorf("raft: NewNode: state machine is nil")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg:          cfg,
+		sm:           sm,
+		log:          cfg.Logger,
+		clock:        cfg.Clock,
+		cluster:      membership.NewCluster(),
+		leadership:   newLeadership(),
+		proposals:    newProposalWaiters(),
+		stopped:      make(chan struct{}),
+		done:         make(chan struct{}),
+		snapshotDone: make(chan snapshotResult, 1),
+		readStates:   make(chan raft.ReadState, 64),
+	}
+	n.reads.init()
+	n.proposalSeq.Store(randomUint64())
+	return n, nil
+}
+
+// ID returns the node's Raft ID, 0 before JoinAndStart.
+func (n *Node) ID() uint64 { return n.id }
+
+// NodeID returns the manager's stable identity.
+func (n *Node) NodeID() string { return n.cfg.NodeID }
+
+// Cluster returns the membership as this node has applied it. The caller
+// must not change it.
+func (n *Node) Cluster() *membership.Cluster { return n.cluster }
+
+// Done is closed when the node has stopped and released its resources.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Stop asks the node to stop and waits until Run has returned. It is safe
+// to call more than once, and before Run (Run then returns at once).
+func (n *Node) Stop() {
+	n.stop(nil)
+	if n.started.Load() {
+		<-n.done
+	}
+}
+
+// stop starts stopping the node for reason (nil for a requested stop).
+func (n *Node) stop(reason error) {
+	n.stopOnce.Do(func() {
+		if reason != nil {
+			n.stopReason.Store(&reason)
+		}
+		close(n.stopped)
+	})
+}
+
+func (n *Node) checkRunning() error {
+	if !n.started.Load() {
+		return ErrNotStarted
+	}
+	select {
+	case <-n.stopped:
+		return ErrStopped
+	default:
+		return nil
+	}
+}
+
+// raftConfig returns the etcd raft configuration for this node.
+func (n *Node) raftConfig(applied uint64) *raft.Config {
+	return &raft.Config{
+		ID:                        n.id,
+		ElectionTick:              n.cfg.ElectionTick,
+		HeartbeatTick:             n.cfg.HeartbeatTick,
+		Storage:                   n.memStore,
+		Applied:                   applied,
+		MaxSizePerMsg:             n.cfg.MaxSizePerMsg,
+		MaxInflightMsgs:           n.cfg.MaxInflightMsgs,
+		MaxUncommittedEntriesSize: n.cfg.MaxUncommittedEntriesSize,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		ReadOnlyOption:            raft.ReadOnlySafe,
+		// Proposals are made on the leader only; a follower hands
+		// callers an error naming the leader instead of forwarding
+		// silently, so a caller never waits on an entry it cannot track.
+		DisableProposalForwarding: true,
+		StepDownOnRemoval:         true,
+		Logger:                    raftLogger{n.log},
+	}
+}
+
+func randomUint64() uint64 {
+	var b [8]byte
+	if _, err := io.ReadFull(rand.Reader, b[:]); err != nil {
+		panic(fmt.Sprintf("raft: reading random bytes: %v", err))
+	}
+	return binary.BigEndian.Uint64(b[:])
+}
+
+// newRaftID returns a random non-zero Raft ID that no current or removed
+// member has.
+func (n *Node) newRaftID() uint64 {
+	for {
+		if id := randomUint64(); id != 0 && !n.cluster.IsUsed(id) {
+			return id
+		}
+	}
+}
+
+// Run drives the node: it ticks, and handles every Ready (persist, send,
+// apply, snapshot, advance) until ctx ends, Stop is called, or a fatal error
+// happens. It returns nil after a requested stop, ErrMemberRemoved when this
+// node was removed from the cluster, and the error otherwise (a persistence
+// error among them: the node never runs on after one). When Run returns,
+// the node has released its disk and network resources.
+func (n *Node) Run(ctx context.Context) error {
+	if !n.started.Load() {
+		return ErrNotStarted
+	}
+	err := n.runLoop(ctx)
+	n.stop(err)
+	n.shutdown()
+	if err == nil {
+		if p := n.stopReason.Load(); p != nil {
+			err = *p
+		}
+	}
+	return err
+}
+
+func (n *Node) runLoop(ctx context.Context) error {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.readLoop()
+	}()
+	if n.restarted {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.announceAddress()
+		}()
+	}
+	ticker := n.clock.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.Chan():
+			n.raftNode.Tick()
+		case rd := <-n.raftNode.Ready():
+			if err := n.handleReady(rd); err != nil {
+				return err
+			}
+			if n.loop.removed {
+				return ErrMemberRemoved
+			}
+		case res := <-n.snapshotDone:
+			if err := n.finishSnapshot(res); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return nil
+		case <-n.stopped:
+			return nil
+		}
+	}
+}
+
+// shutdown releases everything in dependency order: nothing is sent or
+// written after the disk is closed.
+func (n *Node) shutdown() {
+	n.raftNode.Stop()
+	n.transport.Stop()
+	n.wg.Wait()
+	if err := n.disk.Close(); err != nil {
+		n.log.Error("closing the Raft log", "err", err)
+	}
+	n.proposals.failAll(ErrStopped)
+	n.leadership.update(0, n.loop.term, raft.StateFollower)
+	close(n.done)
+	n.log.Info("raft node stopped")
+}

@@ -1,0 +1,102 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/api"
+)
+
+// ProposeValue proposes payload as one entry and returns after the entry is
+// committed and applied on this node, with what StateMachine.Apply returned
+// for it. It must be called on the leader; many calls may be in flight at
+// once, and none waits for another.
+//
+// Errors: a *NotLeaderError (wrapping ErrNotLeader) on a follower;
+// ErrProposalTooLarge when payload exceeds Config.MaxProposalSize (nothing
+// is proposed); ErrProposalDropped when Raft refused it (nothing
+// committed); ErrLostLeadership when leadership was lost while waiting (the
+// entry may still commit); ErrStopped; ctx's error when ctx ended first (the
+// entry may still commit). An error from Apply is returned as is.
+func (n *Node) ProposeValue(ctx context.Context, payload []byte) (any, error) {
+	if err := n.checkRunning(); err != nil {
+		return nil, err
+	}
+	if len(payload) > n.cfg.MaxProposalSize {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrProposalTooLarge, len(payload), n.cfg.MaxProposalSize)
+	}
+	if !n.leadership.isRaftLeader() {
+		return nil, n.notLeader()
+	}
+	id := n.proposalSeq.Add(1)
+	data, err := proto.Marshal(&api.RaftEntry{Proposer: n.id, ProposalId: id, Payload: payload})
+	if err != nil {
+		return nil, fmt.Errorf("raft: encoding entry: %w", err)
+	}
+	done := n.proposals.register(id)
+	if err := n.raftNode.Propose(ctx, data); err != nil {
+		n.proposals.forget(id)
+		return nil, n.proposeError(err)
+	}
+	return n.waitProposal(ctx, id, done)
+}
+
+// proposeConfChange proposes a membership change for member and waits until
+// it is applied. One change is in flight at a time, and only once this
+// leader has caught up: Raft silently drops a change proposed while an
+// earlier one may be unapplied.
+func (n *Node) proposeConfChange(ctx context.Context, typ raftpb.ConfChangeType, member *api.RaftMember) error {
+	n.confChangeMu.Lock()
+	defer n.confChangeMu.Unlock()
+	if err := n.waitReadyLeader(ctx); err != nil {
+		return err
+	}
+	payload, err := proto.Marshal(member)
+	if err != nil {
+		return err
+	}
+	id := n.proposalSeq.Add(1)
+	cctx, err := proto.Marshal(&api.RaftEntry{Proposer: n.id, ProposalId: id, Payload: payload})
+	if err != nil {
+		return err
+	}
+	cc := &raftpb.ConfChange{Type: typ.Enum(), NodeId: proto.Uint64(member.GetRaftId()), Context: cctx}
+	done := n.proposals.register(id)
+	if err := n.raftNode.ProposeConfChange(ctx, cc); err != nil {
+		n.proposals.forget(id)
+		return n.proposeError(err)
+	}
+	_, err = n.waitProposal(ctx, id, done)
+	return err
+}
+
+func (n *Node) waitProposal(ctx context.Context, id uint64, done <-chan proposalResult) (any, error) {
+	select {
+	case res := <-done:
+		return res.result, res.err
+	case <-ctx.Done():
+		n.proposals.forget(id)
+		return nil, fmt.Errorf("raft: gave up waiting; the entry may still be committed: %w", ctx.Err())
+	case <-n.stopped:
+		n.proposals.forget(id)
+		return nil, ErrStopped
+	}
+}
+
+func (n *Node) proposeError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrProposalDropped):
+		if !n.leadership.isRaftLeader() {
+			return n.notLeader()
+		}
+		return ErrProposalDropped
+	case errors.Is(err, raft.ErrStopped):
+		return ErrStopped
+	}
+	return err
+}

@@ -1,0 +1,214 @@
+package raft
+
+import (
+	"context"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/raft/membership"
+)
+
+// handleReady carries out one Ready in the order the Raft contract needs:
+//
+//  1. persist: the snapshot file and its WAL record, then the hard state and
+//     entries, fsynced; then the same into the in-memory log;
+//  2. send messages: a follower only after step 1, since its replies vouch
+//     for what it persisted; the leader before step 1, so that its fsync
+//     overlaps the followers' (Raft thesis 10.2.1) — an entry still counts
+//     as committed only once a quorum, the leader's own disk included, has
+//     it;
+//  3. apply the snapshot and the committed entries;
+//  4. advance.
+//
+// Any persistence error is returned and stops the node.
+func (n *Node) handleReady(rd raft.Ready) error {
+	if rd.HardState != nil && rd.HardState.GetTerm() != 0 {
+		n.loop.term = rd.HardState.GetTerm()
+	}
+	if rd.SoftState != nil {
+		n.updateSoftState(rd.SoftState)
+	}
+	for _, rs := range rd.ReadStates {
+		select {
+		case n.readStates <- rs:
+		default: // the read loop resends a request it gets no answer for
+		}
+	}
+
+	leader := n.leadership.isRaftLeader()
+	if leader {
+		n.transport.Send(rd.Messages)
+	}
+
+	hasSnap := rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot)
+	if hasSnap {
+		if err := n.disk.SaveSnapshot(rd.Snapshot); err != nil {
+			return fmt.Errorf("raft: saving received snapshot at index %d: %w", rd.Snapshot.GetMetadata().GetIndex(), err)
+		}
+	}
+	if err := n.disk.Save(rd.HardState, rd.Entries); err != nil {
+		return fmt.Errorf("raft: saving entries: %w", err)
+	}
+	if hasSnap {
+		if err := n.memStore.ApplySnapshot(rd.Snapshot); err != nil {
+			return fmt.Errorf("raft: loading received snapshot into the in-memory log: %w", err)
+		}
+	}
+	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
+		if err := n.memStore.SetHardState(rd.HardState); err != nil {
+			return fmt.Errorf("raft: setting hard state: %w", err)
+		}
+	}
+	if err := n.memStore.Append(rd.Entries); err != nil {
+		return fmt.Errorf("raft: appending to the in-memory log: %w", err)
+	}
+
+	if !leader {
+		n.transport.Send(rd.Messages)
+	}
+
+	if hasSnap {
+		if err := n.restoreSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if err := n.applyEntries(rd.CommittedEntries); err != nil {
+		return err
+	}
+	n.raftNode.Advance()
+	if at := n.loop.campaignAt; at != 0 && n.applied.get() >= at {
+		n.loop.campaignAt = 0
+		if err := n.raftNode.Campaign(context.Background()); err != nil {
+			return fmt.Errorf("raft: campaigning: %w", err)
+		}
+	}
+	return n.maybeSnapshot()
+}
+
+// updateSoftState records who leads. Losing leadership fails every waiting
+// proposal: its entry may or may not be committed by the next leader.
+func (n *Node) updateSoftState(ss *raft.SoftState) {
+	wasLeader := n.leadership.isRaftLeader()
+	n.leadership.update(ss.Lead, n.loop.term, ss.RaftState)
+	isLeader := ss.RaftState == raft.StateLeader
+	switch {
+	case isLeader && !wasLeader:
+		n.loop.leaderTerm = n.loop.term
+		n.log.Info("became leader", "term", n.loop.term)
+	case !isLeader && wasLeader:
+		n.loop.leaderTerm = 0
+		n.proposals.failAll(ErrLostLeadership)
+		n.log.Info("lost leadership", "term", n.loop.term, "leader", fmt.Sprintf("%x", ss.Lead))
+	}
+}
+
+// applyEntries applies committed entries in order and records the applied
+// index.
+func (n *Node) applyEntries(ents []*raftpb.Entry) error {
+	applied := n.applied.get()
+	for _, e := range ents {
+		if e.GetIndex() <= applied {
+			continue // covered by a snapshot applied meanwhile
+		}
+		var err error
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			err = n.applyNormal(e)
+		case raftpb.EntryConfChange:
+			err = n.applyConfChange(e)
+		default:
+			err = fmt.Errorf("raft: entry %d has type %v, which shoal never proposes", e.GetIndex(), e.GetType())
+		}
+		if err != nil {
+			return err
+		}
+		applied = e.GetIndex()
+		if n.loop.leaderTerm != 0 && e.GetTerm() == n.loop.leaderTerm {
+			// An entry of our own term is applied, so is every entry
+			// of earlier terms: this leader's state is current.
+			n.loop.leaderTerm = 0
+			n.leadership.setReady(e.GetTerm())
+		}
+	}
+	if len(ents) > 0 {
+		n.applied.set(applied)
+	}
+	return nil
+}
+
+func (n *Node) applyNormal(e *raftpb.Entry) error {
+	if len(e.GetData()) == 0 {
+		return nil // the empty entry a new leader appends
+	}
+	var re api.RaftEntry
+	if err := proto.Unmarshal(e.GetData(), &re); err != nil {
+		return fmt.Errorf("raft: entry %d cannot be decoded: %w", e.GetIndex(), err)
+	}
+	result, err := n.sm.Apply(e.GetIndex(), re.GetPayload())
+	if re.GetProposer() == n.id {
+		n.proposals.deliver(re.GetProposalId(), proposalResult{result: result, err: err})
+	}
+	return nil
+}
+
+// applyConfChange applies a membership change. Whether a change is refused
+// depends only on replicated state, so every member decides the same.
+func (n *Node) applyConfChange(e *raftpb.Entry) error {
+	var cc raftpb.ConfChange
+	if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+		return fmt.Errorf("raft: configuration change %d cannot be decoded: %w", e.GetIndex(), err)
+	}
+	var ctx api.RaftEntry
+	if err := proto.Unmarshal(cc.GetContext(), &ctx); err != nil {
+		return fmt.Errorf("raft: configuration change %d has an undecodable context: %w", e.GetIndex(), err)
+	}
+	var member api.RaftMember
+	if err := proto.Unmarshal(ctx.GetPayload(), &member); err != nil {
+		return fmt.Errorf("raft: configuration change %d has an undecodable member: %w", e.GetIndex(), err)
+	}
+	id := cc.GetNodeId()
+	var refused error
+	switch cc.GetType() {
+	case raftpb.ConfChangeAddNode:
+		m := membership.Member{RaftID: id, NodeID: member.GetNodeId(), Addr: member.GetAddr()}
+		if refused = n.cluster.Add(m); refused == nil && id != n.id {
+			if err := n.transport.AddPeer(id, m.Addr); err != nil {
+				n.log.Warn("adding peer", "peer", fmt.Sprintf("%x", id), "err", err)
+			}
+		}
+	case raftpb.ConfChangeUpdateNode:
+		if refused = n.cluster.UpdateAddr(id, member.GetAddr()); refused == nil && id != n.id {
+			if err := n.transport.UpdatePeer(id, member.GetAddr()); err != nil {
+				n.log.Warn("updating peer", "peer", fmt.Sprintf("%x", id), "err", err)
+			}
+		}
+	case raftpb.ConfChangeRemoveNode:
+		n.cluster.Remove(id)
+		if id == n.id {
+			n.loop.removed = true
+		} else {
+			n.transport.RemovePeer(id)
+		}
+	default:
+		refused = fmt.Errorf("change type %v is not used by shoal", cc.GetType())
+	}
+	if refused != nil {
+		// Cancel the change in Raft too; ApplyConfChange must still be
+		// called.
+		cc.NodeId = proto.Uint64(0)
+		refused = fmt.Errorf("%w: %w", ErrConfChangeRefused, refused)
+		n.log.Warn("membership change refused", "index", e.GetIndex(), "err", refused)
+	} else {
+		n.log.Info("membership changed", "index", e.GetIndex(), "change", cc.GetType().String(),
+			"peer", fmt.Sprintf("%x", id), "addr", member.GetAddr())
+	}
+	n.loop.confState = n.raftNode.ApplyConfChange(&cc)
+	if ctx.GetProposer() == n.id {
+		n.proposals.deliver(ctx.GetProposalId(), proposalResult{err: refused})
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+package raft
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/raft/storage"
+	"github.com/shoal-project/shoal/raft/transport"
+)
+
+// JoinAndStart brings the node up in one of three ways:
+//
+//   - restart: StateDir holds a WAL; the node reloads the newest snapshot
+//     and the entries after it (with ForceNewCluster, it then makes itself
+//     the only member);
+//   - bootstrap: no WAL and no JoinAddr; the node founds a one-member
+//     cluster with a random Raft ID and campaigns at once;
+//   - join: no WAL and a JoinAddr; the node asks that member to add it
+//     (RaftMembership.Join), receives its Raft ID and the members, then
+//     starts empty and catches up from the leader.
+//
+// The caller must serve the node's Raft service (NewRaftServer) before a
+// join, so the leader can reach it, and must call Run afterwards.
+func (n *Node) JoinAndStart(ctx context.Context) error {
+	if n.started.Load() {
+		return fmt.Errorf("raft: JoinAndStart called twice")
+	}
+	n.memStore = raft.NewMemoryStorage()
+	scfg := storage.Config{Dir: n.cfg.StateDir, Logger: n.log, KeepOldSnapshots: n.cfg.KeepOldSnapshots}
+	var err error
+	switch {
+	case storage.Exists(n.cfg.StateDir):
+		err = n.restart(scfg)
+	case n.cfg.ForceNewCluster:
+		err = fmt.Errorf("raft: --force-new-cluster needs existing state, and %s holds no WAL", n.cfg.StateDir)
+	case n.cfg.JoinAddr == "":
+		err = n.bootstrap(scfg)
+	default:
+		err = n.join(ctx, scfg)
+	}
+	if err != nil {
+		if n.disk != nil {
+			_ = n.disk.Close()
+		}
+		if n.transport != nil {
+			n.transport.Stop()
+		}
+		return err
+	}
+	n.log = n.log.With("raft_id", fmt.Sprintf("%x", n.id))
+	n.started.Store(true)
+	return nil
+}
+
+func (n *Node) newTransport() error {
+	t, err := transport.New(transport.Config{
+		ID:          n.id,
+		Raft:        (*transportEvents)(n),
+		DialOptions: n.cfg.DialOptions,
+		Logger:      n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.transport = t
+	return nil
+}
+
+func (n *Node) walMetadata() ([]byte, error) {
+	return proto.Marshal(&api.WALMetadata{RaftId: n.id, NodeId: n.cfg.NodeID})
+}
+
+func (n *Node) bootstrap(scfg storage.Config) error {
+	n.id = n.newRaftID()
+	meta, err := n.walMetadata()
+	if err != nil {
+		return err
+	}
+	if n.disk, err = storage.Create(scfg, meta); err != nil {
+		return err
+	}
+	if err := n.newTransport(); err != nil {
+		return err
+	}
+	self, err := n.memberContext(&api.RaftMember{RaftId: n.id, NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr})
+	if err != nil {
+		return err
+	}
+	n.raftNode = raft.StartNode(n.raftConfig(0), []raft.Peer{{ID: n.id, Context: self}})
+	// Raft refuses to campaign while the configuration change that makes
+	// this node a voter is unapplied, so Run campaigns once it is applied.
+	n.loop.campaignAt = 1
+	n.log.Info("bootstrapped a new cluster", "raft_id", fmt.Sprintf("%x", n.id), "addr", n.cfg.AdvertiseAddr)
+	return nil
+}
+
+// memberContext is the context of a configuration change about m; a
+// bootstrap change has no proposer.
+func (n *Node) memberContext(m *api.RaftMember) ([]byte, error) {
+	payload, err := proto.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return proto.Marshal(&api.RaftEntry{Payload: payload})
+}
+
+func (n *Node) join(ctx context.Context, scfg storage.Config) error {
+	conn, err := grpc.NewClient(n.cfg.JoinAddr, n.cfg.DialOptions...)
+	if err != nil {
+		return fmt.Errorf("raft: joining through %s: %w", n.cfg.JoinAddr, err)
+	}
+	defer conn.Close()
+	resp, err := api.NewRaftMembershipClient(conn).Join(ctx, &api.JoinRequest{NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr})
+	if err != nil {
+		return fmt.Errorf("raft: joining through %s: %w", n.cfg.JoinAddr, errorFromStatus(err))
+	}
+	n.id = resp.GetRaftId()
+	meta, err := n.walMetadata()
+	if err != nil {
+		return err
+	}
+	if n.disk, err = storage.Create(scfg, meta); err != nil {
+		return err
+	}
+	if err := n.newTransport(); err != nil {
+		return err
+	}
+	// The membership itself is rebuilt from the log the leader sends, as
+	// on every member, so that each change is decided from the same state;
+	// the addresses are needed now to answer the leader.
+	for _, m := range resp.GetMembers() {
+		if m.GetRaftId() != n.id {
+			if err := n.transport.AddPeer(m.GetRaftId(), m.GetAddr()); err != nil {
+				return err
+			}
+		}
+	}
+	n.raftNode = raft.RestartNode(n.raftConfig(0))
+	n.log.Info("joined the cluster", "raft_id", fmt.Sprintf("%x", n.id), "through", n.cfg.JoinAddr, "members", len(resp.GetMembers()))
+	return nil
+}
+
+func (n *Node) restart(scfg storage.Config) error {
+	disk, loaded, err := storage.Open(scfg)
+	if err != nil {
+		return err
+	}
+	n.disk = disk
+	var meta api.WALMetadata
+	if err := proto.Unmarshal(loaded.Metadata, &meta); err != nil {
+		return fmt.Errorf("raft: WAL metadata cannot be decoded: %w", err)
+	}
+	if meta.GetNodeId() != n.cfg.NodeID {
+		return fmt.Errorf("raft: the WAL in %s belongs to node %q, not %q", n.cfg.StateDir, meta.GetNodeId(), n.cfg.NodeID)
+	}
+	n.id = meta.GetRaftId()
+	if err := n.newTransport(); err != nil {
+		return err
+	}
+
+	var applied uint64
+	n.loop.confState = &raftpb.ConfState{}
+	if snap := loaded.Snapshot; snap != nil && !raft.IsEmptySnap(snap) {
+		if err := n.memStore.ApplySnapshot(snap); err != nil {
+			return fmt.Errorf("raft: loading snapshot: %w", err)
+		}
+		if err := n.restoreSnapshot(snap); err != nil {
+			return err
+		}
+		applied = snap.GetMetadata().GetIndex()
+	}
+	hs, ents := loaded.HardState, loaded.Entries
+	if n.cfg.ForceNewCluster {
+		if hs, ents, err = n.forceNewCluster(loaded); err != nil {
+			return err
+		}
+	}
+	if hs != nil {
+		if err := n.memStore.SetHardState(hs); err != nil {
+			return fmt.Errorf("raft: loading hard state: %w", err)
+		}
+		n.loop.term = hs.GetTerm()
+	}
+	if err := n.memStore.Append(ents); err != nil {
+		return fmt.Errorf("raft: loading entries: %w", err)
+	}
+	n.raftNode = raft.RestartNode(n.raftConfig(applied))
+	n.restarted = true
+	n.restartCommit = hs.GetCommit()
+	n.log.Info("restarted from disk", "raft_id", fmt.Sprintf("%x", n.id), "snapshot_index", applied,
+		"entries", len(ents), "commit", hs.GetCommit())
+	return nil
+}
+
+// forceNewCluster turns the loaded state into that of a one-member cluster:
+// entries that were never committed are dropped (no one was told they
+// succeeded), and committed entries removing every other member are
+// appended and saved, as if the cluster had agreed to them. The removed
+// members can come back only by joining anew with empty state.
+func (n *Node) forceNewCluster(loaded *storage.Loaded) (*raftpb.HardState, []*raftpb.Entry, error) {
+	hs := proto.Clone(loaded.HardState).(*raftpb.HardState)
+	if hs == nil {
+		hs = &raftpb.HardState{}
+	}
+	ents := loaded.Entries
+	if i := slices.IndexFunc(ents, func(e *raftpb.Entry) bool { return e.GetIndex() > hs.GetCommit() }); i >= 0 {
+		ents = ents[:i]
+	}
+	last := hs.GetCommit()
+	if len(ents) > 0 {
+		last = ents[len(ents)-1].GetIndex()
+	} else if snap := loaded.Snapshot; snap != nil && snap.GetMetadata().GetIndex() > last {
+		last = snap.GetMetadata().GetIndex()
+	}
+	var added []*raftpb.Entry
+	for _, id := range n.votersIn(loaded.Snapshot, ents) {
+		if id == n.id {
+			continue
+		}
+		cctx, err := n.memberContext(&api.RaftMember{RaftId: id})
+		if err != nil {
+			return nil, nil, err
+		}
+		data, err := proto.Marshal(&raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id), Context: cctx})
+		if err != nil {
+			return nil, nil, err
+		}
+		last++
+		added = append(added, &raftpb.Entry{
+			Type: raftpb.EntryConfChange.Enum(), Term: proto.Uint64(hs.GetTerm()), Index: proto.Uint64(last), Data: data,
+		})
+	}
+	hs.Commit = proto.Uint64(last)
+	if err := n.disk.Save(hs, added); err != nil {
+		return nil, nil, fmt.Errorf("raft: saving the forced membership: %w", err)
+	}
+	n.log.Warn("forcing a new one-member cluster", "removed_members", len(added), "commit", last)
+	return hs, append(ents, added...), nil
+}
+
+// votersIn returns the Raft IDs that are members after the snapshot and the
+// configuration changes in ents.
+func (n *Node) votersIn(snap *raftpb.Snapshot, ents []*raftpb.Entry) []uint64 {
+	ids := map[uint64]bool{}
+	if snap != nil {
+		for _, id := range snap.GetMetadata().GetConfState().GetVoters() {
+			ids[id] = true
+		}
+	}
+	for _, e := range ents {
+		if e.GetType() != raftpb.EntryConfChange {
+			continue
+		}
+		var cc raftpb.ConfChange
+		if proto.Unmarshal(e.GetData(), &cc) != nil {
+			continue
+		}
+		switch cc.GetType() {
+		case raftpb.ConfChangeAddNode:
+			ids[cc.GetNodeId()] = true
+		case raftpb.ConfChangeRemoveNode:
+			delete(ids, cc.GetNodeId())
+		}
+	}
+	out := make([]uint64, 0, len(ids))
+	for id := range ids {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// transportEvents is the Node as the transport sees it.
+type transportEvents Node
+
+func (t *transportEvents) ReportUnreachable(id uint64) { t.raftNode.ReportUnreachable(id) }
+func (t *transportEvents) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
+	t.raftNode.ReportSnapshot(id, status)
+}
+
+func (t *transportEvents) NotifyRemoved() {
+	n := (*Node)(t)
+	n.log.Warn("a peer refused our messages: this node was removed from the cluster")
+	n.stop(ErrMemberRemoved)
+}
