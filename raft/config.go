@@ -8,6 +8,8 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/grpc"
+
+	"github.com/shoal-project/shoal/raft/storage"
 )
 
 // Config configures a Node. Start from DefaultConfig and set the identity
@@ -66,6 +68,10 @@ type Config struct {
 	// ReadTimeout bounds one ReadIndex round before it is retried. Default
 	// 2s.
 	ReadTimeout time.Duration
+
+	// WAL, when set, replaces etcd's write-ahead log, for tests that
+	// inject disk faults. Default: etcd's.
+	WAL storage.WALFactory
 
 	// DialOptions are used for every connection to a peer (transport
 	// credentials among them).
