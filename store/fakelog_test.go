@@ -45,13 +45,24 @@ type replica struct {
 // stops at the end of the test.
 func newFakeLog(t testing.TB, n int, cfg store.Config) *fakeLog {
 	t.Helper()
+	l, err := startFakeLog(n, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.close)
+	return l
+}
+
+// startFakeLog is newFakeLog for callers without a testing.TB; they must
+// call close.
+func startFakeLog(n int, cfg store.Config) (*fakeLog, error) {
 	l := &fakeLog{grew: make(chan struct{})}
 	for range n {
 		r := &replica{log: l, waiters: map[uint64]chan applyResult{}}
 		r.cond = sync.NewCond(&r.mu)
 		s, err := store.New(cfg, r)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		r.store = s
 		l.replicas = append(l.replicas, r)
@@ -59,8 +70,7 @@ func newFakeLog(t testing.TB, n int, cfg store.Config) *fakeLog {
 	for _, r := range l.replicas {
 		l.wg.Go(r.run)
 	}
-	t.Cleanup(l.close)
-	return l
+	return l, nil
 }
 
 func (l *fakeLog) close() {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/store"
 )
@@ -117,3 +119,5 @@ func errClass(err error) string {
 	}
 	return "ok"
 }
+
+func stampOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

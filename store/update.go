@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -153,8 +152,11 @@ func (tx *writeTx) Update(obj *api.Object) error {
 }
 
 func (tx *writeTx) Delete(kind, id string, expectedVersion uint64) error {
-	if err := errors.Join(ValidateKind(kind), ValidateID(id)); err != nil {
-		return tx.fail(fmt.Errorf("delete: %w", err))
+	if err := ValidateKind(kind); err != nil {
+		return tx.fail(fmt.Errorf("%w (in a delete)", err))
+	}
+	if err := ValidateID(id); err != nil {
+		return tx.fail(fmt.Errorf("%w (in a delete)", err))
 	}
 	return tx.add(api.StoreActionKind_STORE_ACTION_KIND_DELETE, &api.Object{Kind: kind, Id: id}, expectedVersion)
 }
@@ -163,7 +165,7 @@ func (tx *writeTx) Delete(kind, id string, expectedVersion uint64) error {
 func (tx *writeTx) add(kind api.StoreActionKind, o *api.Object, expected uint64) error {
 	if kind != api.StoreActionKind_STORE_ACTION_KIND_DELETE {
 		if err := validateObject(o); err != nil {
-			return tx.fail(fmt.Errorf("%s: %w", actionName(kind), err))
+			return tx.fail(fmt.Errorf("%w (in a %s)", err, actionName(kind)))
 		}
 		if n := proto.Size(o); n > tx.cfg.MaxObjectBytes {
 			return tx.fail(fmt.Errorf("%w: %s %s %q is %d bytes, MaxObjectBytes is %d",
