@@ -1,9 +1,12 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -121,3 +124,15 @@ func errClass(err error) string {
 }
 
 func stampOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+func newRand(seed int) *rand.Rand { return rand.New(rand.NewPCG(uint64(seed), 7)) }
+
+// writeToBuffer runs a snapshot's write function into memory.
+func writeToBuffer(t testing.TB, write func(io.Writer) error) *bytes.Reader {
+	t.Helper()
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(b.Bytes())
+}
