@@ -61,11 +61,18 @@ func New(cfg Config, p Proposer) (*Store, error) {
 }
 
 // newDB returns an empty database whose applied index is index.
+//
+// It is a go-memdb "snapshot" rather than the primary database: the two
+// differ only in that the primary tracks every changed radix node so as to
+// close its watch channels on commit. The store never uses those channels
+// (package watch serves watchers), and the tracking costs a walk of the
+// whole tree when a large transaction commits, as Restore's does.
 func newDB(index uint64) (*memdb.MemDB, error) {
-	db, err := memdb.NewMemDB(newSchema())
+	primary, err := memdb.NewMemDB(newSchema())
 	if err != nil {
 		return nil, fmt.Errorf("store: schema: %w", err)
 	}
+	db := primary.Snapshot()
 	txn := db.Txn(true)
 	if err := setAppliedIndex(txn, index); err != nil {
 		txn.Abort()
