@@ -36,6 +36,26 @@
 // Restore replaces the whole state atomically and tells watchers to list
 // again.
 //
+// # Formats
+//
+// An entry's payload is an encoded api.StoreActions: actions of kind
+// create, update or delete, each with the whole object (only kind and id
+// for a delete) and the expected version (0: none). The proposer stamps
+// created_at and updated_at and picks the id of a new object.
+//
+// A snapshot is the 8 bytes "SHOALSNP" and then records, each a uvarint
+// length and an encoded api.StoreSnapshotRecord: a header (format 1 and
+// the applied index), one record per object in increasing id order, and a
+// trailer with the object count and the CRC-32C of every byte before it.
+// Restore refuses anything else with ErrCorruptSnapshot.
+//
+// # Limits
+//
+// Config's MaxObjectBytes, MaxActions and MaxTxBytes are checked before
+// proposing. Apply checks the fixed HardMax constants instead, because
+// managers may run with different Configs and an entry must get the same
+// verdict on all of them.
+//
 // # Usage
 //
 //	s, err := store.New(store.DefaultConfig(), raftNode) // raftNode is a Proposer
