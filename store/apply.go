@@ -1,12 +1,14 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/watch"
 )
 
 // Apply applies the payload of the committed entry at index: a StoreActions
@@ -41,7 +43,9 @@ func (s *Store) Apply(index uint64, payload []byte) (any, error) {
 		panic(fmt.Sprintf("store: writing the applied index: %v", err)) // only a schema bug gets here
 	}
 	txn.Commit()
-	if perr := s.events.Publish(index, events...); perr != nil {
+	// After Close the queue refuses events on purpose: nobody is left to
+	// watch. Any other refusal means versions went backwards, a bug.
+	if perr := s.events.Publish(index, events...); perr != nil && !errors.Is(perr, watch.ErrClosed) {
 		s.log.Error("store events not published", "index", index, "err", perr)
 	}
 	if err != nil {

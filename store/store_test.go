@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -255,3 +256,16 @@ func TestList(t *testing.T) {
 		})
 	}
 }
+
+// stateMachine repeats the raft package's StateMachine, which the store
+// satisfies without importing raft.
+type stateMachine interface {
+	Apply(index uint64, payload []byte) (result any, err error)
+	Snapshot() (write func(w io.Writer) error, err error)
+	Restore(index uint64, r io.Reader) error
+}
+
+var _ stateMachine = (*store.Store)(nil)
+
+// The store's own Proposer is what the raft node's ProposeValue must fit.
+var _ store.Proposer = (*replica)(nil)
