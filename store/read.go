@@ -52,15 +52,7 @@ func (sel Selector) Validate() error {
 	if err := validateNamePrefix(sel.NamePrefix); err != nil {
 		return err
 	}
-	for k, v := range sel.Labels {
-		if err := validateLabelKey(k); err != nil {
-			return err
-		}
-		if err := validateLabelValue(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ValidateLabels(sel.Labels)
 }
 
 // Matches reports whether sel chooses o.

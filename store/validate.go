@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 
@@ -100,14 +102,24 @@ func ValidateLabels(labels map[string]string) error {
 		return fmt.Errorf("%w: %d labels, at most %d allowed", ErrInvalid, len(labels), MaxLabels)
 	}
 	for k, v := range labels {
-		if err := validateLabelKey(k); err != nil {
-			return err
-		}
-		if err := validateLabelValue(k, v); err != nil {
-			return err
+		if validateLabel(k, v) != nil {
+			// Report the first bad label in key order, so that every
+			// manager rejecting an entry gives the same message.
+			for _, k := range slices.Sorted(maps.Keys(labels)) {
+				if err := validateLabel(k, labels[k]); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
+}
+
+func validateLabel(k, v string) error {
+	if err := validateLabelKey(k); err != nil {
+		return err
+	}
+	return validateLabelValue(k, v)
 }
 
 func validateLabelKey(k string) error {
