@@ -15,7 +15,12 @@ import (
 
 // Proposer is how the store gets a change agreed; the raft node satisfies it.
 type Proposer interface {
-	// ProposeValue returns after the entry is committed and applied locally, with what Apply returned for it.
+	// ProposeValue returns after the entry is committed and applied
+	// locally, with what Apply returned for it: a *Result, or the error
+	// that rejected the entry. It may also fail on its own (ctx ended, no
+	// leader, node stopped); the entry's fate is then unknown. The store
+	// calls it from many goroutines at once, and never touches payload
+	// again: the proposer may keep it.
 	ProposeValue(ctx context.Context, payload []byte) (result any, err error)
 }
 
