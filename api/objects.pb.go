@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: objects.proto
+// source: api/objects.proto
 
 package api
 
@@ -65,11 +65,11 @@ func (x StoreActionKind) String() string {
 }
 
 func (StoreActionKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_objects_proto_enumTypes[0].Descriptor()
+	return file_api_objects_proto_enumTypes[0].Descriptor()
 }
 
 func (StoreActionKind) Type() protoreflect.EnumType {
-	return &file_objects_proto_enumTypes[0]
+	return &file_api_objects_proto_enumTypes[0]
 }
 
 func (x StoreActionKind) Number() protoreflect.EnumNumber {
@@ -78,7 +78,7 @@ func (x StoreActionKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StoreActionKind.Descriptor instead.
 func (StoreActionKind) EnumDescriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{0}
+	return file_api_objects_proto_rawDescGZIP(), []int{0}
 }
 
 // Object is one entry of the replicated object store. Every manager holds
@@ -115,7 +115,7 @@ type Object struct {
 
 func (x *Object) Reset() {
 	*x = Object{}
-	mi := &file_objects_proto_msgTypes[0]
+	mi := &file_api_objects_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +127,7 @@ func (x *Object) String() string {
 func (*Object) ProtoMessage() {}
 
 func (x *Object) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[0]
+	mi := &file_api_objects_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +140,7 @@ func (x *Object) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Object.ProtoReflect.Descriptor instead.
 func (*Object) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{0}
+	return file_api_objects_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Object) GetKind() string {
@@ -213,7 +213,7 @@ type StoreAction struct {
 
 func (x *StoreAction) Reset() {
 	*x = StoreAction{}
-	mi := &file_objects_proto_msgTypes[1]
+	mi := &file_api_objects_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +225,7 @@ func (x *StoreAction) String() string {
 func (*StoreAction) ProtoMessage() {}
 
 func (x *StoreAction) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[1]
+	mi := &file_api_objects_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +238,7 @@ func (x *StoreAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreAction.ProtoReflect.Descriptor instead.
 func (*StoreAction) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{1}
+	return file_api_objects_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *StoreAction) GetKind() StoreActionKind {
@@ -274,7 +274,7 @@ type StoreActions struct {
 
 func (x *StoreActions) Reset() {
 	*x = StoreActions{}
-	mi := &file_objects_proto_msgTypes[2]
+	mi := &file_api_objects_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -286,7 +286,7 @@ func (x *StoreActions) String() string {
 func (*StoreActions) ProtoMessage() {}
 
 func (x *StoreActions) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[2]
+	mi := &file_api_objects_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -299,7 +299,7 @@ func (x *StoreActions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreActions.ProtoReflect.Descriptor instead.
 func (*StoreActions) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{2}
+	return file_api_objects_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *StoreActions) GetActions() []*StoreAction {
@@ -327,7 +327,7 @@ type StoreSnapshotRecord struct {
 
 func (x *StoreSnapshotRecord) Reset() {
 	*x = StoreSnapshotRecord{}
-	mi := &file_objects_proto_msgTypes[3]
+	mi := &file_api_objects_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -339,7 +339,7 @@ func (x *StoreSnapshotRecord) String() string {
 func (*StoreSnapshotRecord) ProtoMessage() {}
 
 func (x *StoreSnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[3]
+	mi := &file_api_objects_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +352,7 @@ func (x *StoreSnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreSnapshotRecord.ProtoReflect.Descriptor instead.
 func (*StoreSnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{3}
+	return file_api_objects_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StoreSnapshotRecord) GetRecord() isStoreSnapshotRecord_Record {
@@ -424,7 +424,7 @@ type StoreSnapshotHeader struct {
 
 func (x *StoreSnapshotHeader) Reset() {
 	*x = StoreSnapshotHeader{}
-	mi := &file_objects_proto_msgTypes[4]
+	mi := &file_api_objects_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +436,7 @@ func (x *StoreSnapshotHeader) String() string {
 func (*StoreSnapshotHeader) ProtoMessage() {}
 
 func (x *StoreSnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[4]
+	mi := &file_api_objects_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +449,7 @@ func (x *StoreSnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreSnapshotHeader.ProtoReflect.Descriptor instead.
 func (*StoreSnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{4}
+	return file_api_objects_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StoreSnapshotHeader) GetFormat() uint32 {
@@ -479,7 +479,7 @@ type StoreSnapshotTrailer struct {
 
 func (x *StoreSnapshotTrailer) Reset() {
 	*x = StoreSnapshotTrailer{}
-	mi := &file_objects_proto_msgTypes[5]
+	mi := &file_api_objects_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +491,7 @@ func (x *StoreSnapshotTrailer) String() string {
 func (*StoreSnapshotTrailer) ProtoMessage() {}
 
 func (x *StoreSnapshotTrailer) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[5]
+	mi := &file_api_objects_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +504,7 @@ func (x *StoreSnapshotTrailer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreSnapshotTrailer.ProtoReflect.Descriptor instead.
 func (*StoreSnapshotTrailer) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{5}
+	return file_api_objects_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StoreSnapshotTrailer) GetObjects() uint64 {
@@ -521,11 +521,11 @@ func (x *StoreSnapshotTrailer) GetCrc32C() uint32 {
 	return 0
 }
 
-var File_objects_proto protoreflect.FileDescriptor
+var File_api_objects_proto protoreflect.FileDescriptor
 
-const file_objects_proto_rawDesc = "" +
+const file_api_objects_proto_rawDesc = "" +
 	"\n" +
-	"\robjects.proto\x12\bshoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x02\n" +
+	"\x11api/objects.proto\x12\bshoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x02\n" +
 	"\x06Object\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -564,20 +564,20 @@ const file_objects_proto_rawDesc = "" +
 	"\x18STORE_ACTION_KIND_DELETE\x10\x03B(Z&github.com/shoal-project/shoal/api;apib\x06proto3"
 
 var (
-	file_objects_proto_rawDescOnce sync.Once
-	file_objects_proto_rawDescData []byte
+	file_api_objects_proto_rawDescOnce sync.Once
+	file_api_objects_proto_rawDescData []byte
 )
 
-func file_objects_proto_rawDescGZIP() []byte {
-	file_objects_proto_rawDescOnce.Do(func() {
-		file_objects_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_objects_proto_rawDesc), len(file_objects_proto_rawDesc)))
+func file_api_objects_proto_rawDescGZIP() []byte {
+	file_api_objects_proto_rawDescOnce.Do(func() {
+		file_api_objects_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_objects_proto_rawDesc), len(file_api_objects_proto_rawDesc)))
 	})
-	return file_objects_proto_rawDescData
+	return file_api_objects_proto_rawDescData
 }
 
-var file_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
-var file_objects_proto_goTypes = []any{
+var file_api_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_api_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_api_objects_proto_goTypes = []any{
 	(StoreActionKind)(0),          // 0: shoal.v1.StoreActionKind
 	(*Object)(nil),                // 1: shoal.v1.Object
 	(*StoreAction)(nil),           // 2: shoal.v1.StoreAction
@@ -588,7 +588,7 @@ var file_objects_proto_goTypes = []any{
 	nil,                           // 7: shoal.v1.Object.LabelsEntry
 	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
-var file_objects_proto_depIdxs = []int32{
+var file_api_objects_proto_depIdxs = []int32{
 	7, // 0: shoal.v1.Object.labels:type_name -> shoal.v1.Object.LabelsEntry
 	8, // 1: shoal.v1.Object.created_at:type_name -> google.protobuf.Timestamp
 	8, // 2: shoal.v1.Object.updated_at:type_name -> google.protobuf.Timestamp
@@ -605,12 +605,12 @@ var file_objects_proto_depIdxs = []int32{
 	0, // [0:9] is the sub-list for field type_name
 }
 
-func init() { file_objects_proto_init() }
-func file_objects_proto_init() {
-	if File_objects_proto != nil {
+func init() { file_api_objects_proto_init() }
+func file_api_objects_proto_init() {
+	if File_api_objects_proto != nil {
 		return
 	}
-	file_objects_proto_msgTypes[3].OneofWrappers = []any{
+	file_api_objects_proto_msgTypes[3].OneofWrappers = []any{
 		(*StoreSnapshotRecord_Header)(nil),
 		(*StoreSnapshotRecord_Object)(nil),
 		(*StoreSnapshotRecord_Trailer)(nil),
@@ -619,18 +619,18 @@ func file_objects_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_objects_proto_rawDesc), len(file_objects_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_objects_proto_rawDesc), len(file_api_objects_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_objects_proto_goTypes,
-		DependencyIndexes: file_objects_proto_depIdxs,
-		EnumInfos:         file_objects_proto_enumTypes,
-		MessageInfos:      file_objects_proto_msgTypes,
+		GoTypes:           file_api_objects_proto_goTypes,
+		DependencyIndexes: file_api_objects_proto_depIdxs,
+		EnumInfos:         file_api_objects_proto_enumTypes,
+		MessageInfos:      file_api_objects_proto_msgTypes,
 	}.Build()
-	File_objects_proto = out.File
-	file_objects_proto_goTypes = nil
-	file_objects_proto_depIdxs = nil
+	File_api_objects_proto = out.File
+	file_api_objects_proto_goTypes = nil
+	file_api_objects_proto_depIdxs = nil
 }
