@@ -17,10 +17,6 @@ import (
 	"github.com/shoal-project/shoal/raft/transport"
 )
 
-// forwardedKey marks a call that a follower forwarded to the leader; such
-// a call is never forwarded again.
-const forwardedKey = "shoal-forwarded-by"
-
 // ProcessRaftMessage steps a message from a peer into the node. It
 // implements transport.Handler. A message from a removed member is refused
 // with membership.ErrMemberRemoved, which tells the sender to stop.
@@ -68,7 +64,7 @@ func (s *membershipServer) Join(ctx context.Context, req *api.JoinRequest) (*api
 		})
 	}
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	return &api.JoinResponse{RaftId: id, Members: st.GetMembers(), Removed: st.GetRemoved()}, nil
 }
@@ -79,7 +75,7 @@ func (s *membershipServer) Leave(ctx context.Context, req *api.LeaveRequest) (*a
 		// The leader leaves: hand over leadership, then let the new
 		// leader remove it.
 		if err := n.TransferLeadership(ctx, 0); err != nil {
-			return nil, toStatus(err)
+			return nil, ToStatus(err)
 		}
 	}
 	err := n.RemoveMember(ctx, req.GetRaftId(), false)
@@ -89,40 +85,67 @@ func (s *membershipServer) Leave(ctx context.Context, req *api.LeaveRequest) (*a
 		})
 	}
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	return &api.LeaveResponse{}, nil
 }
 
-// forward sends a call to the leader, waiting up to an election timeout
-// for one to be known. A call that was already forwarded is refused
-// instead, so a call takes at most one hop.
-func forward[T any](ctx context.Context, n *Node, call func(context.Context, *grpc.ClientConn) (T, error)) (T, error) {
-	var zero T
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
-		return zero, toStatus(n.notLeader())
+// ForwardedKey is the gRPC metadata key that marks a call a follower
+// forwarded to the leader; its value is the forwarding node's Raft ID. A
+// call that carries it is never forwarded again, so a call takes at most
+// one hop.
+const ForwardedKey = "shoal-forwarded-by"
+
+// IsForwarded reports whether the incoming call in ctx was forwarded by a
+// follower.
+func IsForwarded(ctx context.Context) bool {
+	md, ok := metadata.FromIncomingContext(ctx)
+	return ok && len(md.Get(ForwardedKey)) > 0
+}
+
+// LeaderConn returns a connection to the leader, waiting up to two
+// election timeouts (or ctx) for one to be elected, and the outgoing
+// context to use on it, which marks the call as forwarded. It fails with
+// ErrNoLeader when there is none, and with a *NotLeaderError when ctx's
+// call was itself forwarded, or when this node leads (the caller should
+// serve the call instead).
+func (n *Node) LeaderConn(ctx context.Context) (context.Context, *grpc.ClientConn, error) {
+	if err := n.checkRunning(); err != nil {
+		return nil, nil, err
+	}
+	if IsForwarded(ctx) {
+		return nil, nil, n.notLeader()
 	}
 	wctx, cancel := context.WithTimeout(ctx, 2*n.cfg.electionTimeout())
 	err := n.WaitForLeader(wctx)
 	cancel()
 	if err != nil {
-		return zero, toStatus(err)
+		return nil, nil, err
 	}
 	leader := n.Leader()
 	if leader == n.id {
-		return zero, status.Error(codes.Unavailable, "raft: this node just became leader; retry")
+		return nil, nil, n.notLeader()
 	}
 	conn, err := n.transport.PeerConn(leader)
 	if err != nil {
-		return zero, status.Errorf(codes.Unavailable, "raft: no connection to the leader %x: %v", leader, err)
+		return nil, nil, fmt.Errorf("%w: no connection to the leader %x: %w", ErrNoLeader, leader, err)
 	}
-	ctx = metadata.AppendToOutgoingContext(ctx, forwardedKey, fmt.Sprintf("%x", n.id))
-	return call(ctx, conn)
+	return metadata.AppendToOutgoingContext(ctx, ForwardedKey, fmt.Sprintf("%x", n.id)), conn, nil
 }
 
-// toStatus turns the node's errors into gRPC status errors with codes a
+// forward sends a call to the leader (see LeaderConn).
+func forward[T any](ctx context.Context, n *Node, call func(context.Context, *grpc.ClientConn) (T, error)) (T, error) {
+	var zero T
+	fctx, conn, err := n.LeaderConn(ctx)
+	if err != nil {
+		return zero, ToStatus(err)
+	}
+	return call(fctx, conn)
+}
+
+// ToStatus turns the node's errors into gRPC status errors with codes a
 // client can act on.
-func toStatus(err error) error {
+func ToStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
