@@ -1,0 +1,136 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/raft"
+	"github.com/shoal-project/shoal/raft/membership"
+)
+
+func (s *controlServer) GetClusterInfo(ctx context.Context, _ *api.GetClusterInfoRequest) (*api.GetClusterInfoResponse, error) {
+	st, err := s.m.node.Status()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	members := toMembers(st)
+	info := &api.GetClusterInfoResponse{
+		ClusterId:    s.m.clusterID(),
+		LeaderRaftId: st.Leader,
+		Term:         st.Term,
+		CommitIndex:  st.Commit,
+		AppliedIndex: st.Applied,
+		StoreVersion: s.m.store.Version(),
+		Members:      uint32(len(members)),
+	}
+	for _, mem := range members {
+		if mem.GetRaftId() == st.ID {
+			info.Manager = mem
+		}
+		if mem.GetRaftId() == st.Leader {
+			info.LeaderAddr = mem.GetAddr()
+		}
+		if mem.GetReachable() {
+			info.ReachableMembers++
+		}
+	}
+	return info, nil
+}
+
+func toMembers(st raft.Status) []*api.Member {
+	out := make([]*api.Member, 0, len(st.Members))
+	for _, m := range st.Members {
+		role := "follower"
+		if m.Leader {
+			role = "leader"
+		}
+		out = append(out, &api.Member{RaftId: m.RaftID, NodeId: m.NodeID, Addr: m.Addr, Role: role,
+			Reachable: m.Reachable, MatchIndex: m.Match})
+	}
+	return out
+}
+
+// ListMembers answers from the leader, which alone knows how far each
+// member has replicated; without a leader, this manager answers with what
+// it sees.
+func (s *controlServer) ListMembers(ctx context.Context, req *api.ListMembersRequest) (*api.ListMembersResponse, error) {
+	local := func(context.Context) (*api.ListMembersResponse, error) {
+		st, err := s.m.node.Status()
+		if err != nil {
+			return nil, err
+		}
+		return &api.ListMembersResponse{Members: toMembers(st), AnsweredBy: st.ID}, nil
+	}
+	resp, err := onLeader(ctx, s, local, func(ctx context.Context, c api.ControlClient) (*api.ListMembersResponse, error) {
+		return c.ListMembers(ctx, req)
+	})
+	if status.Code(err) == codes.Unavailable && !raft.IsForwarded(ctx) {
+		resp, err = local(ctx)
+		return resp, toStatus(err)
+	}
+	return resp, err
+}
+
+// memberID finds the Raft ID of a member named by its Raft ID in hex or by
+// its node ID.
+func (s *controlServer) memberID(id string) (uint64, error) {
+	cluster := s.m.node.Cluster()
+	if m, ok := cluster.ByNodeID(id); ok {
+		return m.RaftID, nil
+	}
+	if raftID, err := strconv.ParseUint(id, 16, 64); err == nil {
+		if _, ok := cluster.Get(raftID); ok || cluster.IsRemoved(raftID) {
+			return raftID, nil
+		}
+	}
+	return 0, status.Errorf(codes.NotFound, "no manager has the node ID or Raft ID %q (see shoal node ls)", id)
+}
+
+func (s *controlServer) RemoveMember(ctx context.Context, req *api.RemoveMemberRequest) (*api.RemoveMemberResponse, error) {
+	id, err := s.memberID(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	n := s.m.node
+	if id == n.ID() && n.Leader() == id {
+		// The leader is to go: hand over first, then the new leader
+		// removes it.
+		if err := n.TransferLeadership(ctx, 0); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	return onLeader(ctx, s, func(ctx context.Context) (*api.RemoveMemberResponse, error) {
+		err := n.RemoveMember(ctx, id, req.GetForce())
+		if errors.Is(err, membership.ErrCannotRemove) {
+			return nil, status.Errorf(codes.FailedPrecondition,
+				"removing %s would leave the other managers without a quorum of reachable members; bring members back first, or use --force", req.GetId())
+		}
+		return &api.RemoveMemberResponse{}, err
+	}, func(ctx context.Context, c api.ControlClient) (*api.RemoveMemberResponse, error) {
+		return c.RemoveMember(ctx, req)
+	})
+}
+
+func (s *controlServer) TransferLeadership(ctx context.Context, req *api.TransferLeadershipRequest) (*api.TransferLeadershipResponse, error) {
+	var to uint64
+	if req.GetTo() != "" {
+		var err error
+		if to, err = s.memberID(req.GetTo()); err != nil {
+			return nil, err
+		}
+	}
+	return onLeader(ctx, s, func(ctx context.Context) (*api.TransferLeadershipResponse, error) {
+		if err := s.m.node.TransferLeadership(ctx, to); err != nil {
+			return nil, err
+		}
+		return &api.TransferLeadershipResponse{LeaderRaftId: s.m.node.Leader()}, nil
+	}, func(ctx context.Context, c api.ControlClient) (*api.TransferLeadershipResponse, error) {
+		return c.TransferLeadership(ctx, req)
+	})
+}
+

@@ -1,0 +1,90 @@
+package manager
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shoal-project/shoal/raft"
+	"github.com/shoal-project/shoal/store"
+)
+
+// DefaultPort is the TCP port of the remote API.
+const DefaultPort = 2377
+
+// Config configures a Manager. Start from DefaultConfig.
+type Config struct {
+	// StateDir holds everything the manager keeps: its identity, the Raft
+	// log and snapshots (raft/), and the control socket. Required.
+	StateDir string
+	// ListenAddr is the TCP address of the remote API. Default
+	// 0.0.0.0:2377.
+	ListenAddr string
+	// AdvertiseAddr is the address other managers use to reach this one.
+	// Default: ListenAddr when it names a host; when it listens on every
+	// interface, the one non-loopback address of this machine (an error
+	// if there are several: set it then).
+	AdvertiseAddr string
+	// JoinAddr is the address of a manager of the cluster to join. Empty:
+	// found a new cluster. Ignored when StateDir already holds state.
+	JoinAddr string
+	// ForceNewCluster restarts from the state in StateDir as the only
+	// manager of a new cluster, keeping every committed object; for when
+	// the cluster lost its quorum for good.
+	ForceNewCluster bool
+
+	// Raft tunes the Raft node; its identity and address fields are set by
+	// the manager.
+	Raft raft.Config
+	// Store sets the object store's limits.
+	Store store.Config
+
+	// LeaderWait bounds how long a forwarded call waits for a leader
+	// during an election. Default: two election timeouts.
+	LeaderWait time.Duration
+	// StartTimeout bounds joining and the wait for a leader at start.
+	// Default 1 minute.
+	StartTimeout time.Duration
+	// ShutdownTimeout bounds the handover of leadership and the draining
+	// of calls at shutdown. Default 10s.
+	ShutdownTimeout time.Duration
+
+	// Logger receives the manager's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:      fmt.Sprintf("0.0.0.0:%d", DefaultPort),
+		Raft:            raft.DefaultConfig(),
+		Store:           store.DefaultConfig(),
+		StartTimeout:    time.Minute,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// Validate checks what it can before anything is opened.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("manager: a state directory is required"))
+	}
+	if c.ListenAddr == "" {
+		errs = append(errs, errors.New("manager: a listen address is required"))
+	}
+	if c.ForceNewCluster && c.JoinAddr != "" {
+		errs = append(errs, fmt.Errorf("manager: --force-new-cluster and --join %s exclude each other", c.JoinAddr))
+	}
+	if c.StartTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("manager: start timeout %v must be positive", c.StartTimeout))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("manager: shutdown timeout %v must be positive", c.ShutdownTimeout))
+	}
+	if err := c.Store.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,341 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/store"
+)
+
+// listPage bounds the objects sent in one ListObjects response, so that a
+// page stays well under gRPC's 4 MiB message limit with objects of the
+// default 1 MiB maximum... of typical size; pages also end at pageBytes.
+const (
+	listPage  = 500
+	pageBytes = 1 << 20
+)
+
+// updateAttempts bounds how often an update without an expected version is
+// retried after another writer changed the object between read and apply.
+const updateAttempts = 5
+
+// controlServer implements the Control service. Reads are served by this
+// manager; writes run on the leader (see leaderOrForward).
+type controlServer struct {
+	api.UnimplementedControlServer
+	m *Manager
+}
+
+// onLeader runs local when this manager leads, and otherwise forwards the
+// call to the leader through remote, once.
+func onLeader[T any](ctx context.Context, s *controlServer, local func(context.Context) (T, error),
+	remote func(context.Context, api.ControlClient) (T, error)) (T, error) {
+	n := s.m.node
+	if n.Leader() == n.ID() {
+		res, err := local(ctx)
+		return res, toStatus(err)
+	}
+	fctx, conn, err := n.LeaderConn(ctx)
+	if err != nil {
+		var zero T
+		return zero, toStatus(err)
+	}
+	return remote(fctx, api.NewControlClient(conn))
+}
+
+// read makes the next read of the local store as fresh as c asks.
+func (s *controlServer) read(ctx context.Context, c api.ReadConsistency) error {
+	if c == api.ReadConsistency_READ_CONSISTENCY_SERIALIZABLE {
+		return nil
+	}
+	return toStatus(s.m.node.LinearizableRead(ctx))
+}
+
+// refuseBuiltin refuses a write to the kinds that describe the cluster:
+// the leader keeps them.
+func refuseBuiltin(kind string) error {
+	if store.IsBuiltinKind(kind) {
+		return status.Errorf(codes.InvalidArgument, "objects of kind %q are kept by shoal itself and cannot be changed", kind)
+	}
+	return nil
+}
+
+func (s *controlServer) CreateObject(ctx context.Context, req *api.CreateObjectRequest) (*api.CreateObjectResponse, error) {
+	if req.GetObject() == nil {
+		return nil, status.Error(codes.InvalidArgument, "create: no object given")
+	}
+	if err := refuseBuiltin(req.GetObject().GetKind()); err != nil {
+		return nil, err
+	}
+	return onLeader(ctx, s, func(ctx context.Context) (*api.CreateObjectResponse, error) {
+		res, err := s.m.store.Update(ctx, func(tx store.Tx) error {
+			_, err := tx.Create(req.GetObject())
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &api.CreateObjectResponse{Object: res.Objects[0]}, nil
+	}, func(ctx context.Context, c api.ControlClient) (*api.CreateObjectResponse, error) {
+		return c.CreateObject(ctx, req)
+	})
+}
+
+func (s *controlServer) GetObject(ctx context.Context, req *api.GetObjectRequest) (*api.GetObjectResponse, error) {
+	if err := s.read(ctx, req.GetConsistency()); err != nil {
+		return nil, err
+	}
+	var obj *api.Object
+	var err error
+	s.m.store.View(func(tx store.ReadTx) { obj, err = resolve(tx, req.GetRef()) })
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &api.GetObjectResponse{Object: obj}, nil
+}
+
+// resolve finds the object ref names: by kind and name, else by id.
+func resolve(tx store.ReadTx, ref *api.ObjectRef) (*api.Object, error) {
+	if err := store.ValidateKind(ref.GetKind()); err != nil {
+		return nil, err
+	}
+	if ref.GetNameOrId() == "" {
+		return nil, fmt.Errorf("%w: no name or id given", store.ErrInvalid)
+	}
+	o, err := tx.GetByName(ref.GetKind(), ref.GetNameOrId())
+	if !errors.Is(err, store.ErrNotFound) {
+		return o, err
+	}
+	if byID, idErr := tx.Get(ref.GetNameOrId()); idErr == nil && byID.GetKind() == ref.GetKind() {
+		return byID, nil
+	}
+	return nil, err
+}
+
+func (s *controlServer) ListObjects(req *api.ListObjectsRequest, stream grpc.ServerStreamingServer[api.ListObjectsResponse]) error {
+	if req.GetKind() == "" {
+		return status.Error(codes.InvalidArgument, "list: a kind is required")
+	}
+	if err := s.read(stream.Context(), req.GetConsistency()); err != nil {
+		return err
+	}
+	var objs []*api.Object
+	var version uint64
+	var err error
+	s.m.store.View(func(tx store.ReadTx) {
+		version = tx.Version()
+		objs, err = tx.List(store.Selector{Kind: req.GetKind(), NamePrefix: req.GetNamePrefix(), Labels: req.GetLabels()})
+	})
+	if err != nil {
+		return toStatus(err)
+	}
+	page := &api.ListObjectsResponse{Version: version}
+	size := 0
+	for _, o := range objs {
+		if len(page.Objects) == listPage || (size > 0 && size+proto.Size(o) > pageBytes) {
+			if err := stream.Send(page); err != nil {
+				return err
+			}
+			page, size = &api.ListObjectsResponse{Version: version}, 0
+		}
+		page.Objects = append(page.Objects, o)
+		size += proto.Size(o)
+	}
+	return stream.Send(page)
+}
+
+func (s *controlServer) UpdateObject(ctx context.Context, req *api.UpdateObjectRequest) (*api.UpdateObjectResponse, error) {
+	if err := refuseBuiltin(req.GetRef().GetKind()); err != nil {
+		return nil, err
+	}
+	return onLeader(ctx, s, func(ctx context.Context) (*api.UpdateObjectResponse, error) {
+		res, err := s.updateRetrying(ctx, req.GetExpectedVersion() == 0, func(tx store.Tx) error {
+			return updateInTx(tx, req)
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &api.UpdateObjectResponse{Object: res.Objects[0]}, nil
+	}, func(ctx context.Context, c api.ControlClient) (*api.UpdateObjectResponse, error) {
+		return c.UpdateObject(ctx, req)
+	})
+}
+
+// updateRetrying runs a read-modify-write. When the caller gave no
+// expected version, the version read is expected instead, so a concurrent
+// change is never silently overwritten, and a conflict is retried.
+func (s *controlServer) updateRetrying(ctx context.Context, retry bool, fn func(store.Tx) error) (*store.Result, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := s.m.store.Update(ctx, fn)
+		if !retry || !errors.Is(err, store.ErrVersionConflict) || attempt == updateAttempts {
+			return res, err
+		}
+	}
+}
+
+func updateInTx(tx store.Tx, req *api.UpdateObjectRequest) error {
+	cur, err := resolve(tx, req.GetRef())
+	if err != nil {
+		return err
+	}
+	o := proto.Clone(cur).(*api.Object)
+	if req.Spec != nil {
+		o.Spec = req.GetSpec()
+	}
+	if req.NewName != nil {
+		o.Name = req.GetNewName()
+	}
+	if len(req.GetSetLabels()) > 0 || len(req.GetRemoveLabels()) > 0 {
+		labels := maps.Clone(o.GetLabels())
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		maps.Copy(labels, req.GetSetLabels())
+		for _, k := range req.GetRemoveLabels() {
+			delete(labels, k)
+		}
+		o.Labels = labels
+	}
+	if v := req.GetExpectedVersion(); v != 0 {
+		o.Version = v
+	}
+	return tx.Update(o)
+}
+
+func (s *controlServer) DeleteObject(ctx context.Context, req *api.DeleteObjectRequest) (*api.DeleteObjectResponse, error) {
+	if err := refuseBuiltin(req.GetRef().GetKind()); err != nil {
+		return nil, err
+	}
+	return onLeader(ctx, s, func(ctx context.Context) (*api.DeleteObjectResponse, error) {
+		res, err := s.updateRetrying(ctx, req.GetExpectedVersion() == 0, func(tx store.Tx) error {
+			return deleteInTx(tx, req)
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &api.DeleteObjectResponse{Version: res.Version}, nil
+	}, func(ctx context.Context, c api.ControlClient) (*api.DeleteObjectResponse, error) {
+		return c.DeleteObject(ctx, req)
+	})
+}
+
+func deleteInTx(tx store.Tx, req *api.DeleteObjectRequest) error {
+	cur, err := resolve(tx, req.GetRef())
+	if err != nil {
+		return err
+	}
+	expected := req.GetExpectedVersion()
+	if expected == 0 {
+		expected = cur.GetVersion()
+	}
+	return tx.Delete(cur.GetKind(), cur.GetId(), expected)
+}
+
+func (s *controlServer) Transaction(ctx context.Context, req *api.TransactionRequest) (*api.TransactionResponse, error) {
+	if len(req.GetOps()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "transaction: no operations given")
+	}
+	retry := true
+	for i, op := range req.GetOps() {
+		var kind string
+		switch o := op.GetOp().(type) {
+		case *api.TransactionOp_Create:
+			kind = o.Create.GetObject().GetKind()
+		case *api.TransactionOp_Update:
+			kind = o.Update.GetRef().GetKind()
+			retry = retry && o.Update.GetExpectedVersion() == 0
+		case *api.TransactionOp_Delete:
+			kind = o.Delete.GetRef().GetKind()
+			retry = retry && o.Delete.GetExpectedVersion() == 0
+		default:
+			return nil, status.Errorf(codes.InvalidArgument, "transaction: operation %d is empty", i)
+		}
+		if err := refuseBuiltin(kind); err != nil {
+			return nil, err
+		}
+	}
+	return onLeader(ctx, s, func(ctx context.Context) (*api.TransactionResponse, error) {
+		res, err := s.updateRetrying(ctx, retry, func(tx store.Tx) error {
+			for i, op := range req.GetOps() {
+				var err error
+				switch o := op.GetOp().(type) {
+				case *api.TransactionOp_Create:
+					if o.Create.GetObject() == nil {
+						err = fmt.Errorf("%w: no object given", store.ErrInvalid)
+					} else {
+						_, err = tx.Create(o.Create.GetObject())
+					}
+				case *api.TransactionOp_Update:
+					err = updateInTx(tx, o.Update)
+				case *api.TransactionOp_Delete:
+					err = deleteInTx(tx, o.Delete)
+				}
+				if err != nil {
+					return fmt.Errorf("operation %d: %w", i, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &api.TransactionResponse{Objects: res.Objects, Version: res.Version}, nil
+	}, func(ctx context.Context, c api.ControlClient) (*api.TransactionResponse, error) {
+		return c.Transaction(ctx, req)
+	})
+}
+
+func (s *controlServer) Watch(req *api.WatchRequest, stream grpc.ServerStreamingServer[api.WatchResponse]) error {
+	sel := store.Selector{Kind: req.GetKind(), NamePrefix: req.GetNamePrefix(), Labels: req.GetLabels()}
+	from := req.GetFromVersion()
+	if from == 0 {
+		from = s.m.store.Version()
+	}
+	w, err := s.m.store.Watch(from, sel)
+	if err != nil {
+		return toStatus(err)
+	}
+	defer w.Close()
+	if err := stream.Send(&api.WatchResponse{StartVersion: from}); err != nil {
+		return err
+	}
+	// The watch ends with the client's call or with the manager's shutdown.
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.m.serving, cancel)
+	defer stop()
+	for {
+		ev, err := w.Next(ctx)
+		if err != nil {
+			if s.m.serving.Err() != nil {
+				return status.Error(codes.Unavailable, "the manager is shutting down; watch again from the last version seen")
+			}
+			return toStatus(err)
+		}
+		resp := &api.WatchResponse{Events: []*api.WatchEvent{watchEvent(ev)}}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+func watchEvent(ev store.Event) *api.WatchEvent {
+	out := &api.WatchEvent{Object: ev.Object, Version: ev.Version}
+	switch ev.Type {
+	case store.EventCreate:
+		out.Type = api.EventType_EVENT_TYPE_CREATE
+	case store.EventUpdate:
+		out.Type = api.EventType_EVENT_TYPE_UPDATE
+	case store.EventDelete:
+		out.Type = api.EventType_EVENT_TYPE_DELETE
+	}
+	return out
+}

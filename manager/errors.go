@@ -1,0 +1,44 @@
+package manager
+
+import (
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-project/shoal/raft"
+	"github.com/shoal-project/shoal/store"
+	"github.com/shoal-project/shoal/watch"
+)
+
+// toStatus turns the errors of the store, the watch queue and the Raft node
+// into gRPC status errors whose codes a client can act on (see the Control
+// service in api/control.proto). The message is the error's own text.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var code codes.Code
+	switch {
+	case errors.Is(err, store.ErrExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, store.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, store.ErrVersionConflict):
+		code = codes.Aborted
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrTooLarge):
+		code = codes.InvalidArgument
+	case errors.Is(err, watch.ErrCompacted):
+		code = codes.OutOfRange
+	case errors.Is(err, watch.ErrLagged), errors.Is(err, watch.ErrReset):
+		code = codes.Aborted
+	case errors.Is(err, watch.ErrClosed):
+		code = codes.Unavailable
+	default:
+		return raft.ToStatus(err)
+	}
+	return status.Error(code, err.Error())
+}

@@ -1,0 +1,144 @@
+package manager
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/shoal-project/shoal/api"
+)
+
+// testManager is one manager of a test cluster, run in this process.
+type testManager struct {
+	t      *testing.T
+	m      *Manager
+	cfg    Config
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func testConfig(t *testing.T, dir, join string) Config {
+	cfg := DefaultConfig()
+	cfg.StateDir = dir
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.JoinAddr = join
+	cfg.Raft.TickInterval = 50 * time.Millisecond
+	cfg.StartTimeout = 20 * time.Second
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(&testWriter{t: t}, nil))
+	return cfg
+}
+
+func startManager(t *testing.T, cfg Config) *testManager {
+	t.Helper()
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tm := &testManager{t: t, m: m, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	go func() { tm.done <- m.Run(ctx) }()
+	select {
+	case <-m.Ready():
+	case err := <-tm.done:
+		t.Fatalf("manager stopped at start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("manager not ready after 30s")
+	}
+	t.Cleanup(func() { tm.stop() })
+	return tm
+}
+
+// stop shuts the manager down cleanly and returns what Run returned.
+func (tm *testManager) stop() error {
+	tm.cancel()
+	select {
+	case err := <-tm.done:
+		tm.done <- err
+		return err
+	case <-time.After(30 * time.Second):
+		tm.t.Fatal("manager did not stop within 30s")
+		return nil
+	}
+}
+
+// startCluster starts n managers: the first founds the cluster, the others
+// join through it.
+func startCluster(t *testing.T, n int) []*testManager {
+	t.Helper()
+	first := startManager(t, testConfig(t, t.TempDir(), ""))
+	out := []*testManager{first}
+	for i := 1; i < n; i++ {
+		out = append(out, startManager(t, testConfig(t, t.TempDir(), out[i-1].m.Addr())))
+	}
+	return out
+}
+
+// dial returns a Control client on the manager's remote API.
+func (tm *testManager) dial() api.ControlClient {
+	tm.t.Helper()
+	conn, err := grpc.NewClient(tm.m.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	tm.t.Cleanup(func() { conn.Close() })
+	return api.NewControlClient(conn)
+}
+
+// dialSocket returns a Control client on the manager's control socket.
+func (tm *testManager) dialSocket() api.ControlClient {
+	tm.t.Helper()
+	conn, err := grpc.NewClient("unix://"+tm.m.SocketPath(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	tm.t.Cleanup(func() { conn.Close() })
+	return api.NewControlClient(conn)
+}
+
+func leaderOf(t *testing.T, ms []*testManager) *testManager {
+	t.Helper()
+	var leader *testManager
+	waitFor(t, "a leader", func() bool {
+		for _, tm := range ms {
+			if tm.m.node != nil && tm.m.node.IsLeader() {
+				leader = tm
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// waitFor polls cond until it holds or 20s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *testWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(string(b[:len(b)-1]))
+	}
+	return len(b), nil
+}

@@ -1,0 +1,301 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/raft"
+	"github.com/shoal-project/shoal/raft/transport"
+	"github.com/shoal-project/shoal/store"
+)
+
+// SocketName is the name of the control socket in the state directory.
+const SocketName = "control.sock"
+
+// maxSocketPath is the longest path a unix socket may have on Linux.
+const maxSocketPath = 107
+
+// Manager is one running manager. Create it with New and call Run once.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+
+	// Set by Run before ready is closed, read-only afterwards.
+	nodeID string
+	addr   string // the TCP address actually listened on
+	store  *store.Store
+	node   *raft.Node
+	health *health.Server
+
+	ready chan struct{}
+	// serving ends when shutdown starts; long calls (watches) end with it.
+	serving     context.Context
+	stopServing context.CancelFunc
+
+	leaderWork sync.WaitGroup
+}
+
+// New checks cfg and returns a manager; nothing is opened until Run.
+func New(cfg Config) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LeaderWait == 0 {
+		cfg.LeaderWait = 2 * time.Duration(cfg.Raft.ElectionTick) * cfg.Raft.TickInterval
+	}
+	serving, stop := context.WithCancel(context.Background())
+	return &Manager{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), serving: serving, stopServing: stop}, nil
+}
+
+// Ready is closed once the manager serves, has joined its cluster and has
+// seen a leader (or given up waiting for one after StartTimeout).
+func (m *Manager) Ready() <-chan struct{} { return m.ready }
+
+// Addr returns the address the remote API listens on; valid after Ready.
+func (m *Manager) Addr() string { return m.addr }
+
+// SocketPath returns the path of the control socket.
+func (m *Manager) SocketPath() string { return filepath.Join(m.cfg.StateDir, SocketName) }
+
+// NodeID returns the manager's node ID; valid after Ready.
+func (m *Manager) NodeID() string { return m.nodeID }
+
+// Run starts the manager and serves until ctx ends, then shuts down
+// cleanly: it hands over leadership when it leads, drains calls, and stops
+// the Raft node. It returns nil after a clean shutdown, and the error
+// otherwise: a failure to start, or a fatal error of the Raft node (a disk
+// error, or this manager's removal from the cluster).
+func (m *Manager) Run(ctx context.Context) error {
+	defer m.stopServing()
+	if err := os.MkdirAll(m.cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("manager: creating the state directory: %w", err)
+	}
+	nodeID, err := loadOrCreateNodeID(m.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	m.nodeID = nodeID
+	m.log = m.log.With("node_id", nodeID)
+
+	tcp, err := net.Listen("tcp", m.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("manager: listening on %s: %w (is another manager running? choose another --listen-addr)", m.cfg.ListenAddr, err)
+	}
+	defer tcp.Close()
+	m.addr = tcp.Addr().String()
+	advertise, err := advertiseAddr(m.cfg.AdvertiseAddr, tcp.Addr().(*net.TCPAddr))
+	if err != nil {
+		return err
+	}
+	unix, err := listenControlSocket(m.SocketPath())
+	if err != nil {
+		return err
+	}
+	defer os.Remove(m.SocketPath())
+	defer unix.Close()
+
+	if m.store, err = store.New(m.storeConfig(), (*proposer)(m)); err != nil {
+		return err
+	}
+	defer m.store.Close()
+	if m.node, err = raft.NewNode(m.raftConfig(advertise), m.store); err != nil {
+		return err
+	}
+
+	remote, local := m.newServers()
+	go func() { _ = remote.Serve(tcp) }()
+	go func() { _ = local.Serve(unix) }()
+	m.log.Info("listening", "addr", m.addr, "advertise", advertise, "socket", m.SocketPath())
+
+	startCtx, cancel := context.WithTimeout(ctx, m.cfg.StartTimeout)
+	defer cancel()
+	if err := m.node.JoinAndStart(startCtx); err != nil {
+		remote.Stop()
+		local.Stop()
+		return fmt.Errorf("manager: %w", err)
+	}
+	nodeDone := make(chan error, 1)
+	go func() { nodeDone <- m.node.Run(context.Background()) }()
+
+	if err := m.node.WaitForLeader(startCtx); err != nil {
+		m.log.Warn("no leader yet; serving anyway", "err", err)
+	}
+	m.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	go m.followLeadership()
+	close(m.ready)
+
+	select {
+	case <-ctx.Done():
+		m.shutdown(remote, local)
+		return <-nodeDone
+	case err := <-nodeDone:
+		m.log.Error("raft node stopped", "err", err)
+		m.stopServers(remote, local)
+		m.leaderWork.Wait()
+		if err == nil {
+			err = errors.New("manager: the raft node stopped")
+		}
+		return err
+	}
+}
+
+func (m *Manager) storeConfig() store.Config {
+	cfg := m.cfg.Store
+	if cfg.Logger == nil {
+		cfg.Logger = m.log.With("component", "store")
+	}
+	return cfg
+}
+
+func (m *Manager) raftConfig(advertise string) raft.Config {
+	cfg := m.cfg.Raft
+	cfg.NodeID = m.nodeID
+	cfg.StateDir = filepath.Join(m.cfg.StateDir, "raft")
+	cfg.AdvertiseAddr = advertise
+	cfg.JoinAddr = m.cfg.JoinAddr
+	cfg.ForceNewCluster = m.cfg.ForceNewCluster
+	if len(cfg.DialOptions) == 0 {
+		cfg.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = m.log.With("component", "raft")
+	}
+	return cfg
+}
+
+// newServers builds the remote API (peers and remote clients) and the
+// local control socket's server.
+func (m *Manager) newServers() (remote, local *grpc.Server) {
+	m.health = health.NewServer()
+	m.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	control := &controlServer{m: m}
+
+	remote = grpc.NewServer(transport.ServerOptions()...)
+	api.RegisterRaftServer(remote, m.node.NewRaftServer())
+	api.RegisterRaftMembershipServer(remote, m.node.NewMembershipServer())
+	api.RegisterControlServer(remote, control)
+	healthpb.RegisterHealthServer(remote, m.health)
+	reflection.Register(remote)
+
+	local = grpc.NewServer()
+	api.RegisterControlServer(local, control)
+	healthpb.RegisterHealthServer(local, m.health)
+	reflection.Register(local)
+	return remote, local
+}
+
+// shutdown stops the manager in the order that loses nothing: hand over
+// leadership so the cluster does not wait an election timeout, stop taking
+// calls, then stop the node.
+func (m *Manager) shutdown(remote, local *grpc.Server) {
+	m.log.Info("shutting down")
+	m.health.Shutdown()
+	if m.node.IsLeader() && len(m.node.Cluster().Members()) > 1 {
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
+		if err := m.node.TransferLeadership(ctx, 0); err != nil {
+			m.log.Warn("could not hand over leadership before stopping", "err", err)
+		}
+		cancel()
+	}
+	m.stopServers(remote, local)
+	m.leaderWork.Wait()
+	m.node.Stop()
+}
+
+// stopServers ends watches, lets calls in flight finish for up to
+// ShutdownTimeout, then closes every connection.
+func (m *Manager) stopServers(remote, local *grpc.Server) {
+	m.stopServing()
+	done := make(chan struct{})
+	go func() {
+		local.GracefulStop()
+		remote.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(m.cfg.ShutdownTimeout):
+		local.Stop()
+		remote.Stop()
+		<-done
+	}
+}
+
+// proposer lets the store propose through the node, which is created after
+// the store.
+type proposer Manager
+
+func (p *proposer) ProposeValue(ctx context.Context, payload []byte) (any, error) {
+	return p.node.ProposeValue(ctx, payload)
+}
+
+// advertiseAddr picks the address peers use to reach this manager.
+func advertiseAddr(configured string, listen *net.TCPAddr) (string, error) {
+	if configured != "" {
+		if _, _, err := net.SplitHostPort(configured); err != nil {
+			return "", fmt.Errorf("manager: --advertise-addr %q is not host:port: %w", configured, err)
+		}
+		return configured, nil
+	}
+	if !listen.IP.IsUnspecified() {
+		return listen.String(), nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("manager: listing interface addresses: %w", err)
+	}
+	var found []net.IP
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
+			found = append(found, ipn.IP)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", errors.New("manager: listening on every interface, and no address to advertise was found: set --advertise-addr")
+	case 1:
+		return net.JoinHostPort(found[0].String(), fmt.Sprint(listen.Port)), nil
+	}
+	return "", fmt.Errorf("manager: listening on every interface, and this machine has several addresses %v: choose one with --advertise-addr", found)
+}
+
+// listenControlSocket listens on the control socket, readable and writable
+// by the owner only: whoever can reach it administers the cluster.
+func listenControlSocket(path string) (net.Listener, error) {
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("manager: the control socket path %s is longer than %d bytes; use a shorter --state-dir", path, maxSocketPath)
+	}
+	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		conn.Close()
+		return nil, fmt.Errorf("manager: another manager is running on %s; stop it or use another --state-dir", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("manager: removing a stale control socket: %w", err)
+	}
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("manager: listening on the control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("manager: securing the control socket: %w", err)
+	}
+	return lis, nil
+}

@@ -1,0 +1,179 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-project/shoal/api"
+)
+
+func TestWritesThroughAFollowerAreReadEverywhere(t *testing.T) {
+	ms := startCluster(t, 3)
+	leader := leaderOf(t, ms)
+	var follower *testManager
+	for _, tm := range ms {
+		if tm != leader {
+			follower = tm
+		}
+	}
+	ctx := context.Background()
+	created, err := follower.dial().CreateObject(ctx, &api.CreateObjectRequest{Object: &api.Object{
+		Kind: "service", Name: "web", Labels: map[string]string{"tier": "front"}, Spec: []byte(`{"replicas":3}`)}})
+	if err != nil {
+		t.Fatalf("create through a follower: %v", err)
+	}
+	for _, tm := range ms {
+		for _, c := range []api.ControlClient{tm.dial(), tm.dialSocket()} {
+			got, err := c.GetObject(ctx, &api.GetObjectRequest{Ref: &api.ObjectRef{Kind: "service", NameOrId: "web"}})
+			if err != nil {
+				t.Fatalf("get from %s: %v", tm.m.Addr(), err)
+			}
+			if got.GetObject().GetVersion() != created.GetObject().GetVersion() {
+				t.Fatalf("version %d, want %d", got.GetObject().GetVersion(), created.GetObject().GetVersion())
+			}
+		}
+	}
+
+	// Update with a stale expected version is refused with ABORTED.
+	_, err = follower.dial().UpdateObject(ctx, &api.UpdateObjectRequest{Ref: &api.ObjectRef{Kind: "service", NameOrId: "web"},
+		Spec: []byte(`{"replicas":4}`), ExpectedVersion: created.GetObject().GetVersion() + 1000})
+	if status.Code(err) != codes.Aborted {
+		t.Fatalf("stale update: %v, want ABORTED", err)
+	}
+	upd, err := follower.dial().UpdateObject(ctx, &api.UpdateObjectRequest{Ref: &api.ObjectRef{Kind: "service", NameOrId: "web"},
+		Spec: []byte(`{"replicas":4}`), ExpectedVersion: created.GetObject().GetVersion()})
+	if err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if string(upd.GetObject().GetSpec()) != `{"replicas":4}` || upd.GetObject().GetLabels()["tier"] != "front" {
+		t.Fatalf("updated object %v", upd.GetObject())
+	}
+	if _, err := follower.dial().CreateObject(ctx, &api.CreateObjectRequest{Object: &api.Object{Kind: "service", Name: "web"}}); status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("duplicate create: %v, want ALREADY_EXISTS", err)
+	}
+	if _, err := follower.dial().CreateObject(ctx, &api.CreateObjectRequest{Object: &api.Object{Kind: "node", Name: "x"}}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("create of a built-in kind: %v, want INVALID_ARGUMENT", err)
+	}
+	if _, err := follower.dial().DeleteObject(ctx, &api.DeleteObjectRequest{Ref: &api.ObjectRef{Kind: "service", NameOrId: "web"}}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := leader.dial().GetObject(ctx, &api.GetObjectRequest{Ref: &api.ObjectRef{Kind: "service", NameOrId: "web"}}); status.Code(err) != codes.NotFound {
+		t.Fatalf("get after delete: %v, want NOT_FOUND", err)
+	}
+}
+
+func TestListIsPagedAndWatchSeesChangesFromOtherManagers(t *testing.T) {
+	ms := startCluster(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watcher, err := ms[2].dial().Watch(ctx, &api.WatchRequest{Kind: "job"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := watcher.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1200
+	for i := range n {
+		if _, err := ms[i%2].dial().CreateObject(ctx, &api.CreateObjectRequest{Object: &api.Object{Kind: "job", Name: fmt.Sprintf("j%04d", i)}}); err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+	last := first.GetStartVersion()
+	for i := range n {
+		resp, err := watcher.Recv()
+		if err != nil {
+			t.Fatalf("watch after %d events: %v", i, err)
+		}
+		for _, ev := range resp.GetEvents() {
+			if ev.GetVersion() <= last {
+				t.Fatalf("event version %d after %d", ev.GetVersion(), last)
+			}
+			last = ev.GetVersion()
+			if want := fmt.Sprintf("j%04d", i); ev.GetObject().GetName() != want || ev.GetType() != api.EventType_EVENT_TYPE_CREATE {
+				t.Fatalf("event %d is %v %s, want create %s", i, ev.GetType(), ev.GetObject().GetName(), want)
+			}
+		}
+	}
+
+	stream, err := ms[1].dial().ListObjects(ctx, &api.ListObjectsRequest{Kind: "job"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, pages := 0, 0
+	for {
+		page, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(page.GetObjects())
+		pages++
+	}
+	if got != n || pages < 2 {
+		t.Fatalf("list gave %d objects in %d pages, want %d in several", got, pages, n)
+	}
+}
+
+func TestClusterInfoAndMembers(t *testing.T) {
+	ms := startCluster(t, 3)
+	ctx := context.Background()
+	waitFor(t, "the cluster object and node objects", func() bool {
+		info, err := ms[1].dial().GetClusterInfo(ctx, &api.GetClusterInfoRequest{})
+		if err != nil || info.GetClusterId() == "" {
+			return false
+		}
+		stream, err := ms[1].dial().ListObjects(ctx, &api.ListObjectsRequest{Kind: "node"})
+		if err != nil {
+			return false
+		}
+		page, err := stream.Recv()
+		return err == nil && len(page.GetObjects()) == 3
+	})
+	resp, err := ms[2].dial().ListMembers(ctx, &api.ListMembersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := 0
+	for _, m := range resp.GetMembers() {
+		if m.GetRole() == "leader" {
+			leaders++
+		}
+	}
+	if len(resp.GetMembers()) != 3 || leaders != 1 {
+		t.Fatalf("members %v", resp.GetMembers())
+	}
+}
+
+func TestRemoveMemberStopsIt(t *testing.T) {
+	ms := startCluster(t, 3)
+	leader := leaderOf(t, ms)
+	var victim *testManager
+	for _, tm := range ms {
+		if tm != leader {
+			victim = tm
+		}
+	}
+	_, err := leader.dial().RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: victim.m.NodeID()})
+	if err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	select {
+	case err := <-victim.done:
+		if err == nil {
+			t.Fatal("the removed manager stopped without an error")
+		}
+		victim.done <- err
+	case <-time.After(20 * time.Second):
+		t.Fatal("the removed manager is still running")
+	}
+}
