@@ -133,4 +133,3 @@ func (s *controlServer) TransferLeadership(ctx context.Context, req *api.Transfe
 		return c.TransferLeadership(ctx, req)
 	})
 }
-
