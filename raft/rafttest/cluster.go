@@ -37,9 +37,11 @@ type Options struct {
 	SnapshotInterval uint64
 	// LogEntriesForSlowFollowers defaults to raft's default.
 	LogEntriesForSlowFollowers uint64
-	// NewStateMachine makes each member's state machine; default a
-	// LogMachine.
-	NewStateMachine func() raft.StateMachine
+	// NewStateMachine makes the state machine of member m each time it
+	// starts; default a LogMachine. A state machine that proposes (a store)
+	// reaches m's node through m.Node() when it proposes, since the node is
+	// created after it.
+	NewStateMachine func(m *Member) raft.StateMachine
 	// Configure, if set, changes each member's config last.
 	Configure func(*raft.Config)
 	// Timeout bounds every wait of the harness; default 20s.
@@ -91,7 +93,7 @@ func NewCluster(t testing.TB, size int, opts Options) *Cluster {
 		opts.Timeout = 20 * time.Second
 	}
 	if opts.NewStateMachine == nil {
-		opts.NewStateMachine = func() raft.StateMachine { return &LogMachine{} }
+		opts.NewStateMachine = func(*Member) raft.StateMachine { return &LogMachine{} }
 	}
 	c := &Cluster{t: t, opts: opts, blocked: map[[2]uint64]bool{}}
 	t.Cleanup(c.stopAll)
@@ -161,7 +163,7 @@ func (m *Member) start(joinAddr string) { m.startWith(m.c.config(m, joinAddr)) }
 func (m *Member) startWith(cfg raft.Config) {
 	c := m.c
 	c.t.Helper()
-	sm := c.opts.NewStateMachine()
+	sm := c.opts.NewStateMachine(m)
 	node, err := raft.NewNode(cfg, sm)
 	if err != nil {
 		c.t.Fatalf("rafttest: %s: %v", m.NodeID, err)
