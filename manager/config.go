@@ -40,9 +40,6 @@ type Config struct {
 	// Store sets the object store's limits.
 	Store store.Config
 
-	// LeaderWait bounds how long a forwarded call waits for a leader
-	// during an election. Default: two election timeouts.
-	LeaderWait time.Duration
 	// StartTimeout bounds joining and the wait for a leader at start.
 	// Default 1 minute.
 	StartTimeout time.Duration

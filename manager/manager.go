@@ -57,9 +57,6 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.LeaderWait == 0 {
-		cfg.LeaderWait = 2 * time.Duration(cfg.Raft.ElectionTick) * cfg.Raft.TickInterval
-	}
 	serving, stop := context.WithCancel(context.Background())
 	return &Manager{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), serving: serving, stopServing: stop}, nil
 }
