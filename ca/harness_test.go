@@ -49,20 +49,32 @@ func probePolicy() Policy {
 // probeServer implements the probe service. Relay forwards the call to
 // ClientAllowed through forward, as a follower forwards to the leader.
 type probeServer struct {
-	mu      sync.Mutex
-	forward *grpc.ClientConn
-	calls   int
+	mu         sync.Mutex
+	forward    *grpc.ClientConn
+	calls      int
+	lastSerial string // of the last peer certificate seen
 }
 
 func (p *probeServer) describe(ctx context.Context) string {
 	p.mu.Lock()
 	p.calls++
+	if pr, ok := peer.FromContext(ctx); ok {
+		if info, ok := pr.AuthInfo.(credentials.TLSInfo); ok && len(info.State.PeerCertificates) > 0 {
+			p.lastSerial = info.State.PeerCertificates[0].SerialNumber.String()
+		}
+	}
 	p.mu.Unlock()
 	c, ok := CallerFromContext(ctx)
 	if !ok {
 		return "anonymous"
 	}
 	return fmt.Sprintf("node=%s role=%s fwd=%s", c.NodeID, c.Role, c.ForwardedBy)
+}
+
+func (p *probeServer) lastPeerSerial() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastSerial
 }
 
 func (p *probeServer) callCount() int {
