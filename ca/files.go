@@ -152,14 +152,8 @@ func checkSignedBy(root *RootCA, leaf *x509.Certificate) error {
 	if err := leaf.CheckSignatureFrom(root.cert); err != nil {
 		return fmt.Errorf("%w: not signed by the root CA: %w", ErrInvalidCertificate, err)
 	}
-	id, err := IdentityFromCertificate(leaf)
-	if err != nil {
-		return err
-	}
-	if id.ClusterID != root.ClusterID() {
-		return fmt.Errorf("%w: cluster %q, want %q", ErrInvalidCertificate, id.ClusterID, root.ClusterID())
-	}
-	return nil
+	_, err := root.identityOf(leaf)
+	return err
 }
 
 func makeDir(dir string) error {

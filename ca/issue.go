@@ -84,6 +84,12 @@ func (r *RootCA) VerifyNodeCertificate(cert *x509.Certificate, now time.Time) (I
 	if err != nil {
 		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidCertificate, err)
 	}
+	return r.identityOf(cert)
+}
+
+// identityOf returns the identity cert names, which must be in r's
+// cluster. The caller has checked that r signed cert.
+func (r *RootCA) identityOf(cert *x509.Certificate) (Identity, error) {
 	id, err := IdentityFromCertificate(cert)
 	if err != nil {
 		return Identity{}, err

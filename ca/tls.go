@@ -123,12 +123,12 @@ func verifyManagerPeer(root *RootCA, cs tls.ConnectionState) error {
 	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
 		return fmt.Errorf("%w: the server's certificate was not verified", ErrInvalidCertificate)
 	}
-	id, err := IdentityFromCertificate(cs.VerifiedChains[0][0])
+	id, err := root.identityOf(cs.VerifiedChains[0][0])
 	if err != nil {
 		return err
 	}
-	if id.Role != RoleManager || id.ClusterID != root.ClusterID() {
-		return fmt.Errorf("%w: the server is a %s of cluster %s, not a manager of %s", ErrInvalidCertificate, id.Role, id.ClusterID, root.ClusterID())
+	if id.Role != RoleManager {
+		return fmt.Errorf("%w: the server is a %s, not a manager", ErrInvalidCertificate, id.Role)
 	}
 	return nil
 }

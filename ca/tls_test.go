@@ -1,7 +1,11 @@
 package ca
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"testing"
 	"time"
@@ -72,6 +76,10 @@ func TestHandshakes(t *testing.T) {
 	// even if a server is configured with one by hand.
 	impostor := &tls.Config{Certificates: []tls.Certificate{*client.Certificate()}, MinVersion: tls.VersionTLS13}
 
+	// A certificate fit to serve in every way but its role, which the CA
+	// never issues; the client's own check refuses it.
+	notManager := &tls.Config{Certificates: []tls.Certificate{servingClientCert(t, root)}, MinVersion: tls.VersionTLS13}
+
 	tests := []struct {
 		name           string
 		server, client *tls.Config
@@ -83,6 +91,7 @@ func TestHandshakes(t *testing.T) {
 		{"client limited to TLS 1.2", server, tls12, false},
 		{"server with a client certificate", impostor, ClientTLSConfig(root, nil), false},
 		{"server of another cluster", server, ClientTLSConfig(newTestRoot(t, "c2"), nil), false},
+		{"server whose certificate names a client", notManager, ClientTLSConfig(root, nil), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,4 +129,26 @@ func TestHolderSwap(t *testing.T) {
 	if h.Certificate() != second {
 		t.Fatal("a refused Set changed the served certificate")
 	}
+}
+
+// servingClientCert signs, with root's key, a certificate with the name and
+// usage of a manager's but the role of a client.
+func servingClientCert(t *testing.T, root *RootCA) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := Identity{NodeID: "n1", Role: RoleClient, ClusterID: root.ClusterID()}
+	tmpl := &x509.Certificate{
+		SerialNumber: newSerial(), Subject: id.subject(), DNSNames: []string{ManagerServerName},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.cert, &key.PublicKey, root.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
