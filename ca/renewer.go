@@ -167,6 +167,12 @@ func (r *Renewer) renewOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A certificate already due for renewal would be renewed again at once:
+	// treat it as a failure, so that the CA is not asked in a tight loop
+	// (it happens when the root CA itself is about to expire).
+	if cert != nil && cert.Leaf != nil && !r.cfg.Clock.Now().Before(lifetimePoint(cert.Leaf, r.cfg.RenewAfter)) {
+		return fmt.Errorf("ca: the new certificate, valid until %s, is already due for renewal", cert.Leaf.NotAfter)
+	}
 	if err := r.cfg.Holder.Set(cert); err != nil {
 		return err
 	}
@@ -176,8 +182,13 @@ func (r *Renewer) renewOnce(ctx context.Context) error {
 
 // renewalPoint draws the instant at which leaf is to be renewed.
 func (r *Renewer) renewalPoint(leaf *x509.Certificate) time.Time {
+	return lifetimePoint(leaf, r.cfg.RenewAfter+(r.cfg.RenewBy-r.cfg.RenewAfter)*rand.Float64())
+}
+
+// lifetimePoint returns the instant when the fraction frac of leaf's
+// lifetime has passed.
+func lifetimePoint(leaf *x509.Certificate, frac float64) time.Time {
 	lifetime := leaf.NotAfter.Sub(leaf.NotBefore)
-	frac := r.cfg.RenewAfter + (r.cfg.RenewBy-r.cfg.RenewAfter)*rand.Float64()
 	return leaf.NotBefore.Add(time.Duration(frac * float64(lifetime)))
 }
 

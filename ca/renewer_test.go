@@ -257,6 +257,38 @@ func TestRenewerBackoff(t *testing.T) {
 	}
 }
 
+// TestRenewerRefusesCertificateDue gets the current, expired certificate
+// back from the renewal: the Renewer must back off, not renew again at once.
+func TestRenewerRefusesCertificateDue(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	ctx := testContext(t)
+	holder, _ := newFakeRenewal(t, clock, 0)
+	first := holder.Certificate()
+	calls := make(chan struct{}, 10)
+	r, err := NewRenewer(RenewerConfig{
+		Holder: holder, Clock: clock, Logger: testLogger(t),
+		Renew: func(context.Context) (*tls.Certificate, error) {
+			calls <- struct{}{}
+			return first, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRenewer(t, r)
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	// The Renewer now waits out its first retry interval.
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(calls); n != 1 {
+		t.Fatalf("%d renewal calls before the retry interval passed, want 1", n)
+	}
+}
+
 // TestRenewNow checks that RenewNow renews at once, without the clock.
 func TestRenewNow(t *testing.T) {
 	clock := clockwork.NewFakeClock()
