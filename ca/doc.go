@@ -76,6 +76,8 @@
 //
 //	creds, err := ca.Join(ctx, "10.0.0.1:2377", ca.RoleManager, token)
 //	err = ca.SaveCredentials(ca.CertificatesPath(stateDir), creds)
+//	cert, err := creds.KeyPair.TLSCertificate()
+//	holder, err := ca.NewCertificateHolder(cert)
 //	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(
 //		credentials.NewTLS(ca.ClientTLSConfig(creds.RootCA, holder))))
 package ca
