@@ -1,0 +1,174 @@
+package ca
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestCredentialsRoundTrip(t *testing.T) {
+	root := newTestRoot(t, "c1")
+	dir := CertificatesPath(t.TempDir())
+	kp := issuePair(t, root, RoleManager, time.Now())
+	if err := SaveCredentials(dir, Credentials{RootCA: root, KeyPair: kp}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.RootCA.Equal(root) || got.RootCA.CanSign() {
+		t.Error("the loaded root differs, or has a key")
+	}
+	if !bytes.Equal(got.KeyPair.CertificatePEM, kp.CertificatePEM) || !bytes.Equal(got.KeyPair.KeyPEM, kp.KeyPEM) {
+		t.Error("the loaded key pair differs")
+	}
+	if rootFile, _ := os.ReadFile(filepath.Join(dir, rootCAFile)); bytes.Contains(rootFile, []byte("PRIVATE KEY")) {
+		t.Error("the root's key was written to disk")
+	}
+	wantModes := map[string]fs.FileMode{".": 0o700, rootCAFile: 0o644, nodeKeyFile: 0o600, nodeCrtFile: 0o644}
+	for name, want := range wantModes {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s has mode %v, want %v", name, got, want)
+		}
+	}
+	if names := dirNames(t, dir); !slices.Equal(names, []string{rootCAFile, nodeCrtFile, nodeKeyFile}) {
+		t.Errorf("directory holds %v; want the three files and nothing left over", names)
+	}
+}
+
+func TestLoadCredentialsNotSaved(t *testing.T) {
+	if _, err := LoadCredentials(CertificatesPath(t.TempDir())); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadCredentials of nothing = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestSaveKeyPairReplaces(t *testing.T) {
+	root := newTestRoot(t, "c1")
+	dir := CertificatesPath(t.TempDir())
+	if err := SaveCredentials(dir, Credentials{RootCA: root, KeyPair: issuePair(t, root, RoleClient, time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	renewed := issuePair(t, root, RoleClient, time.Now())
+	if err := SaveKeyPair(dir, renewed); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.KeyPair.CertificatePEM, renewed.CertificatePEM) {
+		t.Fatal("LoadCredentials did not return the renewed pair")
+	}
+
+	mismatched := KeyPair{CertificatePEM: renewed.CertificatePEM, KeyPEM: issuePair(t, root, RoleClient, time.Now()).KeyPEM}
+	if err := SaveKeyPair(dir, mismatched); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("SaveKeyPair of a mismatched pair = %v, want ErrInvalidKey", err)
+	}
+	if got, err := LoadCredentials(dir); err != nil || !bytes.Equal(got.KeyPair.KeyPEM, renewed.KeyPEM) {
+		t.Fatalf("a refused save changed the files: %v", err)
+	}
+}
+
+// TestLoadFinishesInterruptedSave simulates a crash at each step of
+// SaveKeyPair after node.pending was written: the new key alone in place,
+// or not yet. Either way the node restarts with the new pair, whole.
+func TestLoadFinishesInterruptedSave(t *testing.T) {
+	root := newTestRoot(t, "c1")
+	old := issuePair(t, root, RoleManager, time.Now())
+	renewed := issuePair(t, root, RoleManager, time.Now())
+	tests := []struct {
+		name          string
+		newKeyWritten bool
+	}{
+		{"crash before the key", false},
+		{"crash between the key and the certificate", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := CertificatesPath(t.TempDir())
+			if err := SaveCredentials(dir, Credentials{RootCA: root, KeyPair: old}); err != nil {
+				t.Fatal(err)
+			}
+			pending := append(bytes.Clone(renewed.CertificatePEM), renewed.KeyPEM...)
+			if err := writeFileAtomic(filepath.Join(dir, pendingFile), pending, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tt.newKeyWritten {
+				if err := writeFileAtomic(filepath.Join(dir, nodeKeyFile), renewed.KeyPEM, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := LoadCredentials(dir)
+			if err != nil {
+				t.Fatalf("LoadCredentials: %v", err)
+			}
+			if !bytes.Equal(got.KeyPair.CertificatePEM, renewed.CertificatePEM) || !bytes.Equal(got.KeyPair.KeyPEM, renewed.KeyPEM) {
+				t.Fatal("LoadCredentials did not finish installing the new pair")
+			}
+			if _, err := os.Stat(filepath.Join(dir, pendingFile)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("node.pending is still there: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadCredentialsRefuses(t *testing.T) {
+	root := newTestRoot(t, "c1")
+	other := newTestRoot(t, "c2")
+	kp := issuePair(t, root, RoleClient, time.Now())
+	tests := []struct {
+		name   string
+		damage func(dir string) error
+		want   error
+	}{
+		{"certificate of another root", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, rootCAFile), other.CertificatePEM(), 0o644)
+		}, ErrInvalidCertificate},
+		{"key of another certificate", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, nodeKeyFile), issuePair(t, root, RoleClient, time.Now()).KeyPEM, 0o600)
+		}, ErrInvalidKey},
+		{"damaged pending pair", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, pendingFile), kp.KeyPEM, 0o600)
+		}, ErrInvalidCertificate},
+		{"damaged root", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, rootCAFile), []byte("x"), 0o644)
+		}, ErrInvalidRootCA},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := CertificatesPath(t.TempDir())
+			if err := SaveCredentials(dir, Credentials{RootCA: root, KeyPair: kp}); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.damage(dir); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := LoadCredentials(dir); !errors.Is(err, tt.want) {
+				t.Fatalf("LoadCredentials = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
