@@ -525,11 +525,14 @@ func (x *RaftEntry) GetPayload() []byte {
 // RaftMembershipState is the membership as of a snapshot: it travels at the
 // head of every snapshot, before the state machine's data.
 type RaftMembershipState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Members       []*RaftMember          `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
-	Removed       []uint64               `protobuf:"varint,2,rep,packed,name=removed,proto3" json:"removed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Members []*RaftMember          `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	Removed []uint64               `protobuf:"varint,2,rep,packed,name=removed,proto3" json:"removed,omitempty"`
+	// removed_node_ids are the node IDs of the removed members, whose
+	// certificates are refused even while they are valid.
+	RemovedNodeIds []string `protobuf:"bytes,3,rep,name=removed_node_ids,json=removedNodeIds,proto3" json:"removed_node_ids,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RaftMembershipState) Reset() {
@@ -572,6 +575,13 @@ func (x *RaftMembershipState) GetMembers() []*RaftMember {
 func (x *RaftMembershipState) GetRemoved() []uint64 {
 	if x != nil {
 		return x.Removed
+	}
+	return nil
+}
+
+func (x *RaftMembershipState) GetRemovedNodeIds() []string {
+	if x != nil {
+		return x.RemovedNodeIds
 	}
 	return nil
 }
@@ -662,10 +672,11 @@ const file_api_raft_proto_rawDesc = "" +
 	"\bproposer\x18\x01 \x01(\x04R\bproposer\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
 	"proposalId\x12\x18\n" +
-	"\apayload\x18\x03 \x01(\fR\apayload\"_\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\"\x89\x01\n" +
 	"\x13RaftMembershipState\x12.\n" +
 	"\amembers\x18\x01 \x03(\v2\x14.shoal.v1.RaftMemberR\amembers\x12\x18\n" +
-	"\aremoved\x18\x02 \x03(\x04R\aremoved\"?\n" +
+	"\aremoved\x18\x02 \x03(\x04R\aremoved\x12(\n" +
+	"\x10removed_node_ids\x18\x03 \x03(\tR\x0eremovedNodeIds\"?\n" +
 	"\vWALMetadata\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId2\xc7\x01\n" +

@@ -29,18 +29,19 @@ func FromProto(p *api.RaftMember) Member {
 	return Member{RaftID: p.GetRaftId(), NodeID: p.GetNodeId(), Addr: p.GetAddr()}
 }
 
-// Cluster is the set of current members and of removed Raft IDs. It is safe
-// for concurrent use. The raft package is its only writer, from its apply
-// goroutine; anyone may read.
+// Cluster is the set of current members and of removed Raft IDs, with the
+// node IDs of the removed members. It is safe for concurrent use. The raft
+// package is its only writer, from its apply goroutine; anyone may read.
 type Cluster struct {
-	mu      sync.RWMutex
-	members map[uint64]Member
-	removed map[uint64]struct{}
+	mu           sync.RWMutex
+	members      map[uint64]Member
+	removed      map[uint64]struct{}
+	removedNodes map[string]struct{}
 }
 
 // NewCluster returns an empty cluster.
 func NewCluster() *Cluster {
-	return &Cluster{members: map[uint64]Member{}, removed: map[uint64]struct{}{}}
+	return &Cluster{members: map[uint64]Member{}, removed: map[uint64]struct{}{}, removedNodes: map[string]struct{}{}}
 }
 
 // Add adds m, or replaces the member with m's Raft ID. It fails with
@@ -77,8 +78,20 @@ func (c *Cluster) UpdateAddr(id uint64, addr string) error {
 func (c *Cluster) Remove(id uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if m, ok := c.members[id]; ok && m.NodeID != "" {
+		c.removedNodes[m.NodeID] = struct{}{}
+	}
 	delete(c.members, id)
 	c.removed[id] = struct{}{}
+}
+
+// IsNodeRemoved reports whether the manager with node ID nodeID was a
+// member that was removed.
+func (c *Cluster) IsNodeRemoved(nodeID string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.removedNodes[nodeID]
+	return ok
 }
 
 // Get returns the member with Raft ID id.
@@ -150,6 +163,12 @@ func (c *Cluster) State() *api.RaftMembershipState {
 	for _, m := range c.Members() {
 		st.Members = append(st.Members, m.Proto())
 	}
+	c.mu.RLock()
+	for id := range c.removedNodes {
+		st.RemovedNodeIds = append(st.RemovedNodeIds, id)
+	}
+	c.mu.RUnlock()
+	slices.Sort(st.RemovedNodeIds)
 	return st
 }
 
@@ -164,10 +183,15 @@ func (c *Cluster) Restore(st *api.RaftMembershipState) {
 		removed[id] = struct{}{}
 		delete(members, id)
 	}
+	removedNodes := make(map[string]struct{}, len(st.GetRemovedNodeIds()))
+	for _, id := range st.GetRemovedNodeIds() {
+		removedNodes[id] = struct{}{}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.members = members
 	c.removed = removed
+	c.removedNodes = removedNodes
 }
 
 func cmpUint64(a, b uint64) int {

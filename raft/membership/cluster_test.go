@@ -22,6 +22,9 @@ func TestRemovedIDIsNeverReused(t *testing.T) {
 	if _, ok := c.Get(7); ok {
 		t.Fatal("a removed member is still listed")
 	}
+	if !c.IsNodeRemoved("a") || c.IsNodeRemoved("b") {
+		t.Fatal("the removed member's node ID is not remembered")
+	}
 }
 
 func TestAddZeroIDRefused(t *testing.T) {
@@ -51,6 +54,9 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 	c.Remove(2)
 	c.Remove(9)
+	if !c.IsNodeRemoved(string(rune('a' + 2))) {
+		t.Fatal("removed node ID not remembered")
+	}
 
 	restored := NewCluster()
 	_ = restored.Add(Member{RaftID: 100}) // replaced by Restore

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 
+	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/raft/membership"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -49,7 +50,20 @@ func IsMemberRemoved(err error) bool {
 		return true
 	}
 	st, ok := status.FromError(err)
-	if !ok || st.Code() != codes.FailedPrecondition {
+	if !ok {
+		return false
+	}
+	if st.Code() == codes.PermissionDenied {
+		// The peer's authorisation layer refused our certificate's node
+		// ID as removed, before the Raft service saw the message.
+		for _, d := range st.Details() {
+			if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ca.ErrorDomain && info.GetReason() == ca.ReasonNodeRemoved {
+				return true
+			}
+		}
+		return false
+	}
+	if st.Code() != codes.FailedPrecondition {
 		return false
 	}
 	hasInfo := false
