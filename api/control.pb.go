@@ -1611,6 +1611,202 @@ func (x *TransferLeadershipResponse) GetLeaderRaftId() uint64 {
 	return 0
 }
 
+type GetJoinTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rotate        bool                   `protobuf:"varint,1,opt,name=rotate,proto3" json:"rotate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJoinTokenRequest) Reset() {
+	*x = GetJoinTokenRequest{}
+	mi := &file_api_control_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJoinTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJoinTokenRequest) ProtoMessage() {}
+
+func (x *GetJoinTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJoinTokenRequest.ProtoReflect.Descriptor instead.
+func (*GetJoinTokenRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetJoinTokenRequest) GetRotate() bool {
+	if x != nil {
+		return x.Rotate
+	}
+	return false
+}
+
+type GetJoinTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token is SHLTKN-1-<digest of the root CA>-<secret>.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJoinTokenResponse) Reset() {
+	*x = GetJoinTokenResponse{}
+	mi := &file_api_control_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJoinTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJoinTokenResponse) ProtoMessage() {}
+
+func (x *GetJoinTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJoinTokenResponse.ProtoReflect.Descriptor instead.
+func (*GetJoinTokenResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetJoinTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type IssueClientCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// csr is a PEM certificate signing request for an ECDSA P-256 key.
+	Csr           []byte `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueClientCertificateRequest) Reset() {
+	*x = IssueClientCertificateRequest{}
+	mi := &file_api_control_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueClientCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueClientCertificateRequest) ProtoMessage() {}
+
+func (x *IssueClientCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueClientCertificateRequest.ProtoReflect.Descriptor instead.
+func (*IssueClientCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *IssueClientCertificateRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+type IssueClientCertificateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node_id names the client in its certificate.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// certificate and root_ca are PEM.
+	Certificate   []byte `protobuf:"bytes,2,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	RootCa        []byte `protobuf:"bytes,3,opt,name=root_ca,json=rootCa,proto3" json:"root_ca,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueClientCertificateResponse) Reset() {
+	*x = IssueClientCertificateResponse{}
+	mi := &file_api_control_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueClientCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueClientCertificateResponse) ProtoMessage() {}
+
+func (x *IssueClientCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueClientCertificateResponse.ProtoReflect.Descriptor instead.
+func (*IssueClientCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *IssueClientCertificateResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *IssueClientCertificateResponse) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *IssueClientCertificateResponse) GetRootCa() []byte {
+	if x != nil {
+		return x.RootCa
+	}
+	return nil
+}
+
 var File_api_control_proto protoreflect.FileDescriptor
 
 const file_api_control_proto_rawDesc = "" +
@@ -1723,7 +1919,17 @@ const file_api_control_proto_rawDesc = "" +
 	"\x19TransferLeadershipRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\"B\n" +
 	"\x1aTransferLeadershipResponse\x12$\n" +
-	"\x0eleader_raft_id\x18\x01 \x01(\x04R\fleaderRaftId*W\n" +
+	"\x0eleader_raft_id\x18\x01 \x01(\x04R\fleaderRaftId\"-\n" +
+	"\x13GetJoinTokenRequest\x12\x16\n" +
+	"\x06rotate\x18\x01 \x01(\bR\x06rotate\",\n" +
+	"\x14GetJoinTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"1\n" +
+	"\x1dIssueClientCertificateRequest\x12\x10\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\"t\n" +
+	"\x1eIssueClientCertificateResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12 \n" +
+	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12\x17\n" +
+	"\aroot_ca\x18\x03 \x01(\fR\x06rootCa*W\n" +
 	"\x0fReadConsistency\x12!\n" +
 	"\x1dREAD_CONSISTENCY_LINEARIZABLE\x10\x00\x12!\n" +
 	"\x1dREAD_CONSISTENCY_SERIALIZABLE\x10\x01*l\n" +
@@ -1731,7 +1937,7 @@ const file_api_control_proto_rawDesc = "" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EVENT_TYPE_CREATE\x10\x01\x12\x15\n" +
 	"\x11EVENT_TYPE_UPDATE\x10\x02\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x032\xe3\x06\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x032\x9f\b\n" +
 	"\aControl\x12M\n" +
 	"\fCreateObject\x12\x1d.shoal.v1.CreateObjectRequest\x1a\x1e.shoal.v1.CreateObjectResponse\x12D\n" +
 	"\tGetObject\x12\x1a.shoal.v1.GetObjectRequest\x1a\x1b.shoal.v1.GetObjectResponse\x12L\n" +
@@ -1743,7 +1949,9 @@ const file_api_control_proto_rawDesc = "" +
 	"\x0eGetClusterInfo\x12\x1f.shoal.v1.GetClusterInfoRequest\x1a .shoal.v1.GetClusterInfoResponse\x12J\n" +
 	"\vListMembers\x12\x1c.shoal.v1.ListMembersRequest\x1a\x1d.shoal.v1.ListMembersResponse\x12M\n" +
 	"\fRemoveMember\x12\x1d.shoal.v1.RemoveMemberRequest\x1a\x1e.shoal.v1.RemoveMemberResponse\x12_\n" +
-	"\x12TransferLeadership\x12#.shoal.v1.TransferLeadershipRequest\x1a$.shoal.v1.TransferLeadershipResponseB(Z&github.com/shoal-project/shoal/api;apib\x06proto3"
+	"\x12TransferLeadership\x12#.shoal.v1.TransferLeadershipRequest\x1a$.shoal.v1.TransferLeadershipResponse\x12M\n" +
+	"\fGetJoinToken\x12\x1d.shoal.v1.GetJoinTokenRequest\x1a\x1e.shoal.v1.GetJoinTokenResponse\x12k\n" +
+	"\x16IssueClientCertificate\x12'.shoal.v1.IssueClientCertificateRequest\x1a(.shoal.v1.IssueClientCertificateResponseB(Z&github.com/shoal-project/shoal/api;apib\x06proto3"
 
 var (
 	file_api_control_proto_rawDescOnce sync.Once
@@ -1758,62 +1966,66 @@ func file_api_control_proto_rawDescGZIP() []byte {
 }
 
 var file_api_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_api_control_proto_goTypes = []any{
-	(ReadConsistency)(0),               // 0: shoal.v1.ReadConsistency
-	(EventType)(0),                     // 1: shoal.v1.EventType
-	(*ObjectRef)(nil),                  // 2: shoal.v1.ObjectRef
-	(*CreateObjectRequest)(nil),        // 3: shoal.v1.CreateObjectRequest
-	(*CreateObjectResponse)(nil),       // 4: shoal.v1.CreateObjectResponse
-	(*GetObjectRequest)(nil),           // 5: shoal.v1.GetObjectRequest
-	(*GetObjectResponse)(nil),          // 6: shoal.v1.GetObjectResponse
-	(*ListObjectsRequest)(nil),         // 7: shoal.v1.ListObjectsRequest
-	(*ListObjectsResponse)(nil),        // 8: shoal.v1.ListObjectsResponse
-	(*UpdateObjectRequest)(nil),        // 9: shoal.v1.UpdateObjectRequest
-	(*UpdateObjectResponse)(nil),       // 10: shoal.v1.UpdateObjectResponse
-	(*DeleteObjectRequest)(nil),        // 11: shoal.v1.DeleteObjectRequest
-	(*DeleteObjectResponse)(nil),       // 12: shoal.v1.DeleteObjectResponse
-	(*TransactionRequest)(nil),         // 13: shoal.v1.TransactionRequest
-	(*TransactionOp)(nil),              // 14: shoal.v1.TransactionOp
-	(*TransactionResponse)(nil),        // 15: shoal.v1.TransactionResponse
-	(*WatchRequest)(nil),               // 16: shoal.v1.WatchRequest
-	(*WatchEvent)(nil),                 // 17: shoal.v1.WatchEvent
-	(*WatchResponse)(nil),              // 18: shoal.v1.WatchResponse
-	(*GetClusterInfoRequest)(nil),      // 19: shoal.v1.GetClusterInfoRequest
-	(*GetClusterInfoResponse)(nil),     // 20: shoal.v1.GetClusterInfoResponse
-	(*Member)(nil),                     // 21: shoal.v1.Member
-	(*ListMembersRequest)(nil),         // 22: shoal.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),        // 23: shoal.v1.ListMembersResponse
-	(*RemoveMemberRequest)(nil),        // 24: shoal.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),       // 25: shoal.v1.RemoveMemberResponse
-	(*TransferLeadershipRequest)(nil),  // 26: shoal.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 27: shoal.v1.TransferLeadershipResponse
-	nil,                                // 28: shoal.v1.ListObjectsRequest.LabelsEntry
-	nil,                                // 29: shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	nil,                                // 30: shoal.v1.WatchRequest.LabelsEntry
-	(*Object)(nil),                     // 31: shoal.v1.Object
+	(ReadConsistency)(0),                   // 0: shoal.v1.ReadConsistency
+	(EventType)(0),                         // 1: shoal.v1.EventType
+	(*ObjectRef)(nil),                      // 2: shoal.v1.ObjectRef
+	(*CreateObjectRequest)(nil),            // 3: shoal.v1.CreateObjectRequest
+	(*CreateObjectResponse)(nil),           // 4: shoal.v1.CreateObjectResponse
+	(*GetObjectRequest)(nil),               // 5: shoal.v1.GetObjectRequest
+	(*GetObjectResponse)(nil),              // 6: shoal.v1.GetObjectResponse
+	(*ListObjectsRequest)(nil),             // 7: shoal.v1.ListObjectsRequest
+	(*ListObjectsResponse)(nil),            // 8: shoal.v1.ListObjectsResponse
+	(*UpdateObjectRequest)(nil),            // 9: shoal.v1.UpdateObjectRequest
+	(*UpdateObjectResponse)(nil),           // 10: shoal.v1.UpdateObjectResponse
+	(*DeleteObjectRequest)(nil),            // 11: shoal.v1.DeleteObjectRequest
+	(*DeleteObjectResponse)(nil),           // 12: shoal.v1.DeleteObjectResponse
+	(*TransactionRequest)(nil),             // 13: shoal.v1.TransactionRequest
+	(*TransactionOp)(nil),                  // 14: shoal.v1.TransactionOp
+	(*TransactionResponse)(nil),            // 15: shoal.v1.TransactionResponse
+	(*WatchRequest)(nil),                   // 16: shoal.v1.WatchRequest
+	(*WatchEvent)(nil),                     // 17: shoal.v1.WatchEvent
+	(*WatchResponse)(nil),                  // 18: shoal.v1.WatchResponse
+	(*GetClusterInfoRequest)(nil),          // 19: shoal.v1.GetClusterInfoRequest
+	(*GetClusterInfoResponse)(nil),         // 20: shoal.v1.GetClusterInfoResponse
+	(*Member)(nil),                         // 21: shoal.v1.Member
+	(*ListMembersRequest)(nil),             // 22: shoal.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),            // 23: shoal.v1.ListMembersResponse
+	(*RemoveMemberRequest)(nil),            // 24: shoal.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),           // 25: shoal.v1.RemoveMemberResponse
+	(*TransferLeadershipRequest)(nil),      // 26: shoal.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),     // 27: shoal.v1.TransferLeadershipResponse
+	(*GetJoinTokenRequest)(nil),            // 28: shoal.v1.GetJoinTokenRequest
+	(*GetJoinTokenResponse)(nil),           // 29: shoal.v1.GetJoinTokenResponse
+	(*IssueClientCertificateRequest)(nil),  // 30: shoal.v1.IssueClientCertificateRequest
+	(*IssueClientCertificateResponse)(nil), // 31: shoal.v1.IssueClientCertificateResponse
+	nil,                                    // 32: shoal.v1.ListObjectsRequest.LabelsEntry
+	nil,                                    // 33: shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	nil,                                    // 34: shoal.v1.WatchRequest.LabelsEntry
+	(*Object)(nil),                         // 35: shoal.v1.Object
 }
 var file_api_control_proto_depIdxs = []int32{
-	31, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
-	31, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
+	35, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
+	35, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
 	2,  // 2: shoal.v1.GetObjectRequest.ref:type_name -> shoal.v1.ObjectRef
 	0,  // 3: shoal.v1.GetObjectRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	31, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
-	28, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
+	35, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
+	32, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
 	0,  // 6: shoal.v1.ListObjectsRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	31, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
+	35, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
 	2,  // 8: shoal.v1.UpdateObjectRequest.ref:type_name -> shoal.v1.ObjectRef
-	29, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	31, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
+	33, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	35, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
 	2,  // 11: shoal.v1.DeleteObjectRequest.ref:type_name -> shoal.v1.ObjectRef
 	14, // 12: shoal.v1.TransactionRequest.ops:type_name -> shoal.v1.TransactionOp
 	3,  // 13: shoal.v1.TransactionOp.create:type_name -> shoal.v1.CreateObjectRequest
 	9,  // 14: shoal.v1.TransactionOp.update:type_name -> shoal.v1.UpdateObjectRequest
 	11, // 15: shoal.v1.TransactionOp.delete:type_name -> shoal.v1.DeleteObjectRequest
-	31, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
-	30, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
+	35, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
+	34, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
 	1,  // 18: shoal.v1.WatchEvent.type:type_name -> shoal.v1.EventType
-	31, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
+	35, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
 	17, // 20: shoal.v1.WatchResponse.events:type_name -> shoal.v1.WatchEvent
 	21, // 21: shoal.v1.GetClusterInfoResponse.manager:type_name -> shoal.v1.Member
 	21, // 22: shoal.v1.ListMembersResponse.members:type_name -> shoal.v1.Member
@@ -1828,19 +2040,23 @@ var file_api_control_proto_depIdxs = []int32{
 	22, // 31: shoal.v1.Control.ListMembers:input_type -> shoal.v1.ListMembersRequest
 	24, // 32: shoal.v1.Control.RemoveMember:input_type -> shoal.v1.RemoveMemberRequest
 	26, // 33: shoal.v1.Control.TransferLeadership:input_type -> shoal.v1.TransferLeadershipRequest
-	4,  // 34: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
-	6,  // 35: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
-	8,  // 36: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
-	10, // 37: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
-	12, // 38: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
-	15, // 39: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
-	18, // 40: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
-	20, // 41: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
-	23, // 42: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
-	25, // 43: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
-	27, // 44: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
-	34, // [34:45] is the sub-list for method output_type
-	23, // [23:34] is the sub-list for method input_type
+	28, // 34: shoal.v1.Control.GetJoinToken:input_type -> shoal.v1.GetJoinTokenRequest
+	30, // 35: shoal.v1.Control.IssueClientCertificate:input_type -> shoal.v1.IssueClientCertificateRequest
+	4,  // 36: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
+	6,  // 37: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
+	8,  // 38: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
+	10, // 39: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
+	12, // 40: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
+	15, // 41: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
+	18, // 42: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
+	20, // 43: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
+	23, // 44: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
+	25, // 45: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
+	27, // 46: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
+	29, // 47: shoal.v1.Control.GetJoinToken:output_type -> shoal.v1.GetJoinTokenResponse
+	31, // 48: shoal.v1.Control.IssueClientCertificate:output_type -> shoal.v1.IssueClientCertificateResponse
+	36, // [36:49] is the sub-list for method output_type
+	23, // [23:36] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -1864,7 +2080,7 @@ func file_api_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_control_proto_rawDesc), len(file_api_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   29,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,17 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Control_CreateObject_FullMethodName       = "/shoal.v1.Control/CreateObject"
-	Control_GetObject_FullMethodName          = "/shoal.v1.Control/GetObject"
-	Control_ListObjects_FullMethodName        = "/shoal.v1.Control/ListObjects"
-	Control_UpdateObject_FullMethodName       = "/shoal.v1.Control/UpdateObject"
-	Control_DeleteObject_FullMethodName       = "/shoal.v1.Control/DeleteObject"
-	Control_Transaction_FullMethodName        = "/shoal.v1.Control/Transaction"
-	Control_Watch_FullMethodName              = "/shoal.v1.Control/Watch"
-	Control_GetClusterInfo_FullMethodName     = "/shoal.v1.Control/GetClusterInfo"
-	Control_ListMembers_FullMethodName        = "/shoal.v1.Control/ListMembers"
-	Control_RemoveMember_FullMethodName       = "/shoal.v1.Control/RemoveMember"
-	Control_TransferLeadership_FullMethodName = "/shoal.v1.Control/TransferLeadership"
+	Control_CreateObject_FullMethodName           = "/shoal.v1.Control/CreateObject"
+	Control_GetObject_FullMethodName              = "/shoal.v1.Control/GetObject"
+	Control_ListObjects_FullMethodName            = "/shoal.v1.Control/ListObjects"
+	Control_UpdateObject_FullMethodName           = "/shoal.v1.Control/UpdateObject"
+	Control_DeleteObject_FullMethodName           = "/shoal.v1.Control/DeleteObject"
+	Control_Transaction_FullMethodName            = "/shoal.v1.Control/Transaction"
+	Control_Watch_FullMethodName                  = "/shoal.v1.Control/Watch"
+	Control_GetClusterInfo_FullMethodName         = "/shoal.v1.Control/GetClusterInfo"
+	Control_ListMembers_FullMethodName            = "/shoal.v1.Control/ListMembers"
+	Control_RemoveMember_FullMethodName           = "/shoal.v1.Control/RemoveMember"
+	Control_TransferLeadership_FullMethodName     = "/shoal.v1.Control/TransferLeadership"
+	Control_GetJoinToken_FullMethodName           = "/shoal.v1.Control/GetJoinToken"
+	Control_IssueClientCertificate_FullMethodName = "/shoal.v1.Control/IssueClientCertificate"
 )
 
 // ControlClient is the client API for Control service.
@@ -68,6 +70,13 @@ type ControlClient interface {
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
 	RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*RemoveMemberResponse, error)
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
+	// GetJoinToken returns the token a manager joins with; with rotate, it
+	// first replaces it, and the old token stops working. Managers and the
+	// local administrator only.
+	GetJoinToken(ctx context.Context, in *GetJoinTokenRequest, opts ...grpc.CallOption) (*GetJoinTokenResponse, error)
+	// IssueClientCertificate signs a client certificate for a CSR, for remote
+	// use of the CLI. Managers and the local administrator only.
+	IssueClientCertificate(ctx context.Context, in *IssueClientCertificateRequest, opts ...grpc.CallOption) (*IssueClientCertificateResponse, error)
 }
 
 type controlClient struct {
@@ -206,6 +215,26 @@ func (c *controlClient) TransferLeadership(ctx context.Context, in *TransferLead
 	return out, nil
 }
 
+func (c *controlClient) GetJoinToken(ctx context.Context, in *GetJoinTokenRequest, opts ...grpc.CallOption) (*GetJoinTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetJoinTokenResponse)
+	err := c.cc.Invoke(ctx, Control_GetJoinToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) IssueClientCertificate(ctx context.Context, in *IssueClientCertificateRequest, opts ...grpc.CallOption) (*IssueClientCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueClientCertificateResponse)
+	err := c.cc.Invoke(ctx, Control_IssueClientCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -242,6 +271,13 @@ type ControlServer interface {
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
 	RemoveMember(context.Context, *RemoveMemberRequest) (*RemoveMemberResponse, error)
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
+	// GetJoinToken returns the token a manager joins with; with rotate, it
+	// first replaces it, and the old token stops working. Managers and the
+	// local administrator only.
+	GetJoinToken(context.Context, *GetJoinTokenRequest) (*GetJoinTokenResponse, error)
+	// IssueClientCertificate signs a client certificate for a CSR, for remote
+	// use of the CLI. Managers and the local administrator only.
+	IssueClientCertificate(context.Context, *IssueClientCertificateRequest) (*IssueClientCertificateResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -284,6 +320,12 @@ func (UnimplementedControlServer) RemoveMember(context.Context, *RemoveMemberReq
 }
 func (UnimplementedControlServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
+}
+func (UnimplementedControlServer) GetJoinToken(context.Context, *GetJoinTokenRequest) (*GetJoinTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJoinToken not implemented")
+}
+func (UnimplementedControlServer) IssueClientCertificate(context.Context, *IssueClientCertificateRequest) (*IssueClientCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssueClientCertificate not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -490,6 +532,42 @@ func _Control_TransferLeadership_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_GetJoinToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetJoinTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).GetJoinToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_GetJoinToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).GetJoinToken(ctx, req.(*GetJoinTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_IssueClientCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueClientCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).IssueClientCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_IssueClientCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).IssueClientCertificate(ctx, req.(*IssueClientCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -532,6 +610,14 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferLeadership",
 			Handler:    _Control_TransferLeadership_Handler,
+		},
+		{
+			MethodName: "GetJoinToken",
+			Handler:    _Control_GetJoinToken_Handler,
+		},
+		{
+			MethodName: "IssueClientCertificate",
+			Handler:    _Control_IssueClientCertificate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/store"
 )
@@ -29,6 +30,13 @@ type Config struct {
 	// JoinAddr is the address of a manager of the cluster to join. Empty:
 	// found a new cluster. Ignored when StateDir already holds state.
 	JoinAddr string
+	// JoinToken is the manager join token of the cluster to join
+	// (SHLTKN-1-...); required with JoinAddr for a new manager.
+	JoinToken string
+	// CertificateValidity is the lifetime of the certificates this manager
+	// signs for itself and for clients; they are renewed well before they
+	// expire. Default 90 days.
+	CertificateValidity time.Duration
 	// ForceNewCluster restarts from the state in StateDir as the only
 	// manager of a new cluster, keeping every committed object; for when
 	// the cluster lost its quorum for good.
@@ -57,7 +65,8 @@ func DefaultConfig() Config {
 		ListenAddr:      fmt.Sprintf("0.0.0.0:%d", DefaultPort),
 		Raft:            raft.DefaultConfig(),
 		Store:           store.DefaultConfig(),
-		StartTimeout:    time.Minute,
+		StartTimeout:        time.Minute,
+		CertificateValidity: ca.DefaultCertificateValidity,
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -73,6 +82,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ForceNewCluster && c.JoinAddr != "" {
 		errs = append(errs, fmt.Errorf("manager: --force-new-cluster and --join %s exclude each other", c.JoinAddr))
+	}
+	if c.CertificateValidity < time.Second {
+		errs = append(errs, fmt.Errorf("manager: certificate validity %v must be at least a second", c.CertificateValidity))
 	}
 	if c.StartTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("manager: start timeout %v must be positive", c.StartTimeout))

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/store"
 )
 
@@ -43,10 +44,18 @@ func onLeader[T any](ctx context.Context, s *controlServer, local func(context.C
 		res, err := local(ctx)
 		return res, toStatus(err)
 	}
+	var zero T
 	fctx, conn, err := n.LeaderConn(ctx)
 	if err != nil {
-		var zero T
 		return zero, toStatus(err)
+	}
+	if _, ok := ca.CallerFromContext(ctx); ok {
+		// A remote caller: the leader authorises the original caller, not
+		// this manager. The local administrator is forwarded as this
+		// manager.
+		if fctx, err = ca.ForwardingContext(fctx); err != nil {
+			return zero, toStatus(err)
+		}
 	}
 	return remote(fctx, api.NewControlClient(conn))
 }
@@ -83,7 +92,7 @@ func (s *controlServer) CreateObject(ctx context.Context, req *api.CreateObjectR
 		if err != nil {
 			return nil, err
 		}
-		return &api.CreateObjectResponse{Object: res.Objects[0]}, nil
+		return &api.CreateObjectResponse{Object: publicObject(res.Objects[0])}, nil
 	}, func(ctx context.Context, c api.ControlClient) (*api.CreateObjectResponse, error) {
 		return c.CreateObject(ctx, req)
 	})
@@ -99,7 +108,7 @@ func (s *controlServer) GetObject(ctx context.Context, req *api.GetObjectRequest
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &api.GetObjectResponse{Object: obj}, nil
+	return &api.GetObjectResponse{Object: publicObject(obj)}, nil
 }
 
 // resolve finds the object ref names: by kind and name, else by id.
@@ -146,7 +155,7 @@ func (s *controlServer) ListObjects(req *api.ListObjectsRequest, stream grpc.Ser
 			}
 			page, size = &api.ListObjectsResponse{Version: version}, 0
 		}
-		page.Objects = append(page.Objects, o)
+		page.Objects = append(page.Objects, publicObject(o))
 		size += proto.Size(o)
 	}
 	return stream.Send(page)
@@ -163,7 +172,7 @@ func (s *controlServer) UpdateObject(ctx context.Context, req *api.UpdateObjectR
 		if err != nil {
 			return nil, err
 		}
-		return &api.UpdateObjectResponse{Object: res.Objects[0]}, nil
+		return &api.UpdateObjectResponse{Object: publicObject(res.Objects[0])}, nil
 	}, func(ctx context.Context, c api.ControlClient) (*api.UpdateObjectResponse, error) {
 		return c.UpdateObject(ctx, req)
 	})
@@ -328,7 +337,7 @@ func (s *controlServer) Watch(req *api.WatchRequest, stream grpc.ServerStreaming
 }
 
 func watchEvent(ev store.Event) *api.WatchEvent {
-	out := &api.WatchEvent{Object: ev.Object, Version: ev.Version}
+	out := &api.WatchEvent{Object: publicObject(ev.Object), Version: ev.Version}
 	switch ev.Type {
 	case store.EventCreate:
 		out.Type = api.EventType_EVENT_TYPE_CREATE

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/ca"
 )
 
 // testManager is one manager of a test cluster, run in this process.
@@ -74,15 +76,53 @@ func startCluster(t *testing.T, n int) []*testManager {
 	first := startManager(t, testConfig(t, t.TempDir(), ""))
 	out := []*testManager{first}
 	for i := 1; i < n; i++ {
-		out = append(out, startManager(t, testConfig(t, t.TempDir(), out[i-1].m.Addr())))
+		out = append(out, startManager(t, joinConfig(t, out[i-1])))
 	}
 	return out
 }
 
-// dial returns a Control client on the manager's remote API.
+// joinConfig configures a new manager that joins through tm with the
+// cluster's join token.
+func joinConfig(t *testing.T, tm *testManager) Config {
+	t.Helper()
+	token, err := tm.m.JoinToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, t.TempDir(), tm.m.Addr())
+	cfg.JoinToken = token
+	return cfg
+}
+
+// clientCredentials returns TLS transport credentials with a new client
+// certificate of tm's cluster.
+func (tm *testManager) clientCredentials(role ca.Role) credentials.TransportCredentials {
+	tm.t.Helper()
+	root, err := (*authority)(tm.m).RootCA(context.Background())
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	now := time.Now()
+	kp, err := root.NewKeyPair(ca.NewID(), role, now.Add(-time.Minute), now.Add(time.Hour))
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	cert, err := kp.TLSCertificate()
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	holder, err := ca.NewCertificateHolder(cert)
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	return credentials.NewTLS(ca.ClientTLSConfig(root.WithoutKey(), holder))
+}
+
+// dial returns a Control client on the manager's remote API, with a
+// client certificate.
 func (tm *testManager) dial() api.ControlClient {
 	tm.t.Helper()
-	conn, err := grpc.NewClient(tm.m.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(tm.m.Addr(), grpc.WithTransportCredentials(tm.clientCredentials(ca.RoleClient)))
 	if err != nil {
 		tm.t.Fatal(err)
 	}

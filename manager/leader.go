@@ -2,8 +2,6 @@ package manager
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/store"
 )
@@ -21,11 +20,6 @@ const clusterObjectName = "default"
 // reconcileInterval is how often the leader brings the built-in objects in
 // line with the membership.
 const reconcileInterval = time.Second
-
-// clusterSpec is the spec of the cluster object.
-type clusterSpec struct {
-	ClusterID string `json:"cluster_id"`
-}
 
 // nodeSpec is the spec of a node object, one per manager.
 type nodeSpec struct {
@@ -110,7 +104,9 @@ func (m *Manager) reconcile(ctx context.Context) error {
 	var changes []func(store.Tx) error
 	m.store.View(func(tx store.ReadTx) {
 		if c, _ := tx.GetByName(store.KindCluster, clusterObjectName); c == nil {
-			changes = append(changes, createCluster)
+			changes = append(changes, m.createCluster)
+		} else {
+			defer m.removeBootstrapRoot() // the store has the root CA now
 		}
 		have, err := tx.List(store.Selector{Kind: store.KindNode})
 		if err != nil {
@@ -164,13 +160,19 @@ func (m *Manager) reconcile(ctx context.Context) error {
 // nodeLabels are the labels of every node object.
 var nodeLabels = map[string]string{"role": "manager"}
 
-func createCluster(tx store.Tx) error {
-	var raw [16]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+// createCluster creates the cluster object from the root CA this manager
+// created when it founded the cluster, with a first join token.
+func (m *Manager) createCluster(tx store.Tx) error {
+	root, err := m.readBootstrapRoot()
+	if err != nil {
+		return fmt.Errorf("no cluster object, and no root CA to create it from: %w", err)
+	}
+	rootPEM, err := root.MarshalPEM()
+	if err != nil {
 		return err
 	}
-	_, err := tx.Create(&api.Object{Kind: store.KindCluster, Name: clusterObjectName,
-		Spec: mustJSON(clusterSpec{ClusterID: hex.EncodeToString(raw[:])})})
+	spec := clusterSpec{ClusterID: root.ClusterID(), RootCA: string(rootPEM), ManagerToken: ca.NewJoinToken(root).String()}
+	_, err = tx.Create(&api.Object{Kind: store.KindCluster, Name: clusterObjectName, Spec: mustJSON(spec)})
 	return err
 }
 
@@ -182,19 +184,9 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// clusterID returns the cluster's ID from the cluster object, empty until
-// the first leader has created it.
+// clusterID returns the cluster's ID, empty until the first leader has
+// created the cluster object.
 func (m *Manager) clusterID() string {
-	var id string
-	m.store.View(func(tx store.ReadTx) {
-		o, err := tx.GetByName(store.KindCluster, clusterObjectName)
-		if err != nil || o == nil {
-			return
-		}
-		var spec clusterSpec
-		if json.Unmarshal(o.GetSpec(), &spec) == nil {
-			id = spec.ClusterID
-		}
-	})
-	return id
+	spec, _ := m.clusterSpec()
+	return spec.ClusterID
 }

@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/raft/transport"
 	"github.com/shoal-project/shoal/store"
@@ -35,7 +35,7 @@ type Manager struct {
 	log *slog.Logger
 
 	// Set by Run before ready is closed, read-only afterwards.
-	nodeID string
+	sec    *security
 	addr   string // the TCP address actually listened on
 	store  *store.Store
 	node   *raft.Node
@@ -71,8 +71,16 @@ func (m *Manager) Addr() string { return m.addr }
 // SocketPath returns the path of the control socket.
 func (m *Manager) SocketPath() string { return filepath.Join(m.cfg.StateDir, SocketName) }
 
-// NodeID returns the manager's node ID; valid after Ready.
-func (m *Manager) NodeID() string { return m.nodeID }
+// NodeID returns the manager's node ID, the name its certificate gives
+// it; valid after Ready.
+func (m *Manager) NodeID() string { return m.sec.identity.NodeID }
+
+// JoinToken returns the token another manager joins this cluster with;
+// valid after Ready.
+func (m *Manager) JoinToken() (string, error) {
+	spec, err := m.clusterSpec()
+	return spec.ManagerToken, err
+}
 
 // Run starts the manager and serves until ctx ends, then shuts down
 // cleanly: it hands over leadership when it leads, drains calls, and stops
@@ -84,12 +92,14 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := os.MkdirAll(m.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("manager: creating the state directory: %w", err)
 	}
-	nodeID, err := loadOrCreateNodeID(m.cfg.StateDir)
+	startCtx, cancel := context.WithTimeout(ctx, m.cfg.StartTimeout)
+	defer cancel()
+	sec, err := m.obtainCredentials(startCtx)
 	if err != nil {
 		return err
 	}
-	m.nodeID = nodeID
-	m.log = m.log.With("node_id", nodeID)
+	m.sec = sec
+	m.log = m.log.With("node_id", sec.identity.NodeID)
 
 	tcp, err := net.Listen("tcp", m.cfg.ListenAddr)
 	if err != nil {
@@ -116,13 +126,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		return err
 	}
 
-	remote, local := m.newServers()
+	remote, local, err := m.newServers()
+	if err != nil {
+		return err
+	}
 	go func() { _ = remote.Serve(tcp) }()
 	go func() { _ = local.Serve(unix) }()
-	m.log.Info("listening", "addr", m.addr, "advertise", advertise, "socket", m.SocketPath())
+	m.log.Info("listening", "addr", m.addr, "advertise", advertise, "socket", m.SocketPath(),
+		"cluster_id", m.sec.identity.ClusterID)
 
-	startCtx, cancel := context.WithTimeout(ctx, m.cfg.StartTimeout)
-	defer cancel()
 	if err := m.node.JoinAndStart(startCtx); err != nil {
 		remote.Stop()
 		local.Stop()
@@ -131,11 +143,22 @@ func (m *Manager) Run(ctx context.Context) error {
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- m.node.Run(context.Background()) }()
 
-	if err := m.node.WaitForLeader(startCtx); err != nil {
+	go m.followLeadership()
+	if err := m.waitInitialised(startCtx); err != nil {
 		m.log.Warn("no leader yet; serving anyway", "err", err)
 	}
 	m.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	go m.followLeadership()
+	renewer, err := ca.NewRenewer(ca.RenewerConfig{Holder: m.sec.holder, Renew: m.renewCertificate, Logger: m.log})
+	if err != nil {
+		m.stopServers(remote, local)
+		m.node.Stop()
+		return err
+	}
+	m.leaderWork.Add(1)
+	go func() {
+		defer m.leaderWork.Done()
+		_ = renewer.Run(m.serving)
+	}()
 	close(m.ready)
 
 	select {
@@ -161,33 +184,63 @@ func (m *Manager) storeConfig() store.Config {
 	return cfg
 }
 
+// waitInitialised waits until a leader is known and this manager holds the
+// cluster object, which the first leader creates: only then can it sign
+// certificates and hand out the join token.
+func (m *Manager) waitInitialised(ctx context.Context) error {
+	if err := m.node.WaitForLeader(ctx); err != nil {
+		return err
+	}
+	ticker := time.NewTicker(20 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		if _, err := m.clusterSpec(); err == nil {
+			return nil
+		}
+		select {
+		case <-ticker.C:
+		case <-ctx.Done():
+			return fmt.Errorf("the cluster object did not appear: %w", ctx.Err())
+		}
+	}
+}
+
 func (m *Manager) raftConfig(advertise string) raft.Config {
 	cfg := m.cfg.Raft
-	cfg.NodeID = m.nodeID
+	cfg.NodeID = m.sec.identity.NodeID
 	cfg.StateDir = filepath.Join(m.cfg.StateDir, "raft")
 	cfg.AdvertiseAddr = advertise
 	cfg.JoinAddr = m.cfg.JoinAddr
 	cfg.ForceNewCluster = m.cfg.ForceNewCluster
-	if len(cfg.DialOptions) == 0 {
-		cfg.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	}
+	cfg.DialOptions = append([]grpc.DialOption{m.sec.dialOption()}, cfg.DialOptions...)
 	if cfg.Logger == nil {
 		cfg.Logger = m.log.With("component", "raft")
 	}
 	return cfg
 }
 
-// newServers builds the remote API (peers and remote clients) and the
-// local control socket's server.
-func (m *Manager) newServers() (remote, local *grpc.Server) {
+// newServers builds the remote API (peers and remote clients, mutual TLS)
+// and the local control socket's server (its file mode is its access
+// control).
+func (m *Manager) newServers() (remote, local *grpc.Server, err error) {
 	m.health = health.NewServer()
 	m.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	control := &controlServer{m: m}
+	caServer, err := ca.NewServer(ca.ServerConfig{Authority: (*authority)(m), Logger: m.log,
+		CertificateValidity: m.cfg.CertificateValidity})
+	if err != nil {
+		return nil, nil, err
+	}
+	secure, err := m.serverOptions()
+	if err != nil {
+		return nil, nil, err
+	}
 
-	remote = grpc.NewServer(transport.ServerOptions()...)
+	remote = grpc.NewServer(append(transport.ServerOptions(), secure...)...)
 	api.RegisterRaftServer(remote, m.node.NewRaftServer())
-	api.RegisterRaftMembershipServer(remote, m.node.NewMembershipServer())
+	api.RegisterRaftMembershipServer(remote, &membershipGuard{RaftMembershipServer: m.node.NewMembershipServer()})
 	api.RegisterControlServer(remote, control)
+	api.RegisterCAServer(remote, caServer)
 	healthpb.RegisterHealthServer(remote, m.health)
 	reflection.Register(remote)
 
@@ -195,7 +248,7 @@ func (m *Manager) newServers() (remote, local *grpc.Server) {
 	api.RegisterControlServer(local, control)
 	healthpb.RegisterHealthServer(local, m.health)
 	reflection.Register(local)
-	return remote, local
+	return remote, local, nil
 }
 
 // shutdown stops the manager in the order that loses nothing: hand over

@@ -1,0 +1,76 @@
+package manager
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/ca"
+	"github.com/shoal-project/shoal/store"
+)
+
+// GetJoinToken returns the manager join token; with rotate, the leader
+// replaces it first in the cluster object, and the old token stops working
+// on every manager (the CA reads it after a linearizable read).
+func (s *controlServer) GetJoinToken(ctx context.Context, req *api.GetJoinTokenRequest) (*api.GetJoinTokenResponse, error) {
+	if !req.GetRotate() {
+		token, err := (*authority)(s.m).JoinToken(ctx, ca.RoleManager)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return &api.GetJoinTokenResponse{Token: token}, nil
+	}
+	return onLeader(ctx, s, func(ctx context.Context) (*api.GetJoinTokenResponse, error) {
+		var token string
+		_, err := s.m.store.Update(ctx, func(tx store.Tx) error {
+			o, err := tx.GetByName(store.KindCluster, clusterObjectName)
+			if err != nil {
+				return err
+			}
+			spec, err := parseClusterSpec(o)
+			if err != nil {
+				return err
+			}
+			root, err := ca.ParseRootCA([]byte(spec.RootCA))
+			if err != nil {
+				return err
+			}
+			spec.ManagerToken = ca.NewJoinToken(root).String()
+			token = spec.ManagerToken
+			return tx.Update(&api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: o.GetName(), Labels: o.GetLabels(),
+				Spec: mustJSON(spec), Version: o.GetVersion(), CreatedAt: o.GetCreatedAt()})
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.m.log.Info("rotated the manager join token")
+		return &api.GetJoinTokenResponse{Token: token}, nil
+	}, func(ctx context.Context, c api.ControlClient) (*api.GetJoinTokenResponse, error) {
+		return c.GetJoinToken(ctx, req)
+	})
+}
+
+// IssueClientCertificate signs a client certificate for a CSR with the
+// root CA from the replicated store; any manager can.
+func (s *controlServer) IssueClientCertificate(ctx context.Context, req *api.IssueClientCertificateRequest) (*api.IssueClientCertificateResponse, error) {
+	if len(req.GetCsr()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "a certificate signing request is required")
+	}
+	root, err := (*authority)(s.m).RootCA(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	nodeID := ca.NewID()
+	now := time.Now()
+	validity := s.m.cfg.CertificateValidity
+	backdate := min(ca.DefaultBackdate, validity/10)
+	cert, err := root.IssueNodeCertificate(req.GetCsr(), nodeID, ca.RoleClient, now.Add(-backdate), now.Add(validity))
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "signing the client certificate: %v", err)
+	}
+	s.m.log.Info("issued a client certificate", "client_id", nodeID)
+	return &api.IssueClientCertificateResponse{NodeId: nodeID, Certificate: cert, RootCa: root.CertificatePEM()}, nil
+}

@@ -1,0 +1,324 @@
+package manager
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/ca"
+	"github.com/shoal-project/shoal/raft"
+	"github.com/shoal-project/shoal/raft/storage"
+	"github.com/shoal-project/shoal/store"
+)
+
+// bootstrapRootFile holds, in the certificates directory, the root CA with
+// its key from the moment the first manager creates it until the cluster
+// object carries it in the replicated store.
+const bootstrapRootFile = "bootstrap-root-ca.pem"
+
+// security is this manager's TLS identity and the cluster's trust root.
+type security struct {
+	root     *ca.RootCA // the trust root, without its key
+	holder   *ca.CertificateHolder
+	identity ca.Identity
+	dir      string
+}
+
+// obtainCredentials loads this manager's certificate, or gets one: the
+// first manager of a cluster creates the root CA and signs its own; a
+// joining manager asks the cluster's CA with the join token.
+func (m *Manager) obtainCredentials(ctx context.Context) (*security, error) {
+	dir := ca.CertificatesPath(m.cfg.StateDir)
+	creds, err := ca.LoadCredentials(dir)
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist):
+		if storage.Exists(filepath.Join(m.cfg.StateDir, "raft")) {
+			return nil, fmt.Errorf("manager: %s holds Raft state but no certificates in %s; restore them, or remove the state directory and join again", m.cfg.StateDir, dir)
+		}
+		if m.cfg.JoinAddr == "" {
+			creds, err = m.bootstrapCredentials(dir)
+		} else {
+			creds, err = m.joinCredentials(ctx, dir)
+		}
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("manager: loading the certificates in %s: %w", dir, err)
+	}
+	cert, err := creds.KeyPair.TLSCertificate()
+	if err != nil {
+		return nil, fmt.Errorf("manager: %w", err)
+	}
+	holder, err := ca.NewCertificateHolder(cert)
+	if err != nil {
+		return nil, fmt.Errorf("manager: %w", err)
+	}
+	if holder.Identity().Role != ca.RoleManager {
+		return nil, fmt.Errorf("manager: the certificate in %s is a %s's, not a manager's", dir, holder.Identity().Role)
+	}
+	return &security{root: creds.RootCA.WithoutKey(), holder: holder, identity: holder.Identity(), dir: dir}, nil
+}
+
+// bootstrapCredentials creates the cluster's root CA and this manager's
+// certificate. The root with its key is written first, so that a crash in
+// between leaves a manager that bootstraps again rather than one without a
+// CA.
+func (m *Manager) bootstrapCredentials(dir string) (ca.Credentials, error) {
+	now := time.Now()
+	root, err := ca.CreateRootCA(ca.NewID(), now)
+	if err != nil {
+		return ca.Credentials{}, fmt.Errorf("manager: creating the cluster's root CA: %w", err)
+	}
+	rootPEM, err := root.MarshalPEM()
+	if err != nil {
+		return ca.Credentials{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return ca.Credentials{}, fmt.Errorf("manager: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, bootstrapRootFile), rootPEM, 0o600); err != nil {
+		return ca.Credentials{}, fmt.Errorf("manager: saving the root CA: %w", err)
+	}
+	kp, err := m.newKeyPair(root, ca.NewID(), ca.RoleManager, now)
+	if err != nil {
+		return ca.Credentials{}, err
+	}
+	creds := ca.Credentials{RootCA: root, KeyPair: kp}
+	if err := ca.SaveCredentials(dir, creds); err != nil {
+		return ca.Credentials{}, fmt.Errorf("manager: saving the certificates: %w", err)
+	}
+	m.log.Info("created the cluster's root CA", "cluster_id", root.ClusterID())
+	return creds, nil
+}
+
+func (m *Manager) joinCredentials(ctx context.Context, dir string) (ca.Credentials, error) {
+	if m.cfg.JoinToken == "" {
+		return ca.Credentials{}, fmt.Errorf("manager: joining %s needs a join token (--token; ask a manager: shoal cluster join-token manager)", m.cfg.JoinAddr)
+	}
+	creds, err := ca.Join(ctx, m.cfg.JoinAddr, ca.RoleManager, m.cfg.JoinToken)
+	if err != nil {
+		return ca.Credentials{}, fmt.Errorf("manager: getting a certificate from %s: %w", m.cfg.JoinAddr, err)
+	}
+	if err := ca.SaveCredentials(dir, creds); err != nil {
+		return ca.Credentials{}, fmt.Errorf("manager: saving the certificates: %w", err)
+	}
+	return creds, nil
+}
+
+// newKeyPair signs a new certificate for nodeID, valid from a little
+// before now.
+func (m *Manager) newKeyPair(root *ca.RootCA, nodeID string, role ca.Role, now time.Time) (ca.KeyPair, error) {
+	validity := m.cfg.CertificateValidity
+	backdate := min(ca.DefaultBackdate, validity/10)
+	kp, err := root.NewKeyPair(nodeID, role, now.Add(-backdate), now.Add(validity))
+	if err != nil {
+		return ca.KeyPair{}, fmt.Errorf("manager: signing a %s certificate: %w", role, err)
+	}
+	return kp, nil
+}
+
+// renewCertificate signs a new certificate for this manager with the root
+// CA from the replicated store, saves it, and returns it for the holder.
+func (m *Manager) renewCertificate(ctx context.Context) (*tls.Certificate, error) {
+	root, err := (*authority)(m).RootCA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := m.newKeyPair(root, m.sec.identity.NodeID, ca.RoleManager, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := ca.SaveKeyPair(m.sec.dir, kp); err != nil {
+		return nil, fmt.Errorf("manager: saving the renewed certificate: %w", err)
+	}
+	m.log.Info("renewed this manager's certificate")
+	return kp.TLSCertificate()
+}
+
+// dialOption is how this manager dials its peers: mutual TLS with its
+// certificate.
+func (s *security) dialOption() grpc.DialOption {
+	return grpc.WithTransportCredentials(credentials.NewTLS(ca.ClientTLSConfig(s.root, s.holder)))
+}
+
+// serverOptions secure the remote API: TLS 1.3 with client certificates,
+// and a per-call authorisation by role.
+func (m *Manager) serverOptions() ([]grpc.ServerOption, error) {
+	tlsCfg, err := ca.ServerTLSConfig(m.sec.root, m.sec.holder)
+	if err != nil {
+		return nil, err
+	}
+	authz, err := ca.NewAuthorizer(ca.AuthorizerConfig{Policy: policy(), DenyList: (*denyList)(m), Logger: m.log})
+	if err != nil {
+		return nil, err
+	}
+	return []grpc.ServerOption{
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.ChainUnaryInterceptor(authz.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(authz.StreamServerInterceptor()),
+	}, nil
+}
+
+// policy says who may call what on the remote API: Raft traffic and
+// membership are for managers; the Control service for managers and
+// clients, except what hands out credentials; health for anyone.
+func policy() ca.Policy {
+	p := ca.CAPolicy()
+	managers := ca.AllowRoles(ca.RoleManager)
+	nodes := ca.AllowRoles(ca.RoleManager, ca.RoleClient)
+	add := func(desc grpc.ServiceDesc, access ca.Access) {
+		for _, md := range desc.Methods {
+			p["/"+desc.ServiceName+"/"+md.MethodName] = access
+		}
+		for _, sd := range desc.Streams {
+			p["/"+desc.ServiceName+"/"+sd.StreamName] = access
+		}
+	}
+	add(api.Raft_ServiceDesc, managers)
+	add(api.RaftMembership_ServiceDesc, managers)
+	add(api.Control_ServiceDesc, nodes)
+	p[api.Control_GetJoinToken_FullMethodName] = managers
+	p[api.Control_IssueClientCertificate_FullMethodName] = managers
+	add(healthpb.Health_ServiceDesc, ca.AllowAnyone())
+	add(reflectionv1.ServerReflection_ServiceDesc, nodes)
+	add(reflectionv1alpha.ServerReflection_ServiceDesc, nodes)
+	return p
+}
+
+// denyList refuses the certificates of removed managers.
+type denyList Manager
+
+func (d *denyList) IsRemoved(nodeID string) bool {
+	return d.node != nil && d.node.Cluster().IsNodeRemoved(nodeID)
+}
+
+// clusterSpec is the spec of the cluster object. The root CA's key and the
+// join token live only in the replicated store: the Control API shows the
+// spec without them (see publicObject).
+type clusterSpec struct {
+	ClusterID    string `json:"cluster_id"`
+	RootCA       string `json:"root_ca"`
+	ManagerToken string `json:"manager_token,omitempty"`
+}
+
+// clusterSpec returns the spec of the cluster object, or an error when the
+// first leader has not created it yet.
+func (m *Manager) clusterSpec() (clusterSpec, error) {
+	var spec clusterSpec
+	var err error
+	m.store.View(func(tx store.ReadTx) {
+		var o *api.Object
+		if o, err = tx.GetByName(store.KindCluster, clusterObjectName); err == nil {
+			spec, err = parseClusterSpec(o)
+		}
+	})
+	if err != nil {
+		return clusterSpec{}, status.Errorf(codes.Unavailable, "the cluster is not initialised yet: %v", err)
+	}
+	return spec, nil
+}
+
+func parseClusterSpec(o *api.Object) (clusterSpec, error) {
+	var spec clusterSpec
+	if err := json.Unmarshal(o.GetSpec(), &spec); err != nil {
+		return clusterSpec{}, fmt.Errorf("the cluster object's spec: %w", err)
+	}
+	return spec, nil
+}
+
+// publicObject returns o as the Control API shows it: without secrets.
+func publicObject(o *api.Object) *api.Object {
+	if o.GetKind() != store.KindCluster {
+		return o
+	}
+	spec, err := parseClusterSpec(o)
+	if err != nil {
+		return o
+	}
+	if root, err := ca.ParseRootCA([]byte(spec.RootCA)); err == nil {
+		spec.RootCA = string(root.CertificatePEM())
+	}
+	spec.ManagerToken = ""
+	out := &api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: o.GetName(), Labels: o.GetLabels(),
+		Spec: mustJSON(spec), Version: o.GetVersion(), CreatedAt: o.GetCreatedAt(), UpdatedAt: o.GetUpdatedAt()}
+	return out
+}
+
+// authority is the replicated state the CA service signs with.
+type authority Manager
+
+func (a *authority) RootCA(context.Context) (*ca.RootCA, error) {
+	spec, err := (*Manager)(a).clusterSpec()
+	if err != nil {
+		return nil, err
+	}
+	return ca.ParseRootCA([]byte(spec.RootCA))
+}
+
+// JoinToken reads the token after a linearizable read, so that a rotated
+// token stops working on every manager as soon as the rotation returns.
+func (a *authority) JoinToken(ctx context.Context, role ca.Role) (string, error) {
+	if role != ca.RoleManager {
+		return "", nil // clients get certificates from an administrator, not with a token
+	}
+	if err := a.node.LinearizableRead(ctx); err != nil {
+		return "", err
+	}
+	spec, err := (*Manager)(a).clusterSpec()
+	if err != nil {
+		return "", err
+	}
+	return spec.ManagerToken, nil
+}
+
+// readBootstrapRoot reads the root CA the first manager created, if this
+// manager did.
+func (m *Manager) readBootstrapRoot() (*ca.RootCA, error) {
+	b, err := os.ReadFile(filepath.Join(m.sec.dir, bootstrapRootFile))
+	if err != nil {
+		return nil, err
+	}
+	return ca.ParseRootCA(b)
+}
+
+func (m *Manager) removeBootstrapRoot() {
+	err := os.Remove(filepath.Join(m.sec.dir, bootstrapRootFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		m.log.Warn("removing the bootstrap root CA file", "err", err)
+	}
+}
+
+// membershipGuard lets a manager join or announce itself only under the
+// node ID of its own certificate. A call a manager forwarded carries the
+// forwarding manager's certificate; managers are trusted to forward as
+// they were asked.
+type membershipGuard struct {
+	api.RaftMembershipServer
+}
+
+func (g *membershipGuard) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResponse, error) {
+	if !raft.IsForwarded(ctx) {
+		caller, ok := ca.CallerFromContext(ctx)
+		if !ok || caller.NodeID != req.GetNodeId() {
+			return nil, status.Errorf(codes.PermissionDenied, "a manager may join only as the node its certificate names")
+		}
+	}
+	return g.RaftMembershipServer.Join(ctx, req)
+}
