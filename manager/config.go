@@ -62,12 +62,12 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		ListenAddr:      fmt.Sprintf("0.0.0.0:%d", DefaultPort),
-		Raft:            raft.DefaultConfig(),
-		Store:           store.DefaultConfig(),
+		ListenAddr:          fmt.Sprintf("0.0.0.0:%d", DefaultPort),
+		Raft:                raft.DefaultConfig(),
+		Store:               store.DefaultConfig(),
 		StartTimeout:        time.Minute,
 		CertificateValidity: ca.DefaultCertificateValidity,
-		ShutdownTimeout: 10 * time.Second,
+		ShutdownTimeout:     10 * time.Second,
 	}
 }
 
