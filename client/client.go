@@ -137,12 +137,25 @@ func (c *Client) checkServing(ctx context.Context) error {
 		case codes.Canceled:
 			return err
 		}
-		return status.Errorf(codes.Unavailable, "cannot reach a manager at %s: %s", c.target, status.Convert(err).Message())
+		return status.Errorf(codes.Unavailable, "cannot reach a manager at %s (%s)", c.target, dialFailure(err))
 	}
 	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		return status.Errorf(codes.Unavailable, "the manager at %s is not serving (starting up or shutting down)", c.target)
 	}
 	return nil
+}
+
+// dialFailure keeps the cause of a failed connection ("connection
+// refused") from gRPC's layered message.
+func dialFailure(err error) string {
+	msg := status.Convert(err).Message()
+	for _, marker := range []string{"connect: ", "dial unix ", "dial tcp "} {
+		if i := strings.LastIndex(msg, marker); i >= 0 {
+			msg = msg[i+len(marker):]
+			break
+		}
+	}
+	return strings.Trim(msg, `"`)
 }
 
 // Target names what the client was configured to reach: the socket path,
