@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/client"
 )
 
 func newClusterCommand(a *app) *cobra.Command {
@@ -145,7 +151,7 @@ without a quorum of reachable members, unless --force.`,
 				return err
 			}
 			defer done()
-			if err := c.RemoveMember(ctx, args[0], force); err != nil {
+			if err := removeMember(ctx, c, args[0], force); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(a.stdout, "removed manager %s\n", args[0])
@@ -154,6 +160,29 @@ without a quorum of reachable members, unless --force.`,
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "remove it even if the others keep no quorum of reachable members")
 	return cmd
+}
+
+// removeMember removes a manager, trying again while the cluster is
+// unavailable (an election, or the leader handing over before it removes
+// itself) until ctx ends. A retry that finds the member already removed
+// means an earlier attempt went through.
+func removeMember(ctx context.Context, c *client.Client, id string, force bool) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := c.RemoveMember(ctx, id, force)
+		if attempt > 1 && status.Code(err) == codes.FailedPrecondition && strings.Contains(status.Convert(err).Message(), "removed") {
+			return nil
+		}
+		if !client.IsUnavailable(err) || status.Code(err) == codes.DeadlineExceeded {
+			return err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return err
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }
 
 func newNodeTransferCommand(a *app) *cobra.Command {
