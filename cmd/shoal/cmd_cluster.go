@@ -164,13 +164,14 @@ without a quorum of reachable members, unless --force.`,
 
 // removeMember removes a manager, trying again while the cluster is
 // unavailable (an election, or the leader handing over before it removes
-// itself) until ctx ends. A retry that finds the member already removed
-// means an earlier attempt went through.
+// itself) until ctx ends. A retry that finds the member gone, or already
+// removed, means an earlier attempt whose outcome was unknown went through.
 func removeMember(ctx context.Context, c *client.Client, id string, force bool) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := c.RemoveMember(ctx, id, force)
-		if attempt > 1 && status.Code(err) == codes.FailedPrecondition && strings.Contains(status.Convert(err).Message(), "removed") {
+		if attempt > 1 && (client.IsNotFound(err) ||
+			status.Code(err) == codes.FailedPrecondition && strings.Contains(status.Convert(err).Message(), "removed")) {
 			return nil
 		}
 		if !client.IsUnavailable(err) || status.Code(err) == codes.DeadlineExceeded {

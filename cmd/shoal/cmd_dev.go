@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-project/shoal/client"
 	"github.com/shoal-project/shoal/manager"
 )
 
@@ -245,20 +247,48 @@ func (dm *devManager) waitReady(ctx context.Context) error {
 	}
 }
 
-// stopDevManagers stops every manager at once and waits for them.
+// stopDevManagers stops the leader first, again and again: a leader that
+// stops hands leadership to a running follower at once, while one stopped
+// together with its followers would wait for a stopping one to take over.
 func stopDevManagers(_ context.Context, ms []*devManager) {
+	running := slices.Clone(ms)
+	for len(running) > 1 {
+		i := slices.IndexFunc(running, (*devManager).isLeader)
+		if i < 0 {
+			break
+		}
+		running[i].stopAndWait()
+		running = slices.Delete(running, i, i+1)
+	}
 	var wg sync.WaitGroup
-	for _, dm := range ms {
+	for _, dm := range running {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dm.stop()
-			err := <-dm.done
-			dm.done <- err
-			dm.log.Close()
+			dm.stopAndWait()
 		}()
 	}
 	wg.Wait()
+}
+
+func (dm *devManager) stopAndWait() {
+	dm.stop()
+	err := <-dm.done
+	dm.done <- err
+	dm.log.Close()
+}
+
+// isLeader asks the manager, on its control socket, whether it leads.
+func (dm *devManager) isLeader() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := client.New(ctx, client.Config{SocketPath: dm.m.SocketPath(), DialTimeout: time.Second})
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	info, err := c.ClusterInfo(ctx)
+	return err == nil && info.GetLeaderRaftId() != 0 && info.GetLeaderRaftId() == info.GetManager().GetRaftId()
 }
 
 // printDevBanner tells a newcomer how to use the cluster.
