@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -28,36 +28,7 @@ func TestWatchSeesChangesMadeThroughOtherManagers(t *testing.T) {
 	ms := startCluster(t, 3)
 	from := decode[clusterInfo](t, mustShoal(t, "cluster", "info", "-o", "json", "--socket", ms[2].socket())).StoreVersion
 
-	watch := exec.Command(shoalBin, "watch", "widget", "-o", "json", "--from-version", fmt.Sprint(from), "--socket", ms[2].socket())
-	watch.Env = cleanEnv()
-	stdout, err := watch.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &lockedBuffer{}
-	watch.Stderr = stderr
-	if err := watch.Start(); err != nil {
-		t.Fatal(err)
-	}
-	events := make(chan event, 100)
-	readDone := make(chan error, 1)
-	go func() {
-		defer close(events)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var ev event
-			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-				readDone <- fmt.Errorf("watch printed %q: %w", sc.Text(), err)
-				return
-			}
-			events <- ev
-		}
-		readDone <- sc.Err()
-	}()
-	t.Cleanup(func() {
-		_ = watch.Process.Kill()
-		_ = watch.Wait()
-	})
+	watch, events, stderr := startWatch(t, "widget", "-o", "json", "--from-version", fmt.Sprint(from), "--socket", ms[2].socket())
 
 	// Changes through managers 1 and 2 in turn, each acknowledged before
 	// the next; a gadget among them that the watch must not show.
@@ -94,7 +65,7 @@ func TestWatchSeesChangesMadeThroughOtherManagers(t *testing.T) {
 		select {
 		case ev, ok := <-events:
 			if !ok {
-				t.Fatalf("the watch ended after %v: %v\n%s", got, <-readDone, stderr.String())
+				t.Fatalf("the watch ended after %v:\n%s", got, stderr.String())
 			}
 			if ev.Object.Kind != "widget" {
 				t.Fatalf("the watch of widgets showed %+v", ev)
@@ -130,7 +101,78 @@ func TestWatchSeesChangesMadeThroughOtherManagers(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("watch still runs 10s after SIGINT")
 	}
-	if err := <-readDone; err != nil && !errors.Is(err, io.EOF) {
+}
+
+// startWatch runs shoal watch with args and returns the process, its
+// events as they come, and its stderr.
+func startWatch(t *testing.T, args ...string) (*exec.Cmd, <-chan event, *lockedBuffer) {
+	t.Helper()
+	watch := exec.Command(shoalBin, append([]string{"watch"}, args...)...)
+	watch.Env = cleanEnv()
+	stdout, err := watch.StdoutPipe()
+	if err != nil {
 		t.Fatal(err)
+	}
+	stderr := &lockedBuffer{}
+	watch.Stderr = stderr
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan event, 100)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var ev event
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				t.Errorf("watch printed %q: %v", sc.Text(), err)
+				return
+			}
+			events <- ev
+		}
+	}()
+	t.Cleanup(func() {
+		_ = watch.Process.Kill()
+		_ = watch.Wait()
+	})
+	return watch, events, stderr
+}
+
+// nextEvent waits for the next event of a watch.
+func nextEvent(t *testing.T, events <-chan event, stderr *lockedBuffer) event {
+	t.Helper()
+	select {
+	case ev, ok := <-events:
+		if !ok {
+			t.Fatalf("the watch ended:\n%s", stderr.String())
+		}
+		return ev
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no event in 15s:\n%s", stderr.String())
+	}
+	return event{}
+}
+
+// A watch given several managers goes on at the next one, from the last
+// version it printed, when its manager stops.
+func TestWatchResumesOnAnotherManager(t *testing.T) {
+	t.Parallel()
+	ms := startCluster(t, 3)
+	from := decode[clusterInfo](t, mustShoal(t, "cluster", "info", "-o", "json", "--socket", ms[0].socket())).StoreVersion
+	_, events, stderr := startWatch(t, "thing", "-o", "json", "--from-version", fmt.Sprint(from),
+		"--host", ms[0].addr+","+ms[1].addr)
+	mustShoal(t, "create", "thing", "x", "--socket", ms[2].socket())
+	if ev := nextEvent(t, events, stderr); ev.Object.Name != "x" {
+		t.Fatalf("first event %+v", ev)
+	}
+	if err := ms[0].terminate(); err != nil {
+		t.Fatalf("stopping %s: %v", ms[0].name, err)
+	}
+	mustShoal(t, "create", "thing", "y", "--socket", ms[2].socket())
+	if ev := nextEvent(t, events, stderr); ev.Object.Name != "y" || ev.Type != "create" {
+		t.Fatalf("after the manager stopped, the watch showed %+v, want the creation of y\n%s", ev, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "resuming after version") {
+		t.Errorf("the watch did not say it resumed:\n%s", stderr.String())
 	}
 }

@@ -86,7 +86,11 @@ func runDev(ctx context.Context, a *app, df devFlags) (err error) {
 		if rmErr := removeDevDir(dir, created, df.managers); rmErr != nil {
 			return fmt.Errorf("removing %s: %w", dir, rmErr)
 		}
-		fmt.Fprintf(a.stdout, "stopped; removed %s\n", dir)
+		if created {
+			fmt.Fprintf(a.stdout, "stopped; removed %s\n", dir)
+		} else {
+			fmt.Fprintf(a.stdout, "stopped; removed the managers' state from %s\n", dir)
+		}
 		return nil
 	}
 
