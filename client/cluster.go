@@ -1,0 +1,43 @@
+package client
+
+import (
+	"context"
+
+	"github.com/shoal-project/shoal/api"
+)
+
+// ClusterInfo returns the cluster as the called manager sees it: its ID,
+// the leader, the term and indexes, and how many managers are reachable.
+func (c *Client) ClusterInfo(ctx context.Context) (*api.GetClusterInfoResponse, error) {
+	return c.control.GetClusterInfo(ctx, &api.GetClusterInfoRequest{})
+}
+
+// Members returns the managers as the leader sees them (with match
+// indexes), or as the called manager sees them when there is no leader,
+// and the Raft ID of the manager that answered.
+func (c *Client) Members(ctx context.Context) ([]*api.Member, uint64, error) {
+	resp, err := c.control.ListMembers(ctx, &api.ListMembersRequest{})
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp.GetMembers(), resp.GetAnsweredBy(), nil
+}
+
+// RemoveMember removes the manager id names (its node ID, or its Raft ID
+// in hex) from the cluster. It is refused (IsConflict) when the others
+// would be left without a quorum of reachable managers, unless force.
+func (c *Client) RemoveMember(ctx context.Context, id string, force bool) error {
+	_, err := c.control.RemoveMember(ctx, &api.RemoveMemberRequest{Id: id, Force: force})
+	return err
+}
+
+// TransferLeadership hands leadership to the manager to names (node ID or
+// Raft ID in hex; empty: the most up-to-date reachable one) and returns
+// the new leader's Raft ID.
+func (c *Client) TransferLeadership(ctx context.Context, to string) (uint64, error) {
+	resp, err := c.control.TransferLeadership(ctx, &api.TransferLeadershipRequest{To: to})
+	if err != nil {
+		return 0, err
+	}
+	return resp.GetLeaderRaftId(), nil
+}

@@ -1,0 +1,198 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/shoal-project/shoal/api"
+)
+
+// Consistency says how fresh a read must be.
+type Consistency int
+
+const (
+	// Linearizable reads see every write acknowledged before they began
+	// (ReadIndex through the leader). The default.
+	Linearizable Consistency = iota
+	// Serializable reads the called manager's store as it is: faster,
+	// works without a leader, may be stale.
+	Serializable
+)
+
+func (c Consistency) String() string {
+	if c == Serializable {
+		return "serializable"
+	}
+	return "linearizable"
+}
+
+func (c Consistency) proto() api.ReadConsistency {
+	if c == Serializable {
+		return api.ReadConsistency_READ_CONSISTENCY_SERIALIZABLE
+	}
+	return api.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE
+}
+
+// ReadOption tunes a read.
+type ReadOption func(*readOptions)
+
+type readOptions struct{ consistency Consistency }
+
+// WithConsistency sets the consistency of a read; Linearizable without it.
+func WithConsistency(c Consistency) ReadOption {
+	return func(o *readOptions) { o.consistency = c }
+}
+
+func readOpts(opts []ReadOption) readOptions {
+	var o readOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// Selector picks objects of one kind.
+type Selector struct {
+	// Kind is required for List; empty in a watch means every kind.
+	Kind string
+	// NamePrefix, when set, keeps the objects whose name starts with it.
+	NamePrefix string
+	// Labels must all match.
+	Labels map[string]string
+}
+
+// Update describes the changes to an object; zero fields change nothing.
+type Update struct {
+	// Spec, when not nil, replaces the spec.
+	Spec []byte
+	// SetLabels are added or replaced; RemoveLabels are removed.
+	SetLabels    map[string]string
+	RemoveLabels []string
+	// NewName, when not empty, renames the object.
+	NewName string
+	// ExpectedVersion, when not 0, must be the object's version or the
+	// update fails with a conflict (IsConflict) and changes nothing.
+	ExpectedVersion uint64
+}
+
+// Create creates obj (its kind, name, labels and spec; the rest is set by
+// the store) and returns the stored object. A taken name fails with
+// IsExists.
+func (c *Client) Create(ctx context.Context, obj *api.Object) (*api.Object, error) {
+	resp, err := c.control.CreateObject(ctx, &api.CreateObjectRequest{Object: obj})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetObject(), nil
+}
+
+// Get returns the object of kind named nameOrID (its name, else its id).
+func (c *Client) Get(ctx context.Context, kind, nameOrID string, opts ...ReadOption) (*api.Object, error) {
+	resp, err := c.control.GetObject(ctx, &api.GetObjectRequest{
+		Ref:         &api.ObjectRef{Kind: kind, NameOrId: nameOrID},
+		Consistency: readOpts(opts).consistency.proto(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetObject(), nil
+}
+
+// List returns every object sel matches, in name order, and the store
+// version the list was read at (a watch from that version misses nothing).
+func (c *Client) List(ctx context.Context, sel Selector, opts ...ReadOption) ([]*api.Object, uint64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.control.ListObjects(ctx, &api.ListObjectsRequest{
+		Kind:        sel.Kind,
+		NamePrefix:  sel.NamePrefix,
+		Labels:      sel.Labels,
+		Consistency: readOpts(opts).consistency.proto(),
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	var objs []*api.Object
+	var version uint64
+	for {
+		page, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return objs, version, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		objs = append(objs, page.GetObjects()...)
+		version = page.GetVersion()
+	}
+}
+
+// Update changes the object of kind named nameOrID and returns it as
+// stored.
+func (c *Client) Update(ctx context.Context, kind, nameOrID string, u Update) (*api.Object, error) {
+	resp, err := c.control.UpdateObject(ctx, updateRequest(kind, nameOrID, u))
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetObject(), nil
+}
+
+func updateRequest(kind, nameOrID string, u Update) *api.UpdateObjectRequest {
+	req := &api.UpdateObjectRequest{
+		Ref:             &api.ObjectRef{Kind: kind, NameOrId: nameOrID},
+		Spec:            u.Spec,
+		SetLabels:       u.SetLabels,
+		RemoveLabels:    u.RemoveLabels,
+		ExpectedVersion: u.ExpectedVersion,
+	}
+	if u.NewName != "" {
+		req.NewName = &u.NewName
+	}
+	return req
+}
+
+// Delete deletes the object of kind named nameOrID, if its version is
+// expectedVersion (0: any), and returns the version of the deletion.
+func (c *Client) Delete(ctx context.Context, kind, nameOrID string, expectedVersion uint64) (uint64, error) {
+	resp, err := c.control.DeleteObject(ctx, &api.DeleteObjectRequest{
+		Ref:             &api.ObjectRef{Kind: kind, NameOrId: nameOrID},
+		ExpectedVersion: expectedVersion,
+	})
+	if err != nil {
+		return 0, err
+	}
+	return resp.GetVersion(), nil
+}
+
+// Op is one operation of a transaction; build it with CreateOp, UpdateOp
+// or DeleteOp.
+type Op = *api.TransactionOp
+
+// CreateOp creates obj.
+func CreateOp(obj *api.Object) Op {
+	return &api.TransactionOp{Op: &api.TransactionOp_Create{Create: &api.CreateObjectRequest{Object: obj}}}
+}
+
+// UpdateOp updates the object of kind named nameOrID.
+func UpdateOp(kind, nameOrID string, u Update) Op {
+	return &api.TransactionOp{Op: &api.TransactionOp_Update{Update: updateRequest(kind, nameOrID, u)}}
+}
+
+// DeleteOp deletes the object of kind named nameOrID if its version is
+// expectedVersion (0: any).
+func DeleteOp(kind, nameOrID string, expectedVersion uint64) Op {
+	return &api.TransactionOp{Op: &api.TransactionOp_Delete{Delete: &api.DeleteObjectRequest{
+		Ref: &api.ObjectRef{Kind: kind, NameOrId: nameOrID}, ExpectedVersion: expectedVersion}}}
+}
+
+// Transaction applies ops all-or-nothing, in one Raft entry. It returns
+// the created or updated objects in the order of ops (a deletion gives an
+// object with only kind, id and version) and the version of the entry.
+func (c *Client) Transaction(ctx context.Context, ops ...Op) ([]*api.Object, uint64, error) {
+	resp, err := c.control.Transaction(ctx, &api.TransactionRequest{Ops: ops})
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp.GetObjects(), resp.GetVersion(), nil
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-project/shoal/manager"
+	"github.com/shoal-project/shoal/raft"
+)
+
+// managerFlags are the flags of 'shoal manager'.
+type managerFlags struct {
+	cfg       manager.Config
+	logLevel  string
+	logFormat string
+}
+
+func newManagerCommand(a *app) *cobra.Command {
+	mf := &managerFlags{cfg: manager.DefaultConfig()}
+	cmd := &cobra.Command{
+		Use:   "manager --state-dir DIR [--join ADDR]",
+		Short: "Run a manager until SIGINT or SIGTERM",
+		Long: `Run a manager until SIGINT or SIGTERM, then stop cleanly: a leader hands
+leadership over first.
+
+The first manager of a cluster bootstraps it; the others join with --join
+and the address of any manager. A manager restarts from its state
+directory (--join is then ignored). When the cluster lost its quorum for
+good, --force-new-cluster restarts one manager from its own state as a
+one-member cluster, keeping every committed object; others then join it.
+
+The state directory defaults to ` + defaultStateDirHelp + `;
+the control socket is STATE_DIR/control.sock.`,
+		Example: `  shoal manager --state-dir /var/lib/shoal --advertise-addr 10.0.0.1:2377
+  shoal manager --state-dir /var/lib/shoal --advertise-addr 10.0.0.2:2377 --join 10.0.0.1:2377`,
+		Args: exactArgs(0, "no argument"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := mf.check(); err != nil {
+				return err
+			}
+			if mf.cfg.StateDir == "" {
+				mf.cfg.StateDir = a.defaultStateDir()
+			}
+			logger, err := newLogger(a.stderr, mf.logLevel, mf.logFormat)
+			if err != nil {
+				return err
+			}
+			mf.cfg.Logger = logger
+			ctx, stop := a.signals(cmd.Context())
+			defer stop()
+			return runManager(ctx, mf.cfg, logger)
+		},
+	}
+	fs := cmd.Flags()
+	c := &mf.cfg
+	fs.StringVar(&c.StateDir, "state-dir", "", "directory of the manager's state (default: "+defaultStateDirHelp+")")
+	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "TCP address of the remote API, for peers and remote clients")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "address other managers reach this one at (default: the listen address, or this machine's one address when it listens on all)")
+	fs.StringVar(&c.JoinAddr, "join", "", "address of a manager of the cluster to join (empty: bootstrap a new cluster)")
+	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", false, "restart from this state directory as the only manager of a new cluster, keeping every object")
+	fs.DurationVar(&c.Raft.TickInterval, "tick", c.Raft.TickInterval, "duration of one Raft tick")
+	fs.IntVar(&c.Raft.ElectionTick, "election-tick", c.Raft.ElectionTick, "ticks without a leader before a follower campaigns")
+	fs.IntVar(&c.Raft.HeartbeatTick, "heartbeat-tick", c.Raft.HeartbeatTick, "ticks between heartbeats")
+	fs.Uint64Var(&c.Raft.SnapshotInterval, "snapshot-interval", c.Raft.SnapshotInterval, "applied entries between snapshots")
+	fs.Uint64Var(&c.Raft.LogEntriesForSlowFollowers, "log-entries-for-slow-followers", c.Raft.LogEntriesForSlowFollowers, "entries kept before a snapshot for followers slightly behind")
+	fs.IntVar(&c.Raft.KeepOldSnapshots, "keep-old-snapshots", c.Raft.KeepOldSnapshots, "snapshot files kept besides the newest")
+	fs.StringVar(&mf.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&mf.logFormat, "log-format", "text", "text or json")
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagDirname("state-dir")
+	return cmd
+}
+
+// check refuses Raft timings the node would refuse later, so they fail as
+// bad usage before anything starts.
+func (mf *managerFlags) check() error {
+	r := mf.cfg.Raft
+	switch {
+	case r.TickInterval <= 0:
+		return usagef("--tick %v must be positive", r.TickInterval)
+	case r.HeartbeatTick <= 0:
+		return usagef("--heartbeat-tick %d must be positive", r.HeartbeatTick)
+	case r.ElectionTick <= r.HeartbeatTick:
+		return usagef("--election-tick %d must be greater than --heartbeat-tick %d", r.ElectionTick, r.HeartbeatTick)
+	case r.SnapshotInterval == 0:
+		return usagef("--snapshot-interval must be positive")
+	case r.KeepOldSnapshots < 0:
+		return usagef("--keep-old-snapshots %d must not be negative", r.KeepOldSnapshots)
+	case mf.cfg.ForceNewCluster && mf.cfg.JoinAddr != "":
+		return usagef("--force-new-cluster and --join exclude each other: a forced cluster starts alone")
+	}
+	return nil
+}
+
+// runManager runs one manager until ctx ends, and logs why it stopped.
+func runManager(ctx context.Context, cfg manager.Config, log *slog.Logger) error {
+	m, err := manager.New(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case <-m.Ready():
+		log.Info("manager ready", "node_id", m.NodeID(), "addr", m.Addr(), "socket", m.SocketPath())
+	case err := <-done:
+		return managerStopped(log, cfg, err)
+	}
+	return managerStopped(log, cfg, <-done)
+}
+
+// managerStopped logs the end of a manager and returns the error to exit
+// with.
+func managerStopped(log *slog.Logger, cfg manager.Config, err error) error {
+	switch {
+	case err == nil:
+		log.Info("manager stopped")
+		return nil
+	case errors.Is(err, raft.ErrMemberRemoved):
+		log.Error("this manager was removed from the cluster and stopped; its state directory cannot rejoin: remove it to join again as a new manager",
+			"state_dir", cfg.StateDir)
+		return fmt.Errorf("this manager was removed from the cluster; remove %s before joining again", cfg.StateDir)
+	}
+	log.Error("manager stopped", "err", err)
+	return err
+}
+
+// newLogger returns the daemon's logger on w.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: choose debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %q: choose text or json", format)
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-project/shoal/client"
+)
+
+// defaultTimeout bounds a client command (the connection only, for watch).
+const defaultTimeout = 15 * time.Second
+
+// connFlags say which manager a client command reaches.
+type connFlags struct {
+	socket  string
+	host    string
+	timeout time.Duration
+}
+
+// addConnFlags adds the connection flags to a client command (or a group
+// of them, as persistent flags).
+func (a *app) addConnFlags(cmd *cobra.Command, persistent bool) {
+	fs := cmd.Flags()
+	if persistent {
+		fs = cmd.PersistentFlags()
+	}
+	fs.StringVar(&a.conn.socket, "socket", "", "control socket of a local manager (env SHOAL_SOCKET; default: the one in the default state directory)")
+	fs.StringVar(&a.conn.host, "host", "", "manager address(es) host:port[,host:port...], tried in order (env SHOAL_HOST)")
+	fs.DurationVar(&a.conn.timeout, "timeout", defaultTimeout, "give up after this long")
+}
+
+// clientConfig resolves the connection flags, the environment and the
+// default into a client configuration: a flag wins over the environment,
+// which wins over the default socket.
+func (a *app) clientConfig() (client.Config, error) {
+	socket, host := a.conn.socket, a.conn.host
+	if socket != "" && host != "" {
+		return client.Config{}, usagef("--socket and --host exclude each other; give one")
+	}
+	if socket == "" && host == "" {
+		socket, host = a.getenv("SHOAL_SOCKET"), a.getenv("SHOAL_HOST")
+		if socket != "" && host != "" {
+			return client.Config{}, usagef("both SHOAL_SOCKET and SHOAL_HOST are set; unset one, or choose with --socket or --host")
+		}
+	}
+	if host != "" {
+		var addrs []string
+		for _, h := range strings.Split(host, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				addrs = append(addrs, h)
+			}
+		}
+		if len(addrs) == 0 {
+			return client.Config{}, usagef("--host %q names no address", host)
+		}
+		return client.Config{Addrs: addrs}, nil
+	}
+	if socket == "" {
+		socket = filepath.Join(a.defaultStateDir(), "control.sock")
+	}
+	return client.Config{SocketPath: socket}, nil
+}
+
+// connect returns a client and a context bounded by --timeout; the caller
+// calls done when finished.
+func (a *app) connect(ctx context.Context) (c *client.Client, callCtx context.Context, done func(), err error) {
+	if a.conn.timeout <= 0 {
+		return nil, nil, nil, usagef("--timeout %v must be positive", a.conn.timeout)
+	}
+	cfg, err := a.clientConfig()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	callCtx, cancel := context.WithTimeout(ctx, a.conn.timeout)
+	cfg.DialTimeout = a.conn.timeout
+	c, err = client.New(callCtx, cfg)
+	if err != nil {
+		cancel()
+		if client.IsUnavailable(err) {
+			err = status.Error(codes.Unavailable, status.Convert(err).Message()+
+				"; start one with 'shoal manager' or 'shoal dev', or choose another with --socket (SHOAL_SOCKET) or --host (SHOAL_HOST)")
+		}
+		return nil, nil, nil, err
+	}
+	return c, callCtx, func() { c.Close(); cancel() }, nil
+}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"sigs.k8s.io/yaml"
+
+	"github.com/shoal-project/shoal/api"
+)
+
+// format is how a command prints what it read.
+type format string
+
+const (
+	formatTable format = "table"
+	formatJSON  format = "json"
+	formatYAML  format = "yaml"
+)
+
+func addOutputFlag(cmd *cobra.Command, out *string, def format) {
+	cmd.Flags().StringVarP(out, "output", "o", string(def), "output format: table, json or yaml")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
+		[]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func parseFormat(s string) (format, error) {
+	switch f := format(s); f {
+	case formatTable, formatJSON, formatYAML:
+		return f, nil
+	}
+	return "", usagef("-o %q: choose table, json or yaml", s)
+}
+
+// objectView is an object as printed: the spec as the JSON value it is,
+// not as bytes.
+type objectView struct {
+	Kind      string            `json:"kind"`
+	ID        string            `json:"id"`
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Spec      json.RawMessage   `json:"spec,omitempty"`
+	Version   uint64            `json:"version"`
+	CreatedAt *time.Time        `json:"created_at,omitempty"`
+	UpdatedAt *time.Time        `json:"updated_at,omitempty"`
+}
+
+func viewObject(o *api.Object) objectView {
+	return objectView{
+		Kind: o.GetKind(), ID: o.GetId(), Name: o.GetName(), Labels: o.GetLabels(),
+		Spec: specValue(o.GetSpec()), Version: o.GetVersion(),
+		CreatedAt: timestamp(o.GetCreatedAt()), UpdatedAt: timestamp(o.GetUpdatedAt()),
+	}
+}
+
+func timestamp(ts *timestamppb.Timestamp) *time.Time {
+	if ts == nil {
+		return nil
+	}
+	t := ts.AsTime().UTC()
+	return &t
+}
+
+// specValue is the spec as a JSON value: itself when it is JSON, else a
+// JSON string of its text (other clients may store any bytes).
+func specValue(spec []byte) json.RawMessage {
+	if len(spec) == 0 {
+		return nil
+	}
+	if json.Valid(spec) {
+		return json.RawMessage(spec)
+	}
+	b, _ := json.Marshal(string(spec))
+	return b
+}
+
+// listView is what ls prints as JSON or YAML: the objects and the version
+// they were read at (watch --from-version VERSION misses nothing after it).
+type listView struct {
+	Version uint64       `json:"version"`
+	Items   []objectView `json:"items"`
+}
+
+type eventView struct {
+	Type    string     `json:"type"`
+	Version uint64     `json:"version"`
+	Object  objectView `json:"object"`
+}
+
+func viewEvent(ev *api.WatchEvent) eventView {
+	return eventView{Type: eventType(ev.GetType()), Version: ev.GetVersion(), Object: viewObject(ev.GetObject())}
+}
+
+func eventType(t api.EventType) string {
+	switch t {
+	case api.EventType_EVENT_TYPE_CREATE:
+		return "create"
+	case api.EventType_EVENT_TYPE_UPDATE:
+		return "update"
+	case api.EventType_EVENT_TYPE_DELETE:
+		return "delete"
+	}
+	return "unknown"
+}
+
+type memberView struct {
+	NodeID     string `json:"node_id"`
+	RaftID     string `json:"raft_id"`
+	Addr       string `json:"addr"`
+	Role       string `json:"role"`
+	Reachable  bool   `json:"reachable"`
+	MatchIndex uint64 `json:"match_index"`
+}
+
+func viewMember(m *api.Member) memberView {
+	return memberView{NodeID: m.GetNodeId(), RaftID: raftID(m.GetRaftId()), Addr: m.GetAddr(), Role: m.GetRole(),
+		Reachable: m.GetReachable(), MatchIndex: m.GetMatchIndex()}
+}
+
+type clusterView struct {
+	ClusterID        string      `json:"cluster_id"`
+	Manager          *memberView `json:"manager,omitempty"`
+	LeaderRaftID     string      `json:"leader_raft_id"`
+	LeaderAddr       string      `json:"leader_addr"`
+	Term             uint64      `json:"term"`
+	CommitIndex      uint64      `json:"commit_index"`
+	AppliedIndex     uint64      `json:"applied_index"`
+	StoreVersion     uint64      `json:"store_version"`
+	Members          uint32      `json:"members"`
+	ReachableMembers uint32      `json:"reachable_members"`
+}
+
+func viewCluster(c *api.GetClusterInfoResponse) clusterView {
+	v := clusterView{ClusterID: c.GetClusterId(), LeaderRaftID: raftID(c.GetLeaderRaftId()), LeaderAddr: c.GetLeaderAddr(),
+		Term: c.GetTerm(), CommitIndex: c.GetCommitIndex(), AppliedIndex: c.GetAppliedIndex(),
+		StoreVersion: c.GetStoreVersion(), Members: c.GetMembers(), ReachableMembers: c.GetReachableMembers()}
+	if c.GetManager() != nil {
+		m := viewMember(c.GetManager())
+		v.Manager = &m
+	}
+	return v
+}
+
+// raftID prints a Raft ID in hex, as the API accepts it; empty for none.
+func raftID(id uint64) string {
+	if id == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%x", id)
+}
+
+// writeStructured prints v as indented JSON or as YAML.
+func writeStructured(w io.Writer, f format, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if f == formatYAML {
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func writeObject(w io.Writer, f format, o *api.Object) error {
+	if f != formatTable {
+		return writeStructured(w, f, viewObject(o))
+	}
+	v := viewObject(o)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "kind:\t%s\n", v.Kind)
+	fmt.Fprintf(tw, "name:\t%s\n", v.Name)
+	fmt.Fprintf(tw, "id:\t%s\n", v.ID)
+	fmt.Fprintf(tw, "version:\t%d\n", v.Version)
+	fmt.Fprintf(tw, "labels:\t%s\n", labelString(v.Labels))
+	fmt.Fprintf(tw, "created:\t%s\n", timeString(v.CreatedAt))
+	fmt.Fprintf(tw, "updated:\t%s\n", timeString(v.UpdatedAt))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(v.Spec) == 0 {
+		_, err := fmt.Fprintln(w, "spec:     (none)")
+		return err
+	}
+	spec, err := json.MarshalIndent(v.Spec, "  ", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "spec:\n  %s\n", spec)
+	return err
+}
+
+func writeList(w io.Writer, f format, objs []*api.Object, version uint64) error {
+	if f != formatTable {
+		lv := listView{Version: version, Items: make([]objectView, 0, len(objs))}
+		for _, o := range objs {
+			lv.Items = append(lv.Items, viewObject(o))
+		}
+		return writeStructured(w, f, lv)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tID\tVERSION\tLABELS\tUPDATED")
+	for _, o := range objs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", o.GetName(), o.GetId(), o.GetVersion(),
+			labelString(o.GetLabels()), timeString(timestamp(o.GetUpdatedAt())))
+	}
+	return tw.Flush()
+}
+
+// writeEvent prints one watch event: a line in a table, a line of JSON, or
+// a YAML document.
+func writeEvent(w io.Writer, f format, ev *api.WatchEvent) error {
+	switch f {
+	case formatJSON:
+		b, err := json.Marshal(viewEvent(ev))
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	case formatYAML:
+		if _, err := io.WriteString(w, "---\n"); err != nil {
+			return err
+		}
+		return writeStructured(w, f, viewEvent(ev))
+	}
+	o := ev.GetObject()
+	_, err := fmt.Fprintf(w, "%-8d %-6s %s/%s id=%s labels=%s\n", ev.GetVersion(), eventType(ev.GetType()),
+		o.GetKind(), o.GetName(), o.GetId(), labelString(o.GetLabels()))
+	return err
+}
+
+func writeMembers(w io.Writer, f format, members []*api.Member) error {
+	if f != formatTable {
+		views := make([]memberView, 0, len(members))
+		for _, m := range members {
+			views = append(views, viewMember(m))
+		}
+		return writeStructured(w, f, views)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE ID\tRAFT ID\tADDRESS\tROLE\tREACHABLE\tMATCH INDEX")
+	for _, m := range members {
+		v := viewMember(m)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", v.NodeID, v.RaftID, v.Addr, v.Role, yesNo(v.Reachable), v.MatchIndex)
+	}
+	return tw.Flush()
+}
+
+func writeCluster(w io.Writer, f format, info *api.GetClusterInfoResponse) error {
+	v := viewCluster(info)
+	if f != formatTable {
+		return writeStructured(w, f, v)
+	}
+	leader := "none (an election is under way, or a quorum is unreachable)"
+	if v.LeaderRaftID != "" {
+		leader = v.LeaderRaftID + " at " + v.LeaderAddr
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "cluster id:\t%s\n", orNone(v.ClusterID))
+	if v.Manager != nil {
+		fmt.Fprintf(tw, "answered by:\t%s (raft id %s, %s, %s)\n", v.Manager.NodeID, v.Manager.RaftID, v.Manager.Addr, v.Manager.Role)
+	}
+	fmt.Fprintf(tw, "leader:\t%s\n", leader)
+	fmt.Fprintf(tw, "managers:\t%d (%d reachable)\n", v.Members, v.ReachableMembers)
+	fmt.Fprintf(tw, "term:\t%d\n", v.Term)
+	fmt.Fprintf(tw, "commit index:\t%d\n", v.CommitIndex)
+	fmt.Fprintf(tw, "applied index:\t%d\n", v.AppliedIndex)
+	fmt.Fprintf(tw, "store version:\t%d\n", v.StoreVersion)
+	return tw.Flush()
+}
+
+// labelString prints labels as k=v,k=v in key order; "-" for none.
+func labelString(labels map[string]string) string {
+	if len(labels) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		parts = append(parts, k+"="+labels[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func timeString(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none yet)"
+	}
+	return s
+}
