@@ -63,7 +63,7 @@ func TestExitCodes(t *testing.T) {
 		checkFailure(t, shoal(t, "ls", "service", "--socket", filepath.Join(t.TempDir(), "control.sock")), 5, "no control socket")
 	})
 	t.Run("SHOAL_HOST falls through to the next address", func(t *testing.T) {
-		r := shoalEnv(t, []string{"SHOAL_HOST=" + freeAddr(t) + "," + m.addr}, "get", "service", "web")
+		r := shoalEnv(t, append(m.tlsEnv(), "SHOAL_HOST="+freeAddr(t)+","+m.addr), "get", "service", "web")
 		if r.code != 0 {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
 		}

@@ -98,15 +98,30 @@ type managerProc struct {
 	out    *lockedBuffer
 	exited chan struct{}
 	err    error // what Wait returned; read after exited is closed
+	// clientDir holds a client certificate of the manager's cluster.
+	clientDir string
 }
 
 func (m *managerProc) socket() string { return filepath.Join(m.dir, "control.sock") }
 
 // startManager starts a manager in dir listening on listen (127.0.0.1:0
 // picks a port), with extra flags, and waits until it answers.
+//
+// A manager that joins (--join ADDR) gets the cluster's join token from the
+// manager at ADDR, unless extra gives one, and shares that manager's client
+// certificate (see withClientCert).
 func startManager(t *testing.T, name, dir, listen string, extra ...string) *managerProc {
 	t.Helper()
 	m := &managerProc{t: t, name: name, dir: dir}
+	joinAddr := flagValue(extra, "--join")
+	if joinAddr != "" && flagValue(extra, "--token") == "" {
+		through, ok := managers.Load(joinAddr)
+		if !ok {
+			t.Fatalf("joining %s: no manager of this test listens there", joinAddr)
+		}
+		token := strings.TrimSpace(mustShoal(t, "cluster", "join-token", "manager", "-q", "--socket", through.(*managerProc).socket()))
+		extra = append(extra, "--token", token)
+	}
 	m.args = append([]string{"manager", "--state-dir", dir, "--listen-addr", listen,
 		"--tick", tick.String(), "--election-tick", fmt.Sprint(electionTick), "--heartbeat-tick", "1"}, extra...)
 	m.start()
@@ -117,7 +132,59 @@ func startManager(t *testing.T, name, dir, listen string, extra ...string) *mana
 		}
 	})
 	m.waitServing()
+	if joinAddr == "" {
+		m.clientDir = filepath.Join(dir, "client")
+		mustShoal(t, "cluster", "client-cert", "--out", m.clientDir, "--socket", m.socket())
+	} else {
+		through, _ := managers.Load(joinAddr)
+		m.clientDir = through.(*managerProc).clientDir
+	}
+	managers.Store(m.addr, m)
 	return m
+}
+
+// managers maps the address of every manager the tests started to it, so
+// that a command given --host finds a client certificate of that cluster.
+var managers sync.Map
+
+// flagValue returns the value that follows flag in args, or "".
+func flagValue(args []string, flag string) string {
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// withClientCert adds, to a command that reaches managers with --host, the
+// client certificate of the cluster of the first address: remote use needs
+// one. An address no test manager listens on gets any certificate, so the
+// command fails at the connection, as it would in real use.
+func withClientCert(args []string) []string {
+	host := flagValue(args, "--host")
+	if host == "" || flagValue(args, "--tls-cert") != "" {
+		return nil
+	}
+	var m *managerProc
+	if v, ok := managers.Load(strings.Split(host, ",")[0]); ok {
+		m = v.(*managerProc)
+	} else {
+		managers.Range(func(_, v any) bool { m = v.(*managerProc); return false })
+	}
+	if m == nil {
+		return nil
+	}
+	return m.tlsEnv()
+}
+
+// tlsEnv points the CLI at a client certificate of m's cluster.
+func (m *managerProc) tlsEnv() []string {
+	return []string{
+		"SHOAL_TLS_CERT=" + filepath.Join(m.clientDir, "client.crt"),
+		"SHOAL_TLS_KEY=" + filepath.Join(m.clientDir, "client.key"),
+		"SHOAL_TLS_CA=" + filepath.Join(m.clientDir, "ca.crt"),
+	}
 }
 
 func (m *managerProc) start() {
@@ -262,7 +329,7 @@ func shoalEnv(t *testing.T, env []string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, shoalBin, args...)
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(append(cleanEnv(), withClientCert(args)...), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

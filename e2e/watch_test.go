@@ -108,7 +108,7 @@ func TestWatchSeesChangesMadeThroughOtherManagers(t *testing.T) {
 func startWatch(t *testing.T, args ...string) (*exec.Cmd, <-chan event, *lockedBuffer) {
 	t.Helper()
 	watch := exec.Command(shoalBin, append([]string{"watch"}, args...)...)
-	watch.Env = cleanEnv()
+	watch.Env = append(cleanEnv(), withClientCert(args)...)
 	stdout, err := watch.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -194,6 +194,10 @@ func TestClientConfigResolution(t *testing.T) {
 				}
 				return
 			}
+			if (err == nil && len(got.Addrs) > 0) != (got.TLS != nil) {
+				t.Fatalf("TLS %v for addresses %v: remote use needs a client certificate, the socket none", got.TLS, got.Addrs)
+			}
+			got.TLS = nil
 			if err != nil || !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
 			}

@@ -17,7 +17,7 @@ import (
 func newClusterCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Show the cluster",
+		Short: "Show the cluster, and hand out its credentials",
 	}
 	a.addConnFlags(cmd, true)
 	var output string
@@ -43,7 +43,7 @@ func newClusterCommand(a *app) *cobra.Command {
 		},
 	}
 	addOutputFlag(info, &output, formatTable)
-	cmd.AddCommand(info)
+	cmd.AddCommand(info, newJoinTokenCommand(a), newClientCertCommand(a))
 	return cmd
 }
 

@@ -104,6 +104,12 @@ func runDev(ctx context.Context, a *app, df devFlags) (err error) {
 			cfg.ListenAddr = prev.Addrs[i]
 		} else if i > 0 {
 			cfg.JoinAddr = ms[0].m.Addr()
+			token, err := ms[0].m.JoinToken()
+			if err != nil {
+				_ = cleanup()
+				return fmt.Errorf("reading the join token of manager 1: %w", err)
+			}
+			cfg.JoinToken = token
 		}
 		dm, startErr := startDevManager(ctx, cfg, !restart)
 		if dm != nil {

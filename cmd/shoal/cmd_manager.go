@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,21 +25,24 @@ type managerFlags struct {
 func newManagerCommand(a *app) *cobra.Command {
 	mf := &managerFlags{cfg: manager.DefaultConfig()}
 	cmd := &cobra.Command{
-		Use:   "manager --state-dir DIR [--join ADDR]",
+		Use:   "manager --state-dir DIR [--join ADDR --token TOKEN]",
 		Short: "Run a manager until SIGINT or SIGTERM",
 		Long: `Run a manager until SIGINT or SIGTERM, then stop cleanly: a leader hands
 leadership over first.
 
-The first manager of a cluster bootstraps it; the others join with --join
-and the address of any manager. A manager restarts from its state
-directory (--join is then ignored). When the cluster lost its quorum for
+The first manager of a cluster bootstraps it: it creates the cluster's
+certificate authority and its own certificate. The others join with --join,
+the address of any manager, and --token, the manager join token (shown by
+'shoal cluster join-token manager' on a manager): they check the cluster's
+CA against the token, get a certificate, and join over mutual TLS. A
+manager restarts from its state directory (--join is then ignored). When the cluster lost its quorum for
 good, --force-new-cluster restarts one manager from its own state as a
 one-member cluster, keeping every committed object; others then join it.
 
 The state directory defaults to ` + defaultStateDirHelp + `;
 the control socket is STATE_DIR/control.sock.`,
 		Example: `  shoal manager --state-dir /var/lib/shoal --advertise-addr 10.0.0.1:2377
-  shoal manager --state-dir /var/lib/shoal --advertise-addr 10.0.0.2:2377 --join 10.0.0.1:2377`,
+  shoal manager --state-dir /var/lib/shoal --advertise-addr 10.0.0.2:2377 --join 10.0.0.1:2377 --token SHLTKN-1-...`,
 		Args: exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := mf.check(); err != nil {
@@ -46,6 +50,9 @@ the control socket is STATE_DIR/control.sock.`,
 			}
 			if mf.cfg.StateDir == "" {
 				mf.cfg.StateDir = a.defaultStateDir()
+			}
+			if mf.cfg.JoinToken == "" {
+				mf.cfg.JoinToken = a.getenv("SHOAL_JOIN_TOKEN")
 			}
 			logger, err := newLogger(a.stderr, mf.logLevel, mf.logFormat)
 			if err != nil {
@@ -63,6 +70,8 @@ the control socket is STATE_DIR/control.sock.`,
 	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "TCP address of the remote API, for peers and remote clients")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "address other managers reach this one at (default: the listen address, or this machine's one address when it listens on all)")
 	fs.StringVar(&c.JoinAddr, "join", "", "address of a manager of the cluster to join (empty: bootstrap a new cluster)")
+	fs.StringVar(&c.JoinToken, "token", "", "the manager join token, with --join (env SHOAL_JOIN_TOKEN; a manager shows it: shoal cluster join-token manager)")
+	fs.DurationVar(&c.CertificateValidity, "certificate-validity", c.CertificateValidity, "lifetime of the certificates this manager signs; they are renewed at half to four fifths of it")
 	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", false, "restart from this state directory as the only manager of a new cluster, keeping every object")
 	fs.DurationVar(&c.Raft.TickInterval, "tick", c.Raft.TickInterval, "duration of one Raft tick")
 	fs.IntVar(&c.Raft.ElectionTick, "election-tick", c.Raft.ElectionTick, "ticks without a leader before a follower campaigns")
@@ -93,6 +102,8 @@ func (mf *managerFlags) check() error {
 		return usagef("--snapshot-interval must be positive")
 	case r.KeepOldSnapshots < 0:
 		return usagef("--keep-old-snapshots %d must not be negative", r.KeepOldSnapshots)
+	case mf.cfg.CertificateValidity < time.Second:
+		return usagef("--certificate-validity %v must be at least a second", mf.cfg.CertificateValidity)
 	case mf.cfg.ForceNewCluster && mf.cfg.JoinAddr != "":
 		return usagef("--force-new-cluster and --join exclude each other: a forced cluster starts alone")
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -21,7 +23,17 @@ type connFlags struct {
 	socket  string
 	host    string
 	timeout time.Duration
+	tlsCert string
+	tlsKey  string
+	tlsCA   string
 }
+
+// Names of the client credential files, in the client directory.
+const (
+	clientCertFile = "client.crt"
+	clientKeyFile  = "client.key"
+	clientCAFile   = "ca.crt"
+)
 
 // addConnFlags adds the connection flags to a client command (or a group
 // of them, as persistent flags).
@@ -33,6 +45,36 @@ func (a *app) addConnFlags(cmd *cobra.Command, persistent bool) {
 	fs.StringVar(&a.conn.socket, "socket", "", "control socket of a local manager (env SHOAL_SOCKET; default: the one in the default state directory)")
 	fs.StringVar(&a.conn.host, "host", "", "manager address(es) host:port[,host:port...], tried in order (env SHOAL_HOST)")
 	fs.DurationVar(&a.conn.timeout, "timeout", defaultTimeout, "give up after this long")
+	fs.StringVar(&a.conn.tlsCert, "tls-cert", "", "client certificate for --host (env SHOAL_TLS_CERT; default: client.crt in "+defaultClientDirHelp+")")
+	fs.StringVar(&a.conn.tlsKey, "tls-key", "", "key of the client certificate (env SHOAL_TLS_KEY; default: client.key beside it)")
+	fs.StringVar(&a.conn.tlsCA, "tls-ca", "", "the cluster's root CA certificate (env SHOAL_TLS_CA; default: ca.crt beside it)")
+}
+
+// tlsConfig loads the client certificate that remote use needs: from the
+// flags, else the environment, else the client directory.
+func (a *app) tlsConfig() (*tls.Config, error) {
+	pick := func(flag, env, file string) string {
+		if flag != "" {
+			return flag
+		}
+		if v := a.getenv(env); v != "" {
+			return v
+		}
+		return filepath.Join(a.defaultClientDir(), file)
+	}
+	cert := pick(a.conn.tlsCert, "SHOAL_TLS_CERT", clientCertFile)
+	key := pick(a.conn.tlsKey, "SHOAL_TLS_KEY", clientKeyFile)
+	caFile := pick(a.conn.tlsCA, "SHOAL_TLS_CA", clientCAFile)
+	for _, f := range []string{cert, key, caFile} {
+		if _, err := os.Stat(f); err != nil {
+			return nil, usagef("reaching a manager over TCP needs a client certificate, and %s is missing: on a manager's host run 'shoal cluster client-cert', then copy its files here or point --tls-cert, --tls-key and --tls-ca at them", f)
+		}
+	}
+	cfg, err := client.LoadTLS(cert, key, caFile)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
 }
 
 // clientConfig resolves the connection flags, the environment and the
@@ -59,7 +101,11 @@ func (a *app) clientConfig() (client.Config, error) {
 		if len(addrs) == 0 {
 			return client.Config{}, usagef("--host %q names no address", host)
 		}
-		return client.Config{Addrs: addrs}, nil
+		tlsCfg, err := a.tlsConfig()
+		if err != nil {
+			return client.Config{}, err
+		}
+		return client.Config{Addrs: addrs, TLS: tlsCfg}, nil
 	}
 	if socket == "" {
 		socket = filepath.Join(a.defaultStateDir(), "control.sock")

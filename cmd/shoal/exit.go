@@ -18,6 +18,7 @@ const (
 	exitNotFound    = 3 // no such object or manager
 	exitConflict    = 4 // already exists, version mismatch, refused to keep quorum
 	exitUnavailable = 5 // no manager reachable, no leader, timed out
+	exitDenied      = 6 // the certificate used may not do this
 )
 
 const exitCodesHelp = `Exit codes:
@@ -27,7 +28,8 @@ const exitCodesHelp = `Exit codes:
   3  not found (no such object or manager)
   4  conflict (name already taken, --if-version did not match, a removal
      refused to keep quorum, a watch version too old: list again)
-  5  unavailable (no manager reachable, no leader elected, timed out)`
+  5  unavailable (no manager reachable, no leader elected, timed out)
+  6  denied (the certificate used may not do this, or none was given)`
 
 // usageError is bad usage or invalid input found before any call.
 type usageError struct{ err error }
@@ -60,6 +62,8 @@ func exitCode(err error) int {
 		return exitConflict
 	case codes.Unavailable, codes.DeadlineExceeded:
 		return exitUnavailable
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return exitDenied
 	}
 	return exitError
 }
@@ -89,6 +93,8 @@ func errorMessage(err error) string {
 		}
 	case codes.OutOfRange:
 		return msg + "; list the objects again and watch from the version the list gives"
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return "permission denied: " + msg + "; this needs a manager's control socket or a certificate allowed to do it"
 	}
 	return msg
 }

@@ -114,6 +114,20 @@ type app struct {
 
 const defaultStateDirHelp = "/var/lib/shoal as root, else $XDG_STATE_HOME/shoal or ~/.local/state/shoal"
 
+const defaultClientDirHelp = "$XDG_CONFIG_HOME/shoal or ~/.config/shoal"
+
+// defaultClientDir holds the client certificate for remote use of the CLI.
+func (e env) defaultClientDir() string {
+	if xdg := e.getenv("XDG_CONFIG_HOME"); filepath.IsAbs(xdg) {
+		return filepath.Join(xdg, "shoal")
+	}
+	home, err := e.homeDir()
+	if err != nil || home == "" {
+		return filepath.Join(os.TempDir(), "shoal-client")
+	}
+	return filepath.Join(home, ".config", "shoal")
+}
+
 // defaultStateDir is the state directory used when none is given.
 func (e env) defaultStateDir() string {
 	if e.euid == 0 {

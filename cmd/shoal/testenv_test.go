@@ -13,7 +13,12 @@ func testEnv(vars map[string]string, stdin string) (env, *bytes.Buffer, *bytes.B
 	var out, errOut bytes.Buffer
 	return env{
 		stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut,
-		getenv:  func(k string) string { return vars[k] },
+		getenv: func(k string) string {
+			if v, ok := vars[k]; ok || k != "XDG_CONFIG_HOME" {
+				return v
+			}
+			return testConfigHome
+		},
 		euid:    1000,
 		homeDir: func() (string, error) { return "/home/ada", nil },
 		signals: func(ctx context.Context) (context.Context, context.CancelFunc) { return context.WithCancel(ctx) },

@@ -1,0 +1,70 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"os"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/ca"
+)
+
+// JoinToken returns the token a new manager joins the cluster with; with
+// rotate, a new token replaces it first and the old one stops working.
+// Managers and the local administrator only.
+func (c *Client) JoinToken(ctx context.Context, rotate bool) (string, error) {
+	resp, err := c.control.GetJoinToken(ctx, &api.GetJoinTokenRequest{Rotate: rotate})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetToken(), nil
+}
+
+// ClientCertificate is a client certificate with its key and the cluster's
+// root CA certificate, all PEM.
+type ClientCertificate struct {
+	NodeID         string
+	CertificatePEM []byte
+	KeyPEM         []byte
+	RootCAPEM      []byte
+}
+
+// IssueClientCertificate makes a key here and has the cluster sign a client
+// certificate for it, for remote use of the Control API. Managers and the
+// local administrator only.
+func (c *Client) IssueClientCertificate(ctx context.Context) (ClientCertificate, error) {
+	csr, key, err := ca.NewCSR()
+	if err != nil {
+		return ClientCertificate{}, err
+	}
+	resp, err := c.control.IssueClientCertificate(ctx, &api.IssueClientCertificateRequest{Csr: csr})
+	if err != nil {
+		return ClientCertificate{}, err
+	}
+	return ClientCertificate{NodeID: resp.GetNodeId(), CertificatePEM: resp.GetCertificate(), KeyPEM: key, RootCAPEM: resp.GetRootCa()}, nil
+}
+
+// LoadTLS returns the TLS configuration for reaching managers with the
+// client certificate and key in certFile and keyFile, trusting the root CA
+// in caFile: TLS 1.3, and the server must present a manager certificate of
+// that cluster.
+func LoadTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	rootPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("client: reading the cluster's root CA: %w", err)
+	}
+	root, err := ca.ParseRootCA(rootPEM)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", caFile, err)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("client: loading the client certificate: %w", err)
+	}
+	holder, err := ca.NewCertificateHolder(&cert)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", certFile, err)
+	}
+	return ca.ClientTLSConfig(root.WithoutKey(), holder), nil
+}

@@ -1,0 +1,66 @@
+package e2e
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJoinTokensAndClientCertificates drives the security commands: a
+// rotated token stops working, a manager joins with the new one, and
+// remote use of the CLI needs a client certificate of the cluster.
+func TestJoinTokensAndClientCertificates(t *testing.T) {
+	t.Parallel()
+	ms := startCluster(t, 1)
+	first := ms[0]
+	base := filepath.Dir(first.dir)
+
+	old := strings.TrimSpace(mustShoal(t, "cluster", "join-token", "manager", "-q", "--socket", first.socket()))
+	out := mustShoal(t, "cluster", "join-token", "manager", "--rotate", "--socket", first.socket())
+	if !strings.Contains(out, "old one no longer works") {
+		t.Fatalf("rotate said:\n%s", out)
+	}
+	fresh := strings.TrimSpace(mustShoal(t, "cluster", "join-token", "manager", "-q", "--socket", first.socket()))
+	if fresh == old || !strings.HasPrefix(fresh, "SHLTKN-1-") {
+		t.Fatalf("token after rotation %q (before %q)", fresh, old)
+	}
+
+	// The old token is refused, before anything is joined.
+	refused := &managerProc{t: t, name: "refused", dir: filepath.Join(base, "refused")}
+	refused.args = []string{"manager", "--state-dir", refused.dir, "--listen-addr", "127.0.0.1:0",
+		"--tick", tick.String(), "--join", first.addr, "--token", old}
+	refused.start()
+	t.Cleanup(refused.stop)
+	if code := refused.waitExit(30 * time.Second); code == 0 {
+		t.Fatal("a manager joined with a rotated token")
+	}
+	if out := refused.out.String(); !strings.Contains(out, "token") {
+		t.Fatalf("the refused manager did not say why:\n%s", out)
+	}
+
+	// The new token works.
+	startManager(t, "m2", filepath.Join(base, "m2"), "127.0.0.1:0", "--join", first.addr, "--token", fresh)
+
+	// Remote use without a certificate is refused with a clear message.
+	r := shoalEnv(t, []string{"XDG_CONFIG_HOME=" + filepath.Join(base, "nothing-here"), "HOME=" + filepath.Join(base, "nothing-here")},
+		"ls", "item", "--host", first.addr, "--tls-cert", filepath.Join(base, "none.crt"))
+	checkFailure(t, r, 2, "client certificate")
+
+	// A certificate of another cluster is refused at the handshake.
+	other := startCluster(t, 1)[0]
+	r = shoal(t, "ls", "item", "--host", first.addr, "--timeout", "3s",
+		"--tls-cert", filepath.Join(other.clientDir, "client.crt"),
+		"--tls-key", filepath.Join(other.clientDir, "client.key"),
+		"--tls-ca", filepath.Join(other.clientDir, "ca.crt"))
+	if r.code != 5 {
+		t.Fatalf("a certificate of another cluster: exit %d, want 5\n%s", r.code, r.stderr)
+	}
+
+	// A client certificate reads and writes, but cannot get the join token.
+	mustShoal(t, "create", "item", "remote", "--host", first.addr)
+	r = shoal(t, "cluster", "join-token", "manager", "--host", first.addr)
+	if r.code != 6 || !strings.Contains(r.stderr, "permission denied") {
+		t.Fatalf("a client certificate got the join token: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
