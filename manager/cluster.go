@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
@@ -76,6 +77,18 @@ func (s *controlServer) ListMembers(ctx context.Context, req *api.ListMembersReq
 	return resp, err
 }
 
+// withoutForwardMark returns ctx without the mark of a forwarded call, so
+// that it may be forwarded once more.
+func withoutForwardMark(ctx context.Context) context.Context {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return ctx
+	}
+	md = md.Copy()
+	delete(md, raft.ForwardedKey)
+	return metadata.NewIncomingContext(ctx, md)
+}
+
 // memberID finds the Raft ID of a member named by its Raft ID in hex or by
 // its node ID.
 func (s *controlServer) memberID(id string) (uint64, error) {
@@ -83,8 +96,12 @@ func (s *controlServer) memberID(id string) (uint64, error) {
 	if m, ok := cluster.ByNodeID(id); ok {
 		return m.RaftID, nil
 	}
-	if raftID, err := strconv.ParseUint(id, 16, 64); err == nil {
-		if _, ok := cluster.Get(raftID); ok || cluster.IsRemoved(raftID) {
+	raftID, err := strconv.ParseUint(id, 16, 64)
+	if cluster.IsNodeRemoved(id) || (err == nil && cluster.IsRemoved(raftID)) {
+		return 0, status.Errorf(codes.FailedPrecondition, "manager %s was removed from the cluster already", id)
+	}
+	if err == nil {
+		if _, ok := cluster.Get(raftID); ok {
 			return raftID, nil
 		}
 	}
@@ -99,12 +116,14 @@ func (s *controlServer) RemoveMember(ctx context.Context, req *api.RemoveMemberR
 	n := s.m.node
 	if id == n.ID() && n.Leader() == id {
 		// The leader is to go: hand over first, then the new leader
-		// removes it.
+		// removes it. This hop may follow the one that brought the call
+		// here: a handover is not a loop.
 		if err := n.TransferLeadership(ctx, 0); err != nil {
 			return nil, toStatus(err)
 		}
+		ctx = withoutForwardMark(ctx)
 	}
-	return onLeader(ctx, s, func(ctx context.Context) (*api.RemoveMemberResponse, error) {
+	resp, err := onLeader(ctx, s, func(ctx context.Context) (*api.RemoveMemberResponse, error) {
 		err := n.RemoveMember(ctx, id, req.GetForce())
 		if errors.Is(err, membership.ErrCannotRemove) {
 			return nil, status.Errorf(codes.FailedPrecondition,
@@ -114,6 +133,12 @@ func (s *controlServer) RemoveMember(ctx context.Context, req *api.RemoveMemberR
 	}, func(ctx context.Context, c api.ControlClient) (*api.RemoveMemberResponse, error) {
 		return c.RemoveMember(ctx, req)
 	})
+	if err != nil && (n.Cluster().IsRemoved(id) || (id == n.ID() && n.Removed())) {
+		// The removal was applied, and cut its own call short: the
+		// connection to the removed manager closes as it goes.
+		return &api.RemoveMemberResponse{}, nil
+	}
+	return resp, err
 }
 
 func (s *controlServer) TransferLeadership(ctx context.Context, req *api.TransferLeadershipRequest) (*api.TransferLeadershipResponse, error) {

@@ -95,5 +95,12 @@ func (c *Config) Validate() error {
 	if err := c.Store.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	// The Raft tunables, before any identity is known: the manager sets
+	// those fields itself.
+	rc := c.Raft
+	rc.NodeID, rc.StateDir, rc.AdvertiseAddr, rc.JoinAddr = "-", "-", "-", ""
+	if err := rc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

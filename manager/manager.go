@@ -75,6 +75,10 @@ func (m *Manager) SocketPath() string { return filepath.Join(m.cfg.StateDir, Soc
 // it; valid after Ready.
 func (m *Manager) NodeID() string { return m.sec.identity.NodeID }
 
+// IsLeader reports whether this manager leads the cluster; valid after
+// Ready.
+func (m *Manager) IsLeader() bool { return m.node.IsLeader() }
+
 // JoinToken returns the token another manager joins this cluster with;
 // valid after Ready.
 func (m *Manager) JoinToken() (string, error) {

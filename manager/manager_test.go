@@ -177,3 +177,48 @@ func TestRemoveMemberStopsIt(t *testing.T) {
 		t.Fatal("the removed manager is still running")
 	}
 }
+
+func TestRemoveTheLeaderThroughAFollower(t *testing.T) {
+	ms := startCluster(t, 3)
+	leader := leaderOf(t, ms)
+	var follower *testManager
+	for _, tm := range ms {
+		if tm != leader {
+			follower = tm
+		}
+	}
+	if _, err := follower.dial().RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: leader.m.NodeID()}); err != nil {
+		t.Fatalf("removing the leader through a follower: %v", err)
+	}
+	select {
+	case err := <-leader.done:
+		leader.done <- err
+	case <-time.After(20 * time.Second):
+		t.Fatal("the removed leader is still running")
+	}
+	_, err := follower.dial().RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: leader.m.NodeID()})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("removing it again: %v, want FAILED_PRECONDITION", err)
+	}
+}
+
+// TestMemberRemovedRightAfterJoiningStops removes a manager before it may
+// have received the log that makes it a voter: nobody sends to it any
+// more, and it must still find out and stop.
+func TestMemberRemovedRightAfterJoiningStops(t *testing.T) {
+	ms := startCluster(t, 3)
+	leader := leaderOf(t, ms)
+	newcomer := startManager(t, joinConfig(t, leader))
+	if _, err := leader.dialSocket().RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: newcomer.m.NodeID()}); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	select {
+	case err := <-newcomer.done:
+		if err == nil {
+			t.Fatal("the removed manager stopped without an error")
+		}
+		newcomer.done <- err
+	case <-time.After(20 * time.Second):
+		t.Fatal("the removed manager is still running")
+	}
+}

@@ -3,6 +3,9 @@ package raft
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -67,7 +70,7 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64, force bool) error {
 	if id == n.id {
 		return fmt.Errorf("raft: the leader cannot remove itself; transfer leadership first")
 	}
-	if !force && !membership.CanRemove(n.cluster.Members(), id, n.reachable) {
+	if !force && !n.canRemove(ctx, id) {
 		return membership.ErrCannotRemove
 	}
 	return n.proposeConfChange(ctx, raftpb.ConfChangeRemoveNode, m.Proto())
@@ -125,10 +128,72 @@ func (n *Node) askToUpdateAddress(peer uint64) bool {
 	return true
 }
 
-// reachable reports whether a member answers, as the transport sees it;
-// this node is always reachable to itself.
+// forgottenAfter is how many election timeouts a follower waits without a
+// message before it asks whether it is still a member.
+const forgottenAfter = 3
+
+// probeWhenForgotten finds out when this node was removed without being
+// told. A member removed before it received the log that makes it a voter
+// never campaigns, and once removed nobody sends to it: it would wait
+// forever. So a node that hears nothing for forgottenAfter election
+// timeouts sends each peer a message Raft ignores (a heartbeat answer at a
+// term no newer than the cluster's); a peer that knows it was removed
+// refuses it, and the transport then stops the node.
+func (n *Node) probeWhenForgotten() {
+	timeout := n.cfg.electionTimeout()
+	for {
+		select {
+		case <-n.clock.After(timeout):
+		case <-n.stopped:
+			return
+		}
+		silent := n.clock.Since(time.Unix(0, n.lastHeard.Load()))
+		if silent < forgottenAfter*timeout || n.leadership.isRaftLeader() {
+			continue
+		}
+		term := n.raftNode.Status().GetTerm()
+		var probes []*raftpb.Message
+		for _, id := range n.transport.Peers() {
+			probes = append(probes, &raftpb.Message{Type: raftpb.MsgHeartbeatResp.Enum(),
+				To: proto.Uint64(id), From: proto.Uint64(n.id), Term: proto.Uint64(term)})
+		}
+		n.log.Info("no message for a while; asking the peers whether this node is still a member", "silent", silent)
+		n.transport.Send(probes)
+	}
+}
+
+// reachable reports whether a member answers: the transport's last send
+// to it got through, or, on the leader, Raft heard from it within an
+// election timeout. This node is always reachable to itself.
 func (n *Node) reachable(id uint64) bool {
-	return id == n.id || n.transport.Active(id)
+	if id == n.id || n.transport.Active(id) {
+		return true
+	}
+	pr, ok := n.raftNode.Status().Progress[id]
+	return ok && pr.RecentActive
+}
+
+// canRemove reports whether removing id keeps a quorum of reachable
+// members. A leader learns who answers only as its heartbeats come back,
+// so a refusal is confirmed over one more election timeout: a removal
+// asked right after an election is not refused for want of news.
+func (n *Node) canRemove(ctx context.Context, id uint64) bool {
+	deadline := n.clock.After(n.cfg.electionTimeout())
+	tick := time.Duration(n.cfg.HeartbeatTick) * n.cfg.TickInterval
+	for {
+		if membership.CanRemove(n.cluster.Members(), id, n.reachable) {
+			return true
+		}
+		select {
+		case <-n.clock.After(tick):
+		case <-deadline:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-n.stopped:
+			return false
+		}
+	}
 }
 
 // MemberStatus is one member as the node sees it.

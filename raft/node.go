@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,7 @@ type peerTransport interface {
 	UpdatePeer(id uint64, addr string) error
 	RemovePeer(id uint64)
 	Active(id uint64) bool
+	Peers() []uint64
 	PeerConn(id uint64) (*grpc.ClientConn, error)
 	Stop()
 }
@@ -76,6 +78,10 @@ type Node struct {
 	// index was restartCommit.
 	restarted     bool
 	restartCommit uint64
+
+	// lastHeard is when a peer's message last arrived (UnixNano on the
+	// node's clock).
+	lastHeard atomic.Int64
 
 	started      atomic.Bool
 	stopOnce     sync.Once
@@ -145,6 +151,15 @@ func (n *Node) NodeID() string { return n.cfg.NodeID }
 // Cluster returns the membership as this node has applied it. The caller
 // must not change it.
 func (n *Node) Cluster() *membership.Cluster { return n.cluster }
+
+// Removed reports whether this node knows it was removed from the
+// cluster.
+func (n *Node) Removed() bool {
+	if p := n.stopReason.Load(); p != nil && errors.Is(*p, ErrMemberRemoved) {
+		return true
+	}
+	return n.cluster.IsRemoved(n.id)
+}
 
 // Done is closed when the node has stopped and released its resources.
 func (n *Node) Done() <-chan struct{} { return n.done }
@@ -255,6 +270,12 @@ func (n *Node) runLoop(ctx context.Context) error {
 			n.announceAddress()
 		}()
 	}
+	n.lastHeard.Store(n.clock.Now().UnixNano())
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.probeWhenForgotten()
+	}()
 	ticker := n.clock.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {

@@ -30,6 +30,7 @@ func (n *Node) ProcessRaftMessage(ctx context.Context, m *raftpb.Message) error 
 	if m.GetTo() != n.id {
 		return fmt.Errorf("raft: message for %x reached %x", m.GetTo(), n.id)
 	}
+	n.lastHeard.Store(n.clock.Now().UnixNano())
 	if err := n.raftNode.Step(ctx, m); err != nil {
 		if errors.Is(err, raft.ErrStopped) {
 			return ErrStopped

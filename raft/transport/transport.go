@@ -250,6 +250,17 @@ func (t *Transport) Active(id uint64) bool {
 	return !t.ActiveSince(id).IsZero()
 }
 
+// Peers returns the Raft IDs of the peers, in no order.
+func (t *Transport) Peers() []uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	ids := make([]uint64, 0, len(t.peers))
+	for id := range t.peers {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // ActiveSince returns the time since which every send to the peer with Raft
 // ID id has succeeded, or the zero time when it is not Active.
 func (t *Transport) ActiveSince(id uint64) time.Time {
