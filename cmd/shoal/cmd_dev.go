@@ -326,9 +326,11 @@ and try:
   %[2]s create service web --label tier=front --spec '{"replicas": 3}'
   %[2]s ls service
   %[2]s watch service          # then change something from a third terminal
+  %[2]s cluster client-cert    # a client certificate, for reaching managers over TCP:
   %[2]s get service web -o json --host %[3]s
 
-Any manager answers: --socket PATH or --host ADDR picks another.
+Any manager answers: --socket PATH or --host ADDR picks another. Over TCP
+every call is mutual TLS: --host needs the client certificate.
 Logs: %[4]s. Ctrl-C stops the cluster`, ms[0].m.SocketPath(), shoal, strings.Join(hosts, ","),
 		filepath.Join(dir, "manager-*", "manager.log"))
 	if df.keep {
