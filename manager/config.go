@@ -42,6 +42,11 @@ type Config struct {
 	// the cluster lost its quorum for good.
 	ForceNewCluster bool
 
+	// MetricsAddr, when set, is a TCP address where Prometheus metrics
+	// (/metrics) and runtime profiles (/debug/pprof/) are served over plain
+	// HTTP. Off by default: choose a private address.
+	MetricsAddr string
+
 	// Raft tunes the Raft node; its identity and address fields are set by
 	// the manager.
 	Raft raft.Config

@@ -147,6 +147,16 @@ func (m *Manager) Run(ctx context.Context) error {
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- m.node.Run(context.Background()) }()
 
+	if m.cfg.MetricsAddr != "" {
+		stopMetrics, err := m.serveMetrics(ctx, m.cfg.MetricsAddr)
+		if err != nil {
+			m.stopServers(remote, local)
+			m.node.Stop()
+			<-nodeDone
+			return err
+		}
+		defer stopMetrics()
+	}
 	go m.followLeadership()
 	if err := m.waitInitialised(startCtx); err != nil {
 		m.log.Warn("no leader yet; serving anyway", "err", err)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,5 +223,31 @@ func TestMemberRemovedRightAfterJoiningStops(t *testing.T) {
 		newcomer.done <- err
 	case <-time.After(20 * time.Second):
 		t.Fatal("the removed manager is still running")
+	}
+}
+
+func TestMetricsAreServedWhenAsked(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	cfg := testConfig(t, t.TempDir(), "")
+	cfg.MetricsAddr = addr
+	startManager(t, cfg)
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"shoal_raft_is_leader 1", "shoal_raft_members 1", "shoal_store_version", "go_goroutines"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

@@ -79,6 +79,7 @@ the control socket is STATE_DIR/control.sock.`,
 	fs.Uint64Var(&c.Raft.SnapshotInterval, "snapshot-interval", c.Raft.SnapshotInterval, "applied entries between snapshots")
 	fs.Uint64Var(&c.Raft.LogEntriesForSlowFollowers, "log-entries-for-slow-followers", c.Raft.LogEntriesForSlowFollowers, "entries kept before a snapshot for followers slightly behind")
 	fs.IntVar(&c.Raft.KeepOldSnapshots, "keep-old-snapshots", c.Raft.KeepOldSnapshots, "snapshot files kept besides the newest")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics) and profiles (/debug/pprof/) over plain HTTP at this address (off by default)")
 	fs.StringVar(&mf.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&mf.logFormat, "log-format", "text", "text or json")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
