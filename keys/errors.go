@@ -45,8 +45,9 @@ var (
 	// it was sealed by another node's keys, or with a key already dropped.
 	ErrUnknownKey = errors.New("keys: sealed with a data key that is not held")
 	// ErrAuthentication means sealed data fails authentication with the
-	// key it names: it was modified, or it belongs to another context
-	// (another entry's index or term).
+	// key whose ID it names: it was modified, it belongs to another
+	// context (another entry's index or term), or another node's key file
+	// sealed it (every node's first key has ID 1).
 	ErrAuthentication = errors.New("keys: sealed data fails authentication")
 	// ErrClosed means the Keys was used after Close.
 	ErrClosed = errors.New("keys: closed")

@@ -83,7 +83,7 @@ func openWith(k *dek, sealed, additional []byte) ([]byte, error) {
 	}
 	plain, err := aead.Open(nil, nil, sealed[sealNonceStart:], sealAD(sealed[:sealNonceStart], additional))
 	if err != nil {
-		return nil, fmt.Errorf("%w: key %d", ErrAuthentication, k.id)
+		return nil, fmt.Errorf("%w with key %d: modified, moved, or sealed by another key file's key %d", ErrAuthentication, k.id, k.id)
 	}
 	if plain == nil {
 		// Callers tell empty data from none by nil.
