@@ -288,9 +288,13 @@ func removeTemps(dir string) error {
 	return nil
 }
 
-// makeDir creates dir with mode 0700 and makes its entry durable.
+// makeDir creates dir with mode 0700, or narrows an existing one to it,
+// and makes its entry durable.
 func makeDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
 	return syncDir(filepath.Dir(dir))

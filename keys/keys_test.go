@@ -31,6 +31,10 @@ func TestCreateThenOpen(t *testing.T) {
 
 func TestFilePermissions(t *testing.T) {
 	cfg := testConfig(t)
+	// A directory made by someone else with a wider mode is narrowed.
+	if err := os.Mkdir(cfg.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	k := mustCreate(t, cfg)
 	check := func() {
 		t.Helper()
