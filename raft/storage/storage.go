@@ -389,6 +389,8 @@ func (s *Storage) SaveSnapshot(snapshot *raftpb.Snapshot) error {
 	s.mu.Lock()
 	err := s.writable()
 	newest := s.newest
+	// Read before sealing (see KeyRetirer).
+	gen := s.keys.generation()
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -397,12 +399,7 @@ func (s *Storage) SaveSnapshot(snapshot *raftpb.Snapshot) error {
 		return fmt.Errorf("%w: snapshot at index %d is older than the saved one at index %d", ErrInvalidSnapshot, id.index, newest.index)
 	}
 
-	// The generation is read before sealing (see KeyRetirer), and the
-	// file is sealed outside s.mu, so a large snapshot does not hold up
-	// Save.
-	s.mu.Lock()
-	gen := s.keys.generation()
-	s.mu.Unlock()
+	// Sealed outside s.mu, so a large snapshot does not hold up Save.
 	sealed, err := sealSnapshot(s.cipher, snapshot)
 	if err != nil {
 		return err
