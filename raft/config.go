@@ -72,6 +72,11 @@ type Config struct {
 	// WAL, when set, replaces etcd's write-ahead log, for tests that
 	// inject disk faults. Default: etcd's.
 	WAL storage.WALFactory
+	// Cipher, when set, encrypts the data of entries and snapshots in
+	// StateDir (storage.Config.Cipher); the manager passes its *keys.Keys.
+	// It must be the same kind on every start of a StateDir, and must stay
+	// usable until Run has returned. Default: none, data in clear.
+	Cipher storage.Cipher
 
 	// DialOptions are used for every connection to a peer (transport
 	// credentials among them).

@@ -33,7 +33,10 @@ func (n *Node) JoinAndStart(ctx context.Context) error {
 		return fmt.Errorf("raft: JoinAndStart called twice")
 	}
 	n.memStore = raft.NewMemoryStorage()
-	scfg := storage.Config{Dir: n.cfg.StateDir, Logger: n.log, KeepOldSnapshots: n.cfg.KeepOldSnapshots, WAL: n.cfg.WAL}
+	scfg := storage.Config{
+		Dir: n.cfg.StateDir, Logger: n.log, KeepOldSnapshots: n.cfg.KeepOldSnapshots,
+		WAL: n.cfg.WAL, Cipher: n.cfg.Cipher,
+	}
 	var err error
 	switch {
 	case storage.Exists(n.cfg.StateDir):

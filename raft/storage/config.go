@@ -21,6 +21,16 @@ type Config struct {
 	// back when the newest file is damaged. Unit: files. Default 0.
 	KeepOldSnapshots int
 
+	// Cipher, when set, encrypts the data of every entry and snapshot
+	// before it reaches the disk and decrypts it on Open; nil stores them
+	// in clear. A directory must always be opened with the kind of Cipher
+	// it was created with. The WAL's metadata, HardStates, entry indexes,
+	// terms and types, and snapshot metadata (ConfState) stay in clear:
+	// they hold node identities and positions in the log, no payloads. If
+	// the Cipher is also a KeyRetirer, Storage tells it when older keys
+	// are no longer needed.
+	Cipher Cipher
+
 	// WAL opens and creates the write-ahead log. Nil means etcd's wal
 	// package (EtcdWAL). Tests and fault-injection builds put theirs here.
 	WAL WALFactory

@@ -16,9 +16,29 @@
 // rather than torn), and the removal of snapshot files and WAL segments no
 // kept snapshot needs.
 //
+// # Encryption at rest
+//
+// With a Config.Cipher, the data of every entry (normal and configuration
+// changes alike: these carry addresses) and of every snapshot is sealed on
+// a copy before it is written, and opened when read back; Raft's own
+// entries and snapshots are never modified. Each payload is bound to its
+// entry's index, term and type, or its snapshot's index and term, so it
+// cannot be moved elsewhere in the log. What stays in clear holds no
+// payload: the WAL metadata (the node's identity), HardStates (term, vote,
+// commit), entry indexes, terms and types, and snapshot metadata (index,
+// term, ConfState with Raft IDs). Encryption makes the contents
+// unreadable and modifications of them detectable; it does not stop
+// someone who can write the directory from removing whole records or
+// putting back an older copy of it.
+//
+// A Cipher that is also a KeyRetirer (keys.Keys) rotates keys: older keys
+// stay until every file Open could read that they sealed is gone, which
+// Storage establishes after it removes old files (keyuse.go says how) and
+// then reports with RetireBefore.
+//
 // It does not interpret entry or snapshot payloads, does not decide what to
-// persist or when (the raft package's Ready loop does), and touches nothing
-// outside its directory.
+// persist or when (the raft package's Ready loop does), does not own keys
+// (it is given a Cipher), and touches nothing outside its directory.
 //
 // Usage, in a node's start-up and Ready loop (Example runs a full cycle):
 //

@@ -27,6 +27,13 @@ var (
 	// disk is then unknown, so every later write is refused: close the
 	// Storage and open it again.
 	ErrFailed = errors.New("storage: an earlier WAL write failed")
+	// ErrDecrypt means data read back from disk cannot be decrypted by the
+	// Config's Cipher: it was sealed with a key the Cipher does not hold
+	// (another node's directory, a key file from elsewhere, a key dropped
+	// too early) or it was modified. The Cipher's own error is wrapped
+	// too. Open fails with it and changes nothing on disk; nothing is
+	// skipped or truncated.
+	ErrDecrypt = errors.New("storage: cannot decrypt")
 	// ErrClosed means the Storage was used after Close.
 	ErrClosed = errors.New("storage: closed")
 )

@@ -49,7 +49,12 @@ func (s *Storage) collect() error {
 			return err
 		}
 	}
-	return s.purgeSegments(snaps[keepFrom].index)
+	if err := s.purgeSegments(snaps[keepFrom].index); err != nil {
+		return err
+	}
+	// Only now is nothing older readable: the files are gone and their
+	// directories synced.
+	return s.keys.retire(snaps[keepFrom:])
 }
 
 // purgeSegments removes the WAL segments that reading from a snapshot at

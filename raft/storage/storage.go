@@ -41,6 +41,7 @@ type Storage struct {
 	walf        WALFactory
 	snapFactory SnapshotterFactory
 	snapshotter Snapshotter // for snapDir
+	cipher      Cipher      // nil: data in clear
 
 	// snapMu serializes SaveSnapshot calls; it is taken before mu.
 	snapMu sync.Mutex
@@ -58,6 +59,9 @@ type Storage struct {
 	// most a commit index that reached the disk. Garbage collection keeps
 	// it, KeepOldSnapshots files older than it, and everything newer.
 	anchor snapID
+	// keys tracks which key generations the data on disk needs; nil
+	// unless the Cipher is a KeyRetirer.
+	keys *keyUse
 }
 
 // snapID names a snapshot by the term and index of its last entry.
@@ -146,6 +150,9 @@ func Create(cfg Config, metadata []byte) (*Storage, error) {
 // ErrCorrupt, and nothing is truncated. With no WAL Open fails with
 // ErrNoWAL.
 //
+// With a Cipher, the snapshot's and the entries' data are decrypted; data
+// that does not decrypt fails Open with ErrDecrypt.
+//
 // On success the returned Storage appends after the last record read.
 func Open(cfg Config) (*Storage, *Loaded, error) {
 	s, err := newStorage(cfg)
@@ -178,6 +185,13 @@ func Open(cfg Config) (*Storage, *Loaded, error) {
 	snapshot, err := s.snapshotter.LoadNewestAvailable(walSnaps)
 	var missing *walpb.Snapshot // the newest snapshot the WAL names but no file holds
 	switch {
+	case err == nil:
+		// A file that does not decrypt is not skipped for an older one,
+		// as a damaged file is: every file would fail the same way with
+		// the wrong key, and the error must say so.
+		if err := openSnapshot(s.cipher, snapshot); err != nil {
+			return nil, nil, err
+		}
 	case errors.Is(err, snap.ErrNoSnapshot):
 		snapshot = nil
 		if n := len(walSnaps); n > 0 && walSnaps[n-1].GetIndex() > 0 {
@@ -202,6 +216,10 @@ func Open(cfg Config) (*Storage, *Loaded, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := openEntries(s.cipher, ents); err != nil {
+		return nil, nil, errors.Join(err, w.Close())
+	}
+	s.keys.scanUnknown(s.walDir)
 	s.w = w
 	s.commit = hs.GetCommit()
 	s.newest = snapID{term: at.GetTerm(), index: at.GetIndex()}
@@ -229,6 +247,8 @@ func newStorage(cfg Config) (*Storage, error) {
 		walf:        cfg.WAL,
 		snapFactory: cfg.Snapshotter,
 		snapshotter: cfg.Snapshotter.New(snapDir),
+		cipher:      cfg.Cipher,
+		keys:        newKeyUse(cfg.Cipher, cfg.Logger),
 	}, nil
 }
 
@@ -297,13 +317,24 @@ func recoverCorrupt(err *error, what string) {
 //
 // Calls are serialized with each other and with SaveSnapshot's WAL record;
 // a snapshot file being written does not hold Save up.
+//
+// With a Cipher, the WAL gets copies of the entries with their data
+// sealed; ents themselves are not modified.
 func (s *Storage) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
-	if err := s.w.Save(hs, ents); err != nil {
+	gen := s.keys.generation()
+	sealed, err := sealEntries(s.cipher, ents)
+	if err != nil {
+		return err
+	}
+	// Counted before the write: a failed write may still have reached
+	// the disk.
+	s.keys.entriesSealed(gen, ents)
+	if err := s.w.Save(hs, sealed); err != nil {
 		s.failed = err
 		return fmt.Errorf("storage: save %d entries and hard state: %w", len(ents), err)
 	}
@@ -331,13 +362,17 @@ func (s *Storage) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 // saved.
 // Call it before saving the HardState and entries of the same Ready.
 //
+// With a Cipher, the file holds a copy of the snapshot with its data
+// sealed; snapshot itself is not modified.
+//
 // A snapshot whose index is above the commit index saved so far (one sent
 // by the leader) is written, but older files are kept until Save stores a
 // commit index that reaches it: until then a restart loads the older one.
 //
 // An error before the WAL record is written leaves the WAL as it was; an
 // error from the WAL record fails the Storage (ErrFailed afterwards); an
-// error while removing old files is returned after the snapshot is durable.
+// error while removing old files, or from the Cipher's RetireBefore, is
+// returned after the snapshot is durable.
 func (s *Storage) SaveSnapshot(snapshot *raftpb.Snapshot) error {
 	if snapshot == nil || raft.IsEmptySnap(snapshot) {
 		return fmt.Errorf("%w: empty snapshot", ErrInvalidSnapshot)
@@ -354,6 +389,8 @@ func (s *Storage) SaveSnapshot(snapshot *raftpb.Snapshot) error {
 	s.mu.Lock()
 	err := s.writable()
 	newest := s.newest
+	// Read before sealing (see KeyRetirer).
+	gen := s.keys.generation()
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -362,16 +399,23 @@ func (s *Storage) SaveSnapshot(snapshot *raftpb.Snapshot) error {
 		return fmt.Errorf("%w: snapshot at index %d is older than the saved one at index %d", ErrInvalidSnapshot, id.index, newest.index)
 	}
 
+	// Sealed outside s.mu, so a large snapshot does not hold up Save.
+	sealed, err := sealSnapshot(s.cipher, snapshot)
+	if err != nil {
+		return err
+	}
+
 	// Ordering: the snapshot file is durable (file fsync, rename, snap/
 	// fsync) before the WAL record that names it. A crash in between
 	// leaves a file no record names, which Open ignores; the reverse order
 	// could leave a record whose file is missing.
-	if err := s.writeSnapshotFile(snapshot); err != nil {
+	if err := s.writeSnapshotFile(sealed); err != nil {
 		return err
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.keys.snapshotSealed(id, gen)
 	if err := s.writable(); err != nil {
 		return err
 	}
