@@ -3,7 +3,9 @@ package raft_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -196,6 +198,25 @@ func TestForceNewCluster(t *testing.T) {
 	c.MustPropose("after recovery")
 	c.AddMember()
 	c.MustPropose("two members again")
+	c.WaitApplied(c.Leader().Node().Status)
+	sameLogs(t, c, c.Leader().Log().Payloads())
+}
+
+// TestMemberJoiningAfterCompactionCatchesUp adds a member once the log it
+// would need is compacted: it must get a snapshot that lists it.
+func TestMemberJoiningAfterCompactionCatchesUp(t *testing.T) {
+	// A snapshot near index 20 compacts the log; the join, near index 30,
+	// comes before the next interval would take another.
+	c := rafttest.NewCluster(t, 3, rafttest.Options{SnapshotInterval: 20, LogEntriesForSlowFollowers: 1, Timeout: 10 * time.Second})
+	for i := range 25 {
+		c.MustPropose(fmt.Sprintf("before-%d", i))
+	}
+	c.WaitApplied(c.Leader().Node().Status)
+	added := c.AddMember() // waits until it applied what the leader had
+	if added.Log().Restores() == 0 {
+		t.Fatal("the new member caught up without a snapshot: the test did not cover compaction")
+	}
+	c.MustPropose("after")
 	c.WaitApplied(c.Leader().Node().Status)
 	sameLogs(t, c, c.Leader().Log().Payloads())
 }

@@ -103,6 +103,9 @@ type loopState struct {
 	leaderTerm uint64
 	term       uint64
 	removed    bool
+	// snapshotAt, when set, asks for a snapshot at this index or later
+	// before SnapshotInterval is reached.
+	snapshotAt uint64
 	// campaignAt, when set, is the index after whose application the node
 	// campaigns: a bootstrapping node does so at once rather than after an
 	// election timeout.

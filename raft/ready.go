@@ -179,6 +179,12 @@ func (n *Node) applyConfChange(e *raftpb.Entry) error {
 			if err := n.transport.AddPeer(id, m.Addr); err != nil {
 				n.log.Warn("adding peer", "peer", fmt.Sprintf("%x", id), "err", err)
 			}
+			if first, _ := n.memStore.FirstIndex(); first > 1 {
+				// The new member needs a snapshot, the log before it
+				// being compacted, and Raft's member refuses one that
+				// does not list it: take one that does, now.
+				n.loop.snapshotAt = max(n.loop.snapshotAt, e.GetIndex())
+			}
 		}
 	case raftpb.ConfChangeUpdateNode:
 		if refused = n.cluster.UpdateAddr(id, member.GetAddr()); refused == nil && id != n.id {

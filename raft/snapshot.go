@@ -70,9 +70,11 @@ type snapshotResult struct {
 // the bytes are written on another, so applying goes on meanwhile.
 func (n *Node) maybeSnapshot() error {
 	applied := n.applied.get()
-	if n.loop.snapshotting || applied-n.loop.snapshotIndex < n.cfg.SnapshotInterval {
+	asked := n.loop.snapshotAt != 0 && applied >= n.loop.snapshotAt
+	if n.loop.snapshotting || (applied-n.loop.snapshotIndex < n.cfg.SnapshotInterval && !asked) {
 		return nil
 	}
+	n.loop.snapshotAt = 0
 	write, err := n.sm.Snapshot()
 	if err != nil {
 		return fmt.Errorf("raft: state machine snapshot at index %d: %w", applied, err)
@@ -123,7 +125,7 @@ func (n *Node) finishSnapshot(res snapshotResult) error {
 		}
 	}
 	n.log.Info("snapshot saved", "index", res.index, "bytes", len(res.data))
-	return nil
+	return n.maybeSnapshot() // one may have been asked for meanwhile
 }
 
 // restoreSnapshot replaces the membership and the state machine with a

@@ -96,6 +96,10 @@ func NewCluster(t testing.TB, size int, opts Options) *Cluster {
 		opts.NewStateMachine = func(*Member) raft.StateMachine { return &LogMachine{} }
 	}
 	c := &Cluster{t: t, opts: opts, blocked: map[[2]uint64]bool{}}
+	// The test's temporary directory is removed by a cleanup registered
+	// at its first use: use it before registering stopAll, so that the
+	// members stop (cleanups run last first) before their directories go.
+	t.TempDir()
 	t.Cleanup(c.stopAll)
 	first := c.newMember()
 	first.start("")
