@@ -1807,6 +1807,264 @@ func (x *IssueClientCertificateResponse) GetRootCa() []byte {
 	return nil
 }
 
+type GetUnlockKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rotate        bool                   `protobuf:"varint,1,opt,name=rotate,proto3" json:"rotate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUnlockKeyRequest) Reset() {
+	*x = GetUnlockKeyRequest{}
+	mi := &file_api_control_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUnlockKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUnlockKeyRequest) ProtoMessage() {}
+
+func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUnlockKeyRequest.ProtoReflect.Descriptor instead.
+func (*GetUnlockKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetUnlockKeyRequest) GetRotate() bool {
+	if x != nil {
+		return x.Rotate
+	}
+	return false
+}
+
+type GetUnlockKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// unlock_key is SHLKEY-1-...; empty when autolock is off.
+	UnlockKey     string `protobuf:"bytes,1,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUnlockKeyResponse) Reset() {
+	*x = GetUnlockKeyResponse{}
+	mi := &file_api_control_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUnlockKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUnlockKeyResponse) ProtoMessage() {}
+
+func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUnlockKeyResponse.ProtoReflect.Descriptor instead.
+func (*GetUnlockKeyResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetUnlockKeyResponse) GetUnlockKey() string {
+	if x != nil {
+		return x.UnlockKey
+	}
+	return ""
+}
+
+type RotateDataKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateDataKeyRequest) Reset() {
+	*x = RotateDataKeyRequest{}
+	mi := &file_api_control_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateDataKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateDataKeyRequest) ProtoMessage() {}
+
+func (x *RotateDataKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateDataKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateDataKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{32}
+}
+
+type RotateDataKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key_id is the new current data key; older_key_ids are still kept.
+	KeyId         uint32   `protobuf:"varint,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	OlderKeyIds   []uint32 `protobuf:"varint,2,rep,packed,name=older_key_ids,json=olderKeyIds,proto3" json:"older_key_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateDataKeyResponse) Reset() {
+	*x = RotateDataKeyResponse{}
+	mi := &file_api_control_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateDataKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateDataKeyResponse) ProtoMessage() {}
+
+func (x *RotateDataKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateDataKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateDataKeyResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RotateDataKeyResponse) GetKeyId() uint32 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
+func (x *RotateDataKeyResponse) GetOlderKeyIds() []uint32 {
+	if x != nil {
+		return x.OlderKeyIds
+	}
+	return nil
+}
+
+type UnlockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UnlockKey     string                 `protobuf:"bytes,1,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockRequest) Reset() {
+	*x = UnlockRequest{}
+	mi := &file_api_control_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockRequest) ProtoMessage() {}
+
+func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
+func (*UnlockRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *UnlockRequest) GetUnlockKey() string {
+	if x != nil {
+		return x.UnlockKey
+	}
+	return ""
+}
+
+type UnlockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockResponse) Reset() {
+	*x = UnlockResponse{}
+	mi := &file_api_control_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockResponse) ProtoMessage() {}
+
+func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
+func (*UnlockResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{35}
+}
+
 var File_api_control_proto protoreflect.FileDescriptor
 
 const file_api_control_proto_rawDesc = "" +
@@ -1929,7 +2187,20 @@ const file_api_control_proto_rawDesc = "" +
 	"\x1eIssueClientCertificateResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12 \n" +
 	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12\x17\n" +
-	"\aroot_ca\x18\x03 \x01(\fR\x06rootCa*W\n" +
+	"\aroot_ca\x18\x03 \x01(\fR\x06rootCa\"-\n" +
+	"\x13GetUnlockKeyRequest\x12\x16\n" +
+	"\x06rotate\x18\x01 \x01(\bR\x06rotate\"5\n" +
+	"\x14GetUnlockKeyResponse\x12\x1d\n" +
+	"\n" +
+	"unlock_key\x18\x01 \x01(\tR\tunlockKey\"\x16\n" +
+	"\x14RotateDataKeyRequest\"R\n" +
+	"\x15RotateDataKeyResponse\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\rR\x05keyId\x12\"\n" +
+	"\rolder_key_ids\x18\x02 \x03(\rR\volderKeyIds\".\n" +
+	"\rUnlockRequest\x12\x1d\n" +
+	"\n" +
+	"unlock_key\x18\x01 \x01(\tR\tunlockKey\"\x10\n" +
+	"\x0eUnlockResponse*W\n" +
 	"\x0fReadConsistency\x12!\n" +
 	"\x1dREAD_CONSISTENCY_LINEARIZABLE\x10\x00\x12!\n" +
 	"\x1dREAD_CONSISTENCY_SERIALIZABLE\x10\x01*l\n" +
@@ -1937,7 +2208,7 @@ const file_api_control_proto_rawDesc = "" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EVENT_TYPE_CREATE\x10\x01\x12\x15\n" +
 	"\x11EVENT_TYPE_UPDATE\x10\x02\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x032\x9f\b\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x032\xc0\t\n" +
 	"\aControl\x12M\n" +
 	"\fCreateObject\x12\x1d.shoal.v1.CreateObjectRequest\x1a\x1e.shoal.v1.CreateObjectResponse\x12D\n" +
 	"\tGetObject\x12\x1a.shoal.v1.GetObjectRequest\x1a\x1b.shoal.v1.GetObjectResponse\x12L\n" +
@@ -1951,7 +2222,11 @@ const file_api_control_proto_rawDesc = "" +
 	"\fRemoveMember\x12\x1d.shoal.v1.RemoveMemberRequest\x1a\x1e.shoal.v1.RemoveMemberResponse\x12_\n" +
 	"\x12TransferLeadership\x12#.shoal.v1.TransferLeadershipRequest\x1a$.shoal.v1.TransferLeadershipResponse\x12M\n" +
 	"\fGetJoinToken\x12\x1d.shoal.v1.GetJoinTokenRequest\x1a\x1e.shoal.v1.GetJoinTokenResponse\x12k\n" +
-	"\x16IssueClientCertificate\x12'.shoal.v1.IssueClientCertificateRequest\x1a(.shoal.v1.IssueClientCertificateResponseB(Z&github.com/shoal-project/shoal/api;apib\x06proto3"
+	"\x16IssueClientCertificate\x12'.shoal.v1.IssueClientCertificateRequest\x1a(.shoal.v1.IssueClientCertificateResponse\x12M\n" +
+	"\fGetUnlockKey\x12\x1d.shoal.v1.GetUnlockKeyRequest\x1a\x1e.shoal.v1.GetUnlockKeyResponse\x12P\n" +
+	"\rRotateDataKey\x12\x1e.shoal.v1.RotateDataKeyRequest\x1a\x1f.shoal.v1.RotateDataKeyResponse2E\n" +
+	"\x06Unlock\x12;\n" +
+	"\x06Unlock\x12\x17.shoal.v1.UnlockRequest\x1a\x18.shoal.v1.UnlockResponseB(Z&github.com/shoal-project/shoal/api;apib\x06proto3"
 
 var (
 	file_api_control_proto_rawDescOnce sync.Once
@@ -1966,7 +2241,7 @@ func file_api_control_proto_rawDescGZIP() []byte {
 }
 
 var file_api_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_api_control_proto_goTypes = []any{
 	(ReadConsistency)(0),                   // 0: shoal.v1.ReadConsistency
 	(EventType)(0),                         // 1: shoal.v1.EventType
@@ -2000,32 +2275,38 @@ var file_api_control_proto_goTypes = []any{
 	(*GetJoinTokenResponse)(nil),           // 29: shoal.v1.GetJoinTokenResponse
 	(*IssueClientCertificateRequest)(nil),  // 30: shoal.v1.IssueClientCertificateRequest
 	(*IssueClientCertificateResponse)(nil), // 31: shoal.v1.IssueClientCertificateResponse
-	nil,                                    // 32: shoal.v1.ListObjectsRequest.LabelsEntry
-	nil,                                    // 33: shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	nil,                                    // 34: shoal.v1.WatchRequest.LabelsEntry
-	(*Object)(nil),                         // 35: shoal.v1.Object
+	(*GetUnlockKeyRequest)(nil),            // 32: shoal.v1.GetUnlockKeyRequest
+	(*GetUnlockKeyResponse)(nil),           // 33: shoal.v1.GetUnlockKeyResponse
+	(*RotateDataKeyRequest)(nil),           // 34: shoal.v1.RotateDataKeyRequest
+	(*RotateDataKeyResponse)(nil),          // 35: shoal.v1.RotateDataKeyResponse
+	(*UnlockRequest)(nil),                  // 36: shoal.v1.UnlockRequest
+	(*UnlockResponse)(nil),                 // 37: shoal.v1.UnlockResponse
+	nil,                                    // 38: shoal.v1.ListObjectsRequest.LabelsEntry
+	nil,                                    // 39: shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	nil,                                    // 40: shoal.v1.WatchRequest.LabelsEntry
+	(*Object)(nil),                         // 41: shoal.v1.Object
 }
 var file_api_control_proto_depIdxs = []int32{
-	35, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
-	35, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
+	41, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
+	41, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
 	2,  // 2: shoal.v1.GetObjectRequest.ref:type_name -> shoal.v1.ObjectRef
 	0,  // 3: shoal.v1.GetObjectRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	35, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
-	32, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
+	41, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
+	38, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
 	0,  // 6: shoal.v1.ListObjectsRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	35, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
+	41, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
 	2,  // 8: shoal.v1.UpdateObjectRequest.ref:type_name -> shoal.v1.ObjectRef
-	33, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	35, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
+	39, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	41, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
 	2,  // 11: shoal.v1.DeleteObjectRequest.ref:type_name -> shoal.v1.ObjectRef
 	14, // 12: shoal.v1.TransactionRequest.ops:type_name -> shoal.v1.TransactionOp
 	3,  // 13: shoal.v1.TransactionOp.create:type_name -> shoal.v1.CreateObjectRequest
 	9,  // 14: shoal.v1.TransactionOp.update:type_name -> shoal.v1.UpdateObjectRequest
 	11, // 15: shoal.v1.TransactionOp.delete:type_name -> shoal.v1.DeleteObjectRequest
-	35, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
-	34, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
+	41, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
+	40, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
 	1,  // 18: shoal.v1.WatchEvent.type:type_name -> shoal.v1.EventType
-	35, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
+	41, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
 	17, // 20: shoal.v1.WatchResponse.events:type_name -> shoal.v1.WatchEvent
 	21, // 21: shoal.v1.GetClusterInfoResponse.manager:type_name -> shoal.v1.Member
 	21, // 22: shoal.v1.ListMembersResponse.members:type_name -> shoal.v1.Member
@@ -2042,21 +2323,27 @@ var file_api_control_proto_depIdxs = []int32{
 	26, // 33: shoal.v1.Control.TransferLeadership:input_type -> shoal.v1.TransferLeadershipRequest
 	28, // 34: shoal.v1.Control.GetJoinToken:input_type -> shoal.v1.GetJoinTokenRequest
 	30, // 35: shoal.v1.Control.IssueClientCertificate:input_type -> shoal.v1.IssueClientCertificateRequest
-	4,  // 36: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
-	6,  // 37: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
-	8,  // 38: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
-	10, // 39: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
-	12, // 40: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
-	15, // 41: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
-	18, // 42: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
-	20, // 43: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
-	23, // 44: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
-	25, // 45: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
-	27, // 46: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
-	29, // 47: shoal.v1.Control.GetJoinToken:output_type -> shoal.v1.GetJoinTokenResponse
-	31, // 48: shoal.v1.Control.IssueClientCertificate:output_type -> shoal.v1.IssueClientCertificateResponse
-	36, // [36:49] is the sub-list for method output_type
-	23, // [23:36] is the sub-list for method input_type
+	32, // 36: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	34, // 37: shoal.v1.Control.RotateDataKey:input_type -> shoal.v1.RotateDataKeyRequest
+	36, // 38: shoal.v1.Unlock.Unlock:input_type -> shoal.v1.UnlockRequest
+	4,  // 39: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
+	6,  // 40: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
+	8,  // 41: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
+	10, // 42: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
+	12, // 43: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
+	15, // 44: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
+	18, // 45: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
+	20, // 46: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
+	23, // 47: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
+	25, // 48: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
+	27, // 49: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
+	29, // 50: shoal.v1.Control.GetJoinToken:output_type -> shoal.v1.GetJoinTokenResponse
+	31, // 51: shoal.v1.Control.IssueClientCertificate:output_type -> shoal.v1.IssueClientCertificateResponse
+	33, // 52: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	35, // 53: shoal.v1.Control.RotateDataKey:output_type -> shoal.v1.RotateDataKeyResponse
+	37, // 54: shoal.v1.Unlock.Unlock:output_type -> shoal.v1.UnlockResponse
+	39, // [39:55] is the sub-list for method output_type
+	23, // [23:39] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -2080,9 +2367,9 @@ func file_api_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_control_proto_rawDesc), len(file_api_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   33,
+			NumMessages:   39,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_api_control_proto_goTypes,
 		DependencyIndexes: file_api_control_proto_depIdxs,

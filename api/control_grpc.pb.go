@@ -32,6 +32,8 @@ const (
 	Control_TransferLeadership_FullMethodName     = "/shoal.v1.Control/TransferLeadership"
 	Control_GetJoinToken_FullMethodName           = "/shoal.v1.Control/GetJoinToken"
 	Control_IssueClientCertificate_FullMethodName = "/shoal.v1.Control/IssueClientCertificate"
+	Control_GetUnlockKey_FullMethodName           = "/shoal.v1.Control/GetUnlockKey"
+	Control_RotateDataKey_FullMethodName          = "/shoal.v1.Control/RotateDataKey"
 )
 
 // ControlClient is the client API for Control service.
@@ -77,6 +79,15 @@ type ControlClient interface {
 	// IssueClientCertificate signs a client certificate for a CSR, for remote
 	// use of the CLI. Managers and the local administrator only.
 	IssueClientCertificate(ctx context.Context, in *IssueClientCertificateRequest, opts ...grpc.CallOption) (*IssueClientCertificateResponse, error)
+	// GetUnlockKey returns the key that unlocks this manager's data after a
+	// restart, when it runs with autolock; with rotate, a new unlock key
+	// replaces it (and a new data key the old one). The local administrator
+	// only: it is never served over TCP.
+	GetUnlockKey(ctx context.Context, in *GetUnlockKeyRequest, opts ...grpc.CallOption) (*GetUnlockKeyResponse, error)
+	// RotateDataKey makes a new key encrypt this manager's Raft data from
+	// now on; the old key stays until a snapshot covers what it encrypted.
+	// The local administrator only.
+	RotateDataKey(ctx context.Context, in *RotateDataKeyRequest, opts ...grpc.CallOption) (*RotateDataKeyResponse, error)
 }
 
 type controlClient struct {
@@ -235,6 +246,26 @@ func (c *controlClient) IssueClientCertificate(ctx context.Context, in *IssueCli
 	return out, nil
 }
 
+func (c *controlClient) GetUnlockKey(ctx context.Context, in *GetUnlockKeyRequest, opts ...grpc.CallOption) (*GetUnlockKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUnlockKeyResponse)
+	err := c.cc.Invoke(ctx, Control_GetUnlockKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) RotateDataKey(ctx context.Context, in *RotateDataKeyRequest, opts ...grpc.CallOption) (*RotateDataKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateDataKeyResponse)
+	err := c.cc.Invoke(ctx, Control_RotateDataKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -278,6 +309,15 @@ type ControlServer interface {
 	// IssueClientCertificate signs a client certificate for a CSR, for remote
 	// use of the CLI. Managers and the local administrator only.
 	IssueClientCertificate(context.Context, *IssueClientCertificateRequest) (*IssueClientCertificateResponse, error)
+	// GetUnlockKey returns the key that unlocks this manager's data after a
+	// restart, when it runs with autolock; with rotate, a new unlock key
+	// replaces it (and a new data key the old one). The local administrator
+	// only: it is never served over TCP.
+	GetUnlockKey(context.Context, *GetUnlockKeyRequest) (*GetUnlockKeyResponse, error)
+	// RotateDataKey makes a new key encrypt this manager's Raft data from
+	// now on; the old key stays until a snapshot covers what it encrypted.
+	// The local administrator only.
+	RotateDataKey(context.Context, *RotateDataKeyRequest) (*RotateDataKeyResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -326,6 +366,12 @@ func (UnimplementedControlServer) GetJoinToken(context.Context, *GetJoinTokenReq
 }
 func (UnimplementedControlServer) IssueClientCertificate(context.Context, *IssueClientCertificateRequest) (*IssueClientCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method IssueClientCertificate not implemented")
+}
+func (UnimplementedControlServer) GetUnlockKey(context.Context, *GetUnlockKeyRequest) (*GetUnlockKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUnlockKey not implemented")
+}
+func (UnimplementedControlServer) RotateDataKey(context.Context, *RotateDataKeyRequest) (*RotateDataKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateDataKey not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -568,6 +614,42 @@ func _Control_IssueClientCertificate_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_GetUnlockKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUnlockKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).GetUnlockKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_GetUnlockKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).GetUnlockKey(ctx, req.(*GetUnlockKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_RotateDataKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateDataKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).RotateDataKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_RotateDataKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).RotateDataKey(ctx, req.(*RotateDataKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -619,6 +701,14 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "IssueClientCertificate",
 			Handler:    _Control_IssueClientCertificate_Handler,
 		},
+		{
+			MethodName: "GetUnlockKey",
+			Handler:    _Control_GetUnlockKey_Handler,
+		},
+		{
+			MethodName: "RotateDataKey",
+			Handler:    _Control_RotateDataKey_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -632,5 +722,119 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
+	Metadata: "api/control.proto",
+}
+
+const (
+	Unlock_Unlock_FullMethodName = "/shoal.v1.Unlock/Unlock"
+)
+
+// UnlockClient is the client API for Unlock service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Unlock is served on the control socket of a manager that runs with
+// autolock and was restarted: it serves nothing else until it is given its
+// unlock key.
+type UnlockClient interface {
+	// Unlock fails with INVALID_ARGUMENT for a malformed or wrong key, and
+	// the manager keeps waiting.
+	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*UnlockResponse, error)
+}
+
+type unlockClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewUnlockClient(cc grpc.ClientConnInterface) UnlockClient {
+	return &unlockClient{cc}
+}
+
+func (c *unlockClient) Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*UnlockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnlockResponse)
+	err := c.cc.Invoke(ctx, Unlock_Unlock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// UnlockServer is the server API for Unlock service.
+// All implementations must embed UnimplementedUnlockServer
+// for forward compatibility.
+//
+// Unlock is served on the control socket of a manager that runs with
+// autolock and was restarted: it serves nothing else until it is given its
+// unlock key.
+type UnlockServer interface {
+	// Unlock fails with INVALID_ARGUMENT for a malformed or wrong key, and
+	// the manager keeps waiting.
+	Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error)
+	mustEmbedUnimplementedUnlockServer()
+}
+
+// UnimplementedUnlockServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedUnlockServer struct{}
+
+func (UnimplementedUnlockServer) Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unlock not implemented")
+}
+func (UnimplementedUnlockServer) mustEmbedUnimplementedUnlockServer() {}
+func (UnimplementedUnlockServer) testEmbeddedByValue()                {}
+
+// UnsafeUnlockServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to UnlockServer will
+// result in compilation errors.
+type UnsafeUnlockServer interface {
+	mustEmbedUnimplementedUnlockServer()
+}
+
+func RegisterUnlockServer(s grpc.ServiceRegistrar, srv UnlockServer) {
+	// If the following call panics, it indicates UnimplementedUnlockServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Unlock_ServiceDesc, srv)
+}
+
+func _Unlock_Unlock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UnlockServer).Unlock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Unlock_Unlock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UnlockServer).Unlock(ctx, req.(*UnlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Unlock_ServiceDesc is the grpc.ServiceDesc for Unlock service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Unlock_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "shoal.v1.Unlock",
+	HandlerType: (*UnlockServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Unlock",
+			Handler:    _Unlock_Unlock_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "api/control.proto",
 }

@@ -3,6 +3,7 @@ package manager
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -37,6 +38,14 @@ type Config struct {
 	// signs for itself and for clients; they are renewed well before they
 	// expire. Default 90 days.
 	CertificateValidity time.Duration
+	// Autolock wraps this manager's data keys with an unlock key, shown
+	// once on UnlockKeyOutput: after a restart the manager serves nothing
+	// until it is given that key (shoal unlock). Enabled on any start with
+	// it set; it stays on.
+	Autolock bool
+	// UnlockKeyOutput receives the unlock key when autolock is enabled.
+	// Nil: the key is not shown (shoal cluster unlock-key shows it).
+	UnlockKeyOutput io.Writer
 	// ForceNewCluster restarts from the state in StateDir as the only
 	// manager of a new cluster, keeping every committed object; for when
 	// the cluster lost its quorum for good.

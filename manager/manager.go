@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/ca"
+	"github.com/shoal-project/shoal/keys"
 	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/raft/transport"
 	"github.com/shoal-project/shoal/store"
@@ -35,6 +36,7 @@ type Manager struct {
 	log *slog.Logger
 
 	// Set by Run before ready is closed, read-only afterwards.
+	keys   *keys.Keys
 	sec    *security
 	addr   string // the TCP address actually listened on
 	store  *store.Store
@@ -47,6 +49,9 @@ type Manager struct {
 	stopServing context.CancelFunc
 
 	leaderWork sync.WaitGroup
+
+	keyMu     sync.Mutex
+	unlockKey string // when autolocked; shown only to the local administrator
 }
 
 // New checks cfg and returns a manager; nothing is opened until Run.
@@ -96,6 +101,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := os.MkdirAll(m.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("manager: creating the state directory: %w", err)
 	}
+	k, err := m.openKeys(ctx)
+	if err != nil {
+		return err
+	}
+	m.keys = k
+	defer k.Close() // runs last: the node has stopped by then
+
 	startCtx, cancel := context.WithTimeout(ctx, m.cfg.StartTimeout)
 	defer cancel()
 	sec, err := m.obtainCredentials(startCtx)
@@ -227,6 +239,7 @@ func (m *Manager) raftConfig(advertise string) raft.Config {
 	cfg.JoinAddr = m.cfg.JoinAddr
 	cfg.ForceNewCluster = m.cfg.ForceNewCluster
 	cfg.DialOptions = append([]grpc.DialOption{m.sec.dialOption()}, cfg.DialOptions...)
+	cfg.Cipher = m.keys
 	if cfg.Logger == nil {
 		cfg.Logger = m.log.With("component", "raft")
 	}

@@ -196,6 +196,11 @@ func policy() ca.Policy {
 	add(api.Control_ServiceDesc, nodes)
 	p[api.Control_GetJoinToken_FullMethodName] = managers
 	p[api.Control_IssueClientCertificate_FullMethodName] = managers
+	// The unlock key and the data keys concern one manager's disk: only
+	// its local administrator, on the control socket, may touch them. A
+	// method without a rule is refused to every certificate.
+	delete(p, api.Control_GetUnlockKey_FullMethodName)
+	delete(p, api.Control_RotateDataKey_FullMethodName)
 	add(healthpb.Health_ServiceDesc, ca.AllowAnyone())
 	add(reflectionv1.ServerReflection_ServiceDesc, nodes)
 	add(reflectionv1alpha.ServerReflection_ServiceDesc, nodes)

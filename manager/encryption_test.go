@@ -1,0 +1,158 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-project/shoal/api"
+)
+
+const marker = "SHOAL-MARKER-5e1f"
+
+// filesContaining returns the files under dir whose bytes contain s.
+func filesContaining(t *testing.T, dir, s string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(s)) {
+			found = append(found, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// TestNoStateFileHoldsTheData writes objects carrying a marker, through
+// enough entries for snapshots, and finds the marker in no file of any
+// manager's state directory.
+func TestNoStateFileHoldsTheData(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), "")
+	cfg.Raft.SnapshotInterval = 20
+	cfg.Raft.LogEntriesForSlowFollowers = 5
+	first := startManager(t, cfg)
+	ms := []*testManager{first}
+	for range 2 {
+		jc := joinConfig(t, ms[len(ms)-1])
+		jc.Raft.SnapshotInterval = 20
+		jc.Raft.LogEntriesForSlowFollowers = 5
+		ms = append(ms, startManager(t, jc))
+	}
+	c := first.dialSocket()
+	for i := range 60 {
+		_, err := c.CreateObject(context.Background(), &api.CreateObjectRequest{Object: &api.Object{
+			Kind: "secret", Name: "s" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + time.Now().Format("150405.000000"),
+			Labels: map[string]string{"note": marker}, Spec: []byte(`{"value": "` + marker + `"}`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tm := range ms {
+		if err := tm.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tm := range ms {
+		snaps, _ := filepath.Glob(filepath.Join(tm.cfg.StateDir, "raft", "snap", "*.snap"))
+		if len(snaps) == 0 {
+			t.Errorf("%s has no snapshot file: the test did not cover snapshots", tm.cfg.StateDir)
+		}
+		if found := filesContaining(t, tm.cfg.StateDir, marker); len(found) > 0 {
+			t.Errorf("the marker is in clear in %v", found)
+		}
+	}
+}
+
+func TestAutolockedManagerWaitsForItsKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, "")
+	cfg.Autolock = true
+	var shown bytes.Buffer
+	cfg.UnlockKeyOutput = &shown
+	tm := startManager(t, cfg)
+	key := regexp.MustCompile(`SHLKEY-1-[0-9a-z]+`).FindString(shown.String())
+	if key == "" {
+		t.Fatalf("no unlock key was shown:\n%s", shown.String())
+	}
+	got, err := tm.dialSocket().GetUnlockKey(context.Background(), &api.GetUnlockKeyRequest{})
+	if err != nil || got.GetUnlockKey() != key {
+		t.Fatalf("unlock-key: %v, %v; want %s", got, err, key)
+	}
+	if _, err := tm.dialSocket().CreateObject(context.Background(), &api.CreateObjectRequest{Object: &api.Object{Kind: "job", Name: "kept"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restarted, it serves nothing but Unlock.
+	m, err := New(testConfig(t, dir, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	conn, err := grpc.NewClient("unix://"+m.SocketPath(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	unlock := api.NewUnlockClient(conn)
+	waitFor(t, "the locked manager to answer", func() bool {
+		_, err := api.NewControlClient(conn).GetClusterInfo(context.Background(), &api.GetClusterInfoRequest{})
+		return status.Code(err) == codes.FailedPrecondition && strings.Contains(err.Error(), "locked")
+	})
+	select {
+	case <-m.Ready():
+		t.Fatal("a locked manager became ready")
+	default:
+	}
+	wrong := "SHLKEY-1-" + strings.Repeat("0", len(key)-len("SHLKEY-1-"))
+	for _, bad := range []string{"not-a-key", wrong} {
+		_, err := unlock.Unlock(context.Background(), &api.UnlockRequest{UnlockKey: bad})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("unlock with %q: %v, want INVALID_ARGUMENT", bad, err)
+		}
+	}
+	if _, err := unlock.Unlock(context.Background(), &api.UnlockRequest{UnlockKey: key}); err != nil {
+		t.Fatalf("unlock with the right key: %v", err)
+	}
+	select {
+	case <-m.Ready():
+	case err := <-done:
+		t.Fatalf("the unlocked manager stopped: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the unlocked manager is not ready")
+	}
+	restarted := &testManager{t: t, m: m}
+	obj, err := restarted.dialSocket().GetObject(context.Background(), &api.GetObjectRequest{Ref: &api.ObjectRef{Kind: "job", NameOrId: "kept"}})
+	if err != nil || obj.GetObject().GetName() != "kept" {
+		t.Fatalf("after unlocking: %v, %v", obj, err)
+	}
+}
