@@ -1,0 +1,350 @@
+package store_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/raft"
+	"github.com/shoal-project/shoal/raft/rafttest"
+	"github.com/shoal-project/shoal/store"
+)
+
+// TestClusterConcurrentChangesOneWins: contenders on the leader make
+// changes that cannot all succeed, all at once. Apply decides in log order
+// on every member alike, so exactly one wins, every other gets the same
+// rejection, and every member holds the state before plus the winner's
+// change, and nothing of the losers'.
+func TestClusterConcurrentChangesOneWins(t *testing.T) {
+	const contenders = 16
+	c := newStoreCluster(t, 3, rafttest.Options{})
+	tests := []struct {
+		name string
+		// setup creates what the contenders change; own returns what
+		// contender i starts from.
+		setup   func(t *testing.T) (own func(i int) *api.Object)
+		change  func(tx store.Tx, base *api.Object, i int) error
+		wantErr error
+	}{{
+		name: "updates expecting one version",
+		setup: func(t *testing.T) func(int) *api.Object {
+			base := createOne(t, c, obj("service", "contended"))
+			return func(int) *api.Object { return base }
+		},
+		change:  setSpec,
+		wantErr: store.ErrVersionConflict,
+	}, {
+		name: "deletes and updates expecting one version",
+		setup: func(t *testing.T) func(int) *api.Object {
+			base := createOne(t, c, obj("service", "doomed"))
+			return func(int) *api.Object { return base }
+		},
+		change: func(tx store.Tx, base *api.Object, i int) error {
+			if i%2 == 0 {
+				return tx.Delete(base.GetKind(), base.GetId(), base.GetVersion())
+			}
+			return setSpec(tx, base, i)
+		},
+		wantErr: store.ErrVersionConflict,
+	}, {
+		name:  "creates of one name",
+		setup: func(*testing.T) func(int) *api.Object { return func(int) *api.Object { return nil } },
+		change: func(tx store.Tx, _ *api.Object, i int) error {
+			o := obj("service", "popular")
+			o.Spec = fmt.Appendf(nil, `{"winner":%d}`, i)
+			_, err := tx.Create(o)
+			return err
+		},
+		wantErr: store.ErrExists,
+	}, {
+		name: "renames to one name",
+		setup: func(t *testing.T) func(int) *api.Object {
+			var own []*api.Object
+			for i := range contenders {
+				own = append(own, createOne(t, c, obj("service", fmt.Sprint("renamed-", i))))
+			}
+			return func(i int) *api.Object { return own[i] }
+		},
+		change: func(tx store.Tx, base *api.Object, i int) error {
+			next := proto.CloneOf(base)
+			next.Name = "wanted"
+			next.Version = 0 // the name decides, not the version
+			return tx.Update(next)
+		},
+		wantErr: store.ErrExists,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			own := tt.setup(t)
+			leader := storeOf(c.Leader())
+			before := listAll(t, leader.Store)
+			ctx := testContext(t)
+
+			start := make(chan struct{})
+			var mu sync.Mutex
+			var winners []*store.Result
+			var wg sync.WaitGroup
+			for i := range contenders {
+				wg.Go(func() {
+					<-start
+					res, err := leader.Update(ctx, func(tx store.Tx) error { return tt.change(tx, own(i), i) })
+					switch {
+					case err == nil:
+						mu.Lock()
+						winners = append(winners, res)
+						mu.Unlock()
+					case !errors.Is(err, tt.wantErr):
+						t.Errorf("contender %d: %v, want %v", i, err, tt.wantErr)
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			if len(winners) != 1 {
+				t.Fatalf("%d contenders won, want exactly 1", len(winners))
+			}
+			want := withResult(before, winners[0])
+			c.requireSameStores(t)
+			for _, m := range c.Running() {
+				requireObjects(t, m.NodeID, listAll(t, storeOf(m).Store), want)
+			}
+		})
+	}
+}
+
+func setSpec(tx store.Tx, base *api.Object, i int) error {
+	next := proto.CloneOf(base)
+	next.Spec = fmt.Appendf(nil, `{"winner":%d}`, i)
+	return tx.Update(next)
+}
+
+// createOne creates o through the leader and returns it as stored.
+func createOne(t *testing.T, c *storeCluster, o *api.Object) *api.Object {
+	t.Helper()
+	return c.mustUpdate(t, func(tx store.Tx) error {
+		_, err := tx.Create(o)
+		return err
+	}).Objects[0]
+}
+
+// listAll returns every object of s by id.
+func listAll(t *testing.T, s *store.Store) map[string]*api.Object {
+	t.Helper()
+	out := map[string]*api.Object{}
+	for _, o := range list(t, s, store.Selector{}) {
+		out[o.GetId()] = o
+	}
+	return out
+}
+
+// withResult returns objs with an accepted entry's changes made: an object
+// at the entry's version was created or updated, any other was deleted.
+// (It cannot tell a create and a delete of one object in one entry apart;
+// the tests never make them.)
+func withResult(objs map[string]*api.Object, res *store.Result) map[string]*api.Object {
+	out := make(map[string]*api.Object, len(objs))
+	for id, o := range objs {
+		out[id] = o
+	}
+	for _, o := range res.Objects {
+		if o.GetVersion() == res.Version {
+			out[o.GetId()] = o
+		} else {
+			delete(out, o.GetId())
+		}
+	}
+	return out
+}
+
+func requireObjects(t *testing.T, who string, got, want map[string]*api.Object) {
+	t.Helper()
+	for id, w := range want {
+		if g, ok := got[id]; !ok || !proto.Equal(g, w) {
+			t.Fatalf("%s has %v, want %v", who, g, w)
+		}
+	}
+	for id, g := range got {
+		if _, ok := want[id]; !ok {
+			t.Fatalf("%s has %v, which should not exist", who, g)
+		}
+	}
+}
+
+// TestClusterStoresAgreeAfterMixedWorkload: writers make every kind of
+// change through whoever leads, many of them rejected, while the leader is
+// stopped, a new one takes over, and the old one comes back and catches up.
+// Every member must end with the same objects, the same version and the
+// same history of accepted entries, holding every acknowledged change.
+func TestClusterStoresAgreeAfterMixedWorkload(t *testing.T) {
+	c := newStoreCluster(t, 3, rafttest.Options{})
+	w := startWorkload(t, c, 6, 50, nil)
+	old := c.Leader()
+	w.waitDone(w.total / 3)
+	if err := old.Stop(); err != nil {
+		t.Fatalf("stop %s: %v", old.NodeID, err)
+	}
+	if c.Leader() == old {
+		t.Fatal("the stopped leader still leads")
+	}
+	w.waitDone(2 * w.total / 3)
+	old.Restart()
+	acked := w.wait()
+
+	c.requireSameStores(t)
+	members := c.Running()
+	if len(members) != 3 {
+		t.Fatalf("%d members run, want 3", len(members))
+	}
+	v0 := storeOf(members[0]).Version()
+	for _, m := range members[1:] {
+		if v := storeOf(m).Version(); v != v0 {
+			t.Fatalf("%s is at version %d, %s at %d", m.NodeID, v, members[0].NodeID, v0)
+		}
+		requireSameHistory(t, members[0], m)
+	}
+	history, restores := storeOf(members[0]).history()
+	if len(restores) != 0 {
+		t.Fatalf("%s restored a snapshot; its history is partial", members[0].NodeID)
+	}
+	requireAcknowledged(t, history, acked)
+	t.Logf("outcomes: %v", w.outcomes)
+	for _, want := range []string{"ok", errClass(store.ErrExists), errClass(store.ErrNotFound), errClass(store.ErrVersionConflict)} {
+		if w.outcomes[want] == 0 {
+			t.Errorf("no write ended %q: the workload does not exercise it", want)
+		}
+	}
+}
+
+// workload runs writers that each make a number of random changes through
+// whoever leads, and records what was acknowledged.
+type workload struct {
+	c     *storeCluster
+	total int
+	done  atomic.Int64
+	wg    sync.WaitGroup
+
+	mu       sync.Mutex
+	acked    []*store.Result
+	outcomes map[string]int // by errClass, "unknown" for a fate Raft could not tell
+}
+
+// startWorkload starts writers goroutines, each making each changes of
+// clusterChange and then calling after, if set, with what its Update
+// returned.
+func startWorkload(t *testing.T, c *storeCluster, writers, each int, after func(*store.Result, error)) *workload {
+	ctx := testContext(t)
+	w := &workload{c: c, total: writers * each, outcomes: map[string]int{}}
+	for i := range writers {
+		rng := newRand(1000 + i)
+		w.wg.Go(func() {
+			for range each {
+				res, err := c.update(ctx, func(tx store.Tx) error { return clusterChange(tx, rng) })
+				w.record(t, res, err)
+				if after != nil {
+					after(res, err)
+				}
+				w.done.Add(1)
+			}
+		})
+	}
+	return w
+}
+
+func (w *workload) record(t *testing.T, res *store.Result, err error) {
+	outcome := errClass(err)
+	switch {
+	case errors.Is(err, raft.ErrLostLeadership), errors.Is(err, raft.ErrStopped):
+		outcome = "unknown"
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrVersionConflict):
+	case err != nil:
+		t.Errorf("write: %v", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.outcomes[outcome]++
+	if err == nil {
+		w.acked = append(w.acked, res)
+	}
+}
+
+// waitDone waits until n writes have returned.
+func (w *workload) waitDone(n int) {
+	w.c.WaitFor(fmt.Sprintf("%d writes", n), func() bool { return w.done.Load() >= int64(n) })
+}
+
+// wait waits for every writer and returns the acknowledged results.
+func (w *workload) wait() []*store.Result {
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.acked
+}
+
+// clusterChange makes one to three changes, each to a different object of
+// a small name space: creates (of taken names too), updates expecting the
+// version read or none, deletes, renames (to taken names too) and label
+// changes (which move objects in and out of label selections).
+func clusterChange(tx store.Tx, rng *rand.Rand) error {
+	touched := map[string]bool{}
+	for range 1 + rng.IntN(3) {
+		kind, names := "service", 12
+		if rng.IntN(4) == 0 {
+			kind, names = "node", 4
+		}
+		name := func() string { return fmt.Sprintf("%s%d", kind[:1], rng.IntN(names)) }
+		o := obj(kind, name())
+		cur, err := tx.GetByName(kind, o.GetName())
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			o.Labels = randomTeam(rng)
+			if _, err := tx.Create(o); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			return err
+		case touched[cur.GetId()]:
+			continue
+		}
+		touched[cur.GetId()] = true
+		expected := cur.GetVersion()
+		if rng.IntN(4) == 0 {
+			expected = 0
+		}
+		next := proto.CloneOf(cur)
+		next.Version = expected
+		switch rng.IntN(6) {
+		case 0:
+			if err := tx.Delete(kind, cur.GetId(), expected); err != nil {
+				return err
+			}
+			continue
+		case 1:
+			next.Name = name()
+		case 2:
+			next.Labels = randomTeam(rng)
+		default:
+			next.Spec = fmt.Appendf(nil, `{"r":%d}`, rng.IntN(1000))
+		}
+		if err := tx.Update(next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func randomTeam(rng *rand.Rand) map[string]string {
+	switch rng.IntN(3) {
+	case 0:
+		return nil
+	case 1:
+		return map[string]string{"team": "a"}
+	}
+	return map[string]string{"team": "b"}
+}

@@ -1,0 +1,218 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/raft"
+	"github.com/shoal-project/shoal/raft/rafttest"
+	"github.com/shoal-project/shoal/store"
+)
+
+// storeCluster is a loopback Raft cluster whose members apply the log to
+// stores, as managers do. A member's store lives in memory only: each
+// restart builds a new one from the member's snapshot and WAL.
+type storeCluster struct {
+	*rafttest.Cluster
+}
+
+// newStoreCluster starts size members, each with a memberStore as its state
+// machine, proposing through the member's current node. The members share
+// one fake clock, so timestamps are distinct and predictable in size.
+func newStoreCluster(t *testing.T, size int, opts rafttest.Options) *storeCluster {
+	t.Helper()
+	cfg := testConfig(t)
+	opts.NewStateMachine = func(m *rafttest.Member) raft.StateMachine {
+		s, err := store.New(cfg, proposerFunc(func(ctx context.Context, payload []byte) (any, error) {
+			return m.Node().ProposeValue(ctx, payload)
+		}))
+		if err != nil {
+			t.Fatalf("store.New: %v", err)
+		}
+		return &memberStore{Store: s}
+	}
+	return &storeCluster{Cluster: rafttest.NewCluster(t, size, opts)}
+}
+
+// memberStore is one member's store as Raft drives it. Besides applying, it
+// records what Raft asked of it, so that tests can tell catch-up by
+// snapshot from replay and know every committed change without relying on
+// the watch path they check.
+type memberStore struct {
+	*store.Store
+
+	mu        sync.Mutex
+	accepted  []*store.Result // entries accepted since the last restore, in index order
+	restores  []uint64        // the index of every snapshot restored
+	snapshots []uint64        // the store's version at every snapshot taken
+}
+
+func (s *memberStore) Apply(index uint64, payload []byte) (any, error) {
+	res, err := s.Store.Apply(index, payload)
+	if err == nil {
+		s.mu.Lock()
+		s.accepted = append(s.accepted, res.(*store.Result))
+		s.mu.Unlock()
+	}
+	return res, err
+}
+
+func (s *memberStore) Snapshot() (func(w io.Writer) error, error) {
+	write, err := s.Store.Snapshot()
+	s.mu.Lock()
+	s.snapshots = append(s.snapshots, s.Store.Version())
+	s.mu.Unlock()
+	return write, err
+}
+
+func (s *memberStore) Restore(index uint64, r io.Reader) error {
+	if err := s.Store.Restore(index, r); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.restores = append(s.restores, index)
+	s.accepted = nil
+	s.mu.Unlock()
+	return nil
+}
+
+// history returns the entries accepted since the last restore and the
+// restores so far.
+func (s *memberStore) history() (accepted []*store.Result, restores []uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.accepted), slices.Clone(s.restores)
+}
+
+// lastSnapshot returns the store's version at the last snapshot, 0 if none.
+func (s *memberStore) lastSnapshot() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.snapshots) == 0 {
+		return 0
+	}
+	return s.snapshots[len(s.snapshots)-1]
+}
+
+// storeOf returns the store m runs now (a new one after each restart).
+func storeOf(m *rafttest.Member) *memberStore { return m.SM().(*memberStore) }
+
+// testContext bounds a test's Raft round trips; it ends with the test.
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// leaderNow returns a running member that is a ready leader, polling until
+// there is one. Unlike Cluster.Leader it may run on any goroutine: it
+// reports a timeout as an error instead of failing the test.
+func (c *storeCluster) leaderNow(ctx context.Context) (*rafttest.Member, error) {
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		for _, m := range c.Running() {
+			if m.Node().IsLeader() {
+				return m, nil
+			}
+		}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no leader: %w", ctx.Err())
+		}
+	}
+}
+
+// update runs Update on the leader's store, going to the new leader when
+// the one it tried turns out not to lead: those errors mean nothing was
+// proposed. Every other error is returned, among them the ones that leave
+// the outcome unknown (raft.ErrLostLeadership, raft.ErrStopped).
+func (c *storeCluster) update(ctx context.Context, fn func(tx store.Tx) error) (*store.Result, error) {
+	for {
+		m, err := c.leaderNow(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res, err := storeOf(m).Update(ctx, fn)
+		if (errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrProposalDropped)) && ctx.Err() == nil {
+			continue
+		}
+		return res, err
+	}
+}
+
+// mustUpdate is update for the test goroutine, failing the test on error.
+func (c *storeCluster) mustUpdate(t *testing.T, fn func(tx store.Tx) error) *store.Result {
+	t.Helper()
+	res, err := c.update(testContext(t), fn)
+	if err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	return res
+}
+
+// requireSameStores waits until every running member has applied all the
+// leader committed, then checks that their stores hold the same objects,
+// showing both dumps when they do not. It returns the common hash.
+func (c *storeCluster) requireSameStores(t *testing.T) string {
+	t.Helper()
+	c.WaitApplied(c.Leader().Node().Status)
+	running := c.Running()
+	first := storeOf(running[0])
+	_, want := first.Hash()
+	for _, m := range running[1:] {
+		s := storeOf(m)
+		if _, got := s.Hash(); got != want {
+			t.Fatalf("%s and %s differ:\n%s:\n%s\n%s:\n%s", running[0].NodeID, m.NodeID,
+				running[0].NodeID, dump(t, first.Store), m.NodeID, dump(t, s.Store))
+		}
+	}
+	return want
+}
+
+// requireSameHistory checks that two members accepted the same entries with
+// the same objects.
+func requireSameHistory(t *testing.T, a, b *rafttest.Member) {
+	t.Helper()
+	ha, _ := storeOf(a).history()
+	hb, _ := storeOf(b).history()
+	if len(ha) != len(hb) {
+		t.Fatalf("%s accepted %d entries, %s %d", a.NodeID, len(ha), b.NodeID, len(hb))
+	}
+	for i := range ha {
+		if ha[i].Version != hb[i].Version || !sameObjects(ha[i].Objects, hb[i].Objects) {
+			t.Fatalf("accepted entry %d: %s has version %d %s, %s has version %d %s", i,
+				a.NodeID, ha[i].Version, names(ha[i].Objects), b.NodeID, hb[i].Version, names(hb[i].Objects))
+		}
+	}
+}
+
+// requireAcknowledged checks that every acknowledged result is in the
+// history of accepted entries, at its version and with its objects.
+func requireAcknowledged(t *testing.T, history []*store.Result, acked []*store.Result) {
+	t.Helper()
+	byVersion := map[uint64]*store.Result{}
+	for _, r := range history {
+		byVersion[r.Version] = r
+	}
+	for _, r := range acked {
+		h, ok := byVersion[r.Version]
+		if !ok || !sameObjects(h.Objects, r.Objects) {
+			t.Fatalf("acknowledged entry %d (%s) is not in the history", r.Version, names(r.Objects))
+		}
+	}
+}
+
+func sameObjects(a, b []*api.Object) bool {
+	return slices.EqualFunc(a, b, func(x, y *api.Object) bool { return proto.Equal(x, y) })
+}
