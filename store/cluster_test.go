@@ -18,9 +18,9 @@ import (
 
 // TestClusterConcurrentChangesOneWins: contenders on the leader make
 // changes that cannot all succeed, all at once. Apply decides in log order
-// on every member alike, so exactly one wins, every other gets the same
-// rejection, and every member holds the state before plus the winner's
-// change, and nothing of the losers'.
+// on every member alike, so exactly one wins, every other is rejected as
+// the winner's change dictates, and every member holds the state before
+// plus the winner's change, and nothing of the losers'.
 func TestClusterConcurrentChangesOneWins(t *testing.T) {
 	const contenders = 16
 	c := newStoreCluster(t, 3, rafttest.Options{})
@@ -28,17 +28,18 @@ func TestClusterConcurrentChangesOneWins(t *testing.T) {
 		name string
 		// setup creates what the contenders change; own returns what
 		// contender i starts from.
-		setup   func(t *testing.T) (own func(i int) *api.Object)
-		change  func(tx store.Tx, base *api.Object, i int) error
-		wantErr error
+		setup  func(t *testing.T) (own func(i int) *api.Object)
+		change func(tx store.Tx, base *api.Object, i int) error
+		// loserErr is the error the losers must get, given the winner.
+		loserErr func(winner *store.Result) error
 	}{{
 		name: "updates expecting one version",
 		setup: func(t *testing.T) func(int) *api.Object {
 			base := createOne(t, c, obj("service", "contended"))
 			return func(int) *api.Object { return base }
 		},
-		change:  setSpec,
-		wantErr: store.ErrVersionConflict,
+		change:   setSpec,
+		loserErr: always(store.ErrVersionConflict),
 	}, {
 		name: "deletes and updates expecting one version",
 		setup: func(t *testing.T) func(int) *api.Object {
@@ -51,7 +52,13 @@ func TestClusterConcurrentChangesOneWins(t *testing.T) {
 			}
 			return setSpec(tx, base, i)
 		},
-		wantErr: store.ErrVersionConflict,
+		// The object is checked to exist before its version.
+		loserErr: func(winner *store.Result) error {
+			if o := winner.Objects[0]; o.GetVersion() != winner.Version {
+				return store.ErrNotFound
+			}
+			return store.ErrVersionConflict
+		},
 	}, {
 		name:  "creates of one name",
 		setup: func(*testing.T) func(int) *api.Object { return func(int) *api.Object { return nil } },
@@ -61,7 +68,7 @@ func TestClusterConcurrentChangesOneWins(t *testing.T) {
 			_, err := tx.Create(o)
 			return err
 		},
-		wantErr: store.ErrExists,
+		loserErr: always(store.ErrExists),
 	}, {
 		name: "renames to one name",
 		setup: func(t *testing.T) func(int) *api.Object {
@@ -77,7 +84,7 @@ func TestClusterConcurrentChangesOneWins(t *testing.T) {
 			next.Version = 0 // the name decides, not the version
 			return tx.Update(next)
 		},
-		wantErr: store.ErrExists,
+		loserErr: always(store.ErrExists),
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,25 +96,31 @@ func TestClusterConcurrentChangesOneWins(t *testing.T) {
 			start := make(chan struct{})
 			var mu sync.Mutex
 			var winners []*store.Result
+			losers := make([]error, contenders)
 			var wg sync.WaitGroup
 			for i := range contenders {
 				wg.Go(func() {
 					<-start
 					res, err := leader.Update(ctx, func(tx store.Tx) error { return tt.change(tx, own(i), i) })
-					switch {
-					case err == nil:
-						mu.Lock()
-						winners = append(winners, res)
-						mu.Unlock()
-					case !errors.Is(err, tt.wantErr):
-						t.Errorf("contender %d: %v, want %v", i, err, tt.wantErr)
+					if err != nil {
+						losers[i] = err
+						return
 					}
+					mu.Lock()
+					winners = append(winners, res)
+					mu.Unlock()
 				})
 			}
 			close(start)
 			wg.Wait()
 			if len(winners) != 1 {
 				t.Fatalf("%d contenders won, want exactly 1", len(winners))
+			}
+			wantErr := tt.loserErr(winners[0])
+			for i, err := range losers {
+				if err != nil && !errors.Is(err, wantErr) {
+					t.Errorf("contender %d lost with %v, want %v", i, err, wantErr)
+				}
 			}
 			want := withResult(before, winners[0])
 			c.requireSameStores(t)
@@ -116,6 +129,10 @@ func TestClusterConcurrentChangesOneWins(t *testing.T) {
 			}
 		})
 	}
+}
+
+func always(err error) func(*store.Result) error {
+	return func(*store.Result) error { return err }
 }
 
 func setSpec(tx store.Tx, base *api.Object, i int) error {
@@ -180,7 +197,8 @@ func requireObjects(t *testing.T, who string, got, want map[string]*api.Object) 
 // change through whoever leads, many of them rejected, while the leader is
 // stopped, a new one takes over, and the old one comes back and catches up.
 // Every member must end with the same objects, the same version and the
-// same history of accepted entries, holding every acknowledged change.
+// same history of entries, accepted and rejected alike, holding every
+// acknowledged change.
 func TestClusterStoresAgreeAfterMixedWorkload(t *testing.T) {
 	c := newStoreCluster(t, 3, rafttest.Options{})
 	w := startWorkload(t, c, 6, 50, nil)
@@ -208,11 +226,10 @@ func TestClusterStoresAgreeAfterMixedWorkload(t *testing.T) {
 		}
 		requireSameHistory(t, members[0], m)
 	}
-	history, restores := storeOf(members[0]).history()
-	if len(restores) != 0 {
+	if _, restores := storeOf(members[0]).history(); len(restores) != 0 {
 		t.Fatalf("%s restored a snapshot; its history is partial", members[0].NodeID)
 	}
-	requireAcknowledged(t, history, acked)
+	requireAcknowledged(t, storeOf(members[0]).accepted(), acked)
 	t.Logf("outcomes: %v", w.outcomes)
 	for _, want := range []string{"ok", errClass(store.ErrExists), errClass(store.ErrNotFound), errClass(store.ErrVersionConflict)} {
 		if w.outcomes[want] == 0 {

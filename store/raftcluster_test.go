@@ -51,18 +51,27 @@ type memberStore struct {
 	*store.Store
 
 	mu        sync.Mutex
-	accepted  []*store.Result // entries accepted since the last restore, in index order
-	restores  []uint64        // the index of every snapshot restored
-	snapshots []uint64        // the store's version at every snapshot taken
+	applied   []appliedEntry // since the last restore, in index order
+	restores  []uint64       // the index of every snapshot restored
+	snapshots []uint64       // the store's version at every snapshot taken
+}
+
+// appliedEntry is one entry Apply was given and its verdict.
+type appliedEntry struct {
+	index uint64
+	res   *store.Result // nil if the entry was rejected
+	err   error
 }
 
 func (s *memberStore) Apply(index uint64, payload []byte) (any, error) {
 	res, err := s.Store.Apply(index, payload)
+	e := appliedEntry{index: index, err: err}
 	if err == nil {
-		s.mu.Lock()
-		s.accepted = append(s.accepted, res.(*store.Result))
-		s.mu.Unlock()
+		e.res = res.(*store.Result)
 	}
+	s.mu.Lock()
+	s.applied = append(s.applied, e)
+	s.mu.Unlock()
 	return res, err
 }
 
@@ -80,17 +89,30 @@ func (s *memberStore) Restore(index uint64, r io.Reader) error {
 	}
 	s.mu.Lock()
 	s.restores = append(s.restores, index)
-	s.accepted = nil
+	s.applied = nil
 	s.mu.Unlock()
 	return nil
 }
 
-// history returns the entries accepted since the last restore and the
+// history returns the entries applied since the last restore and the
 // restores so far.
-func (s *memberStore) history() (accepted []*store.Result, restores []uint64) {
+func (s *memberStore) history() (applied []appliedEntry, restores []uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.accepted), slices.Clone(s.restores)
+	return slices.Clone(s.applied), slices.Clone(s.restores)
+}
+
+// accepted returns the results of the entries accepted since the last
+// restore, in index order.
+func (s *memberStore) accepted() []*store.Result {
+	applied, _ := s.history()
+	var out []*store.Result
+	for _, e := range applied {
+		if e.res != nil {
+			out = append(out, e.res)
+		}
+	}
+	return out
 }
 
 // lastSnapshot returns the store's version at the last snapshot, 0 if none.
@@ -101,6 +123,13 @@ func (s *memberStore) lastSnapshot() uint64 {
 		return 0
 	}
 	return s.snapshots[len(s.snapshots)-1]
+}
+
+// snapshotVersions returns the store's version at every snapshot taken.
+func (s *memberStore) snapshotVersions() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.snapshots)
 }
 
 // storeOf returns the store m runs now (a new one after each restart).
@@ -180,21 +209,29 @@ func (c *storeCluster) requireSameStores(t *testing.T) string {
 	return want
 }
 
-// requireSameHistory checks that two members accepted the same entries with
-// the same objects.
+// requireSameHistory checks that two members applied the same entries
+// with the same verdicts: the same objects, or the same rejection.
 func requireSameHistory(t *testing.T, a, b *rafttest.Member) {
 	t.Helper()
 	ha, _ := storeOf(a).history()
 	hb, _ := storeOf(b).history()
 	if len(ha) != len(hb) {
-		t.Fatalf("%s accepted %d entries, %s %d", a.NodeID, len(ha), b.NodeID, len(hb))
+		t.Fatalf("%s applied %d entries, %s %d", a.NodeID, len(ha), b.NodeID, len(hb))
 	}
 	for i := range ha {
-		if ha[i].Version != hb[i].Version || !sameObjects(ha[i].Objects, hb[i].Objects) {
-			t.Fatalf("accepted entry %d: %s has version %d %s, %s has version %d %s", i,
-				a.NodeID, ha[i].Version, names(ha[i].Objects), b.NodeID, hb[i].Version, names(hb[i].Objects))
+		ea, eb := ha[i], hb[i]
+		if ea.index != eb.index || fmt.Sprint(ea.err) != fmt.Sprint(eb.err) ||
+			(ea.res == nil) != (eb.res == nil) || (ea.res != nil && !sameObjects(ea.res.Objects, eb.res.Objects)) {
+			t.Fatalf("entry %d: %s has %s, %s has %s", i, a.NodeID, ea, b.NodeID, eb)
 		}
 	}
+}
+
+func (e appliedEntry) String() string {
+	if e.err != nil {
+		return fmt.Sprintf("%d rejected: %v", e.index, e.err)
+	}
+	return fmt.Sprintf("%d accepted: %s", e.index, names(e.res.Objects))
 }
 
 // requireAcknowledged checks that every acknowledged result is in the
