@@ -365,3 +365,56 @@ func randomTeam(rng *rand.Rand) map[string]string {
 	}
 	return map[string]string{"team": "b"}
 }
+
+// TestClusterCutOffLeaderWriteIsNeverApplied: a leader cut off from the
+// others still takes an Update, but cannot commit it. The caller must not
+// be told it succeeded; the majority's leader changes the same object,
+// expecting the same version, and wins; after healing, every member, the
+// old leader included, holds the majority's change and nothing of the
+// other.
+func TestClusterCutOffLeaderWriteIsNeverApplied(t *testing.T) {
+	c := newStoreCluster(t, 3, rafttest.Options{})
+	base := createOne(t, c, obj("service", "contended"))
+	c.requireSameStores(t)
+	old := c.Leader()
+	majority := others(c, old)
+	c.Partition([]*rafttest.Member{old}, majority)
+
+	oldErr := make(chan error, 1)
+	ctx := testContext(t)
+	go func() {
+		_, err := storeOf(old).Update(ctx, func(tx store.Tx) error { return setSpec(tx, base, 1) })
+		oldErr <- err
+	}()
+	var newLeader *rafttest.Member
+	c.WaitFor("a leader among the others", func() bool {
+		for _, m := range majority {
+			if m.Node().IsLeader() {
+				newLeader = m
+			}
+		}
+		return newLeader != nil
+	})
+	res, err := storeOf(newLeader).Update(ctx, func(tx store.Tx) error { return setSpec(tx, base, 2) })
+	if err != nil {
+		t.Fatalf("update through the majority's leader: %v", err)
+	}
+	err = <-oldErr
+	if err == nil {
+		t.Fatal("the cut-off leader acknowledged a write it could not commit")
+	}
+	if !errors.Is(err, raft.ErrLostLeadership) && !errors.Is(err, raft.ErrNotLeader) {
+		t.Fatalf("update on the cut-off leader: %v, want ErrLostLeadership (or ErrNotLeader)", err)
+	}
+	t.Logf("the cut-off leader's update failed: %v", err)
+
+	c.Heal()
+	c.requireSameStores(t)
+	for _, m := range c.Running() {
+		got, err := get(t, storeOf(m).Store, base.GetId())
+		if err != nil || got.GetVersion() != res.Version || string(got.GetSpec()) != `{"winner":2}` {
+			t.Fatalf("%s has %v (%v), want the majority's change at version %d", m.NodeID, got, err, res.Version)
+		}
+	}
+	requireSameHistory(t, old, newLeader)
+}

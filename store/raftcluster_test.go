@@ -30,7 +30,12 @@ type storeCluster struct {
 // one fake clock, so timestamps are distinct and predictable in size.
 func newStoreCluster(t *testing.T, size int, opts rafttest.Options) *storeCluster {
 	t.Helper()
-	cfg := testConfig(t)
+	return newStoreClusterWith(t, size, opts, testConfig(t))
+}
+
+// newStoreClusterWith is newStoreCluster with every store built from cfg.
+func newStoreClusterWith(t *testing.T, size int, opts rafttest.Options, cfg store.Config) *storeCluster {
+	t.Helper()
 	opts.NewStateMachine = func(m *rafttest.Member) raft.StateMachine {
 		s, err := store.New(cfg, proposerFunc(func(ctx context.Context, payload []byte) (any, error) {
 			return m.Node().ProposeValue(ctx, payload)
