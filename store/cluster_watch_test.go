@@ -55,7 +55,7 @@ func TestClusterWatchAcrossLeaderChange(t *testing.T) {
 		t.Fatalf("%s restored a snapshot; its history is partial", witness.NodeID)
 	}
 	history := storeOf(witness).accepted()
-	requireAcknowledged(t, history, acked)
+	requireAcknowledged(t, witness, acked)
 	want := expectedEvents(history, sel, from)
 	requireEvents(t, "the watcher on "+watched.NodeID, r.stop(t), want)
 

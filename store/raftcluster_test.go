@@ -45,7 +45,17 @@ func newStoreClusterWith(t *testing.T, size int, opts rafttest.Options, cfg stor
 		}
 		return &memberStore{Store: s}
 	}
-	return &storeCluster{Cluster: rafttest.NewCluster(t, size, opts)}
+	c := &storeCluster{Cluster: rafttest.NewCluster(t, size, opts)}
+	// NewCluster stops its members in a cleanup registered before the
+	// members' t.TempDir, so the directories would be removed first, while
+	// the members may still write a snapshot into them. Cleanups run last
+	// registered first: stop the members here, before the removal.
+	t.Cleanup(func() {
+		for _, m := range c.Members() {
+			_ = m.Stop()
+		}
+	})
+	return c
 }
 
 // memberStore is one member's store as Raft drives it. Besides applying, it
@@ -215,21 +225,34 @@ func (c *storeCluster) requireSameStores(t *testing.T) string {
 }
 
 // requireSameHistory checks that two members applied the same entries
-// with the same verdicts: the same objects, or the same rejection.
-func requireSameHistory(t *testing.T, a, b *rafttest.Member) {
+// with the same verdicts: the same objects, or the same rejection. A
+// member's record starts at its last restore, so only the entries after
+// both members' last restores are compared; it returns how many.
+func requireSameHistory(t *testing.T, a, b *rafttest.Member) int {
 	t.Helper()
-	ha, _ := storeOf(a).history()
-	hb, _ := storeOf(b).history()
+	ha, ra := storeOf(a).history()
+	hb, rb := storeOf(b).history()
+	from := max(lastOr0(ra), lastOr0(rb))
+	ha = slices.DeleteFunc(ha, func(e appliedEntry) bool { return e.index <= from })
+	hb = slices.DeleteFunc(hb, func(e appliedEntry) bool { return e.index <= from })
 	if len(ha) != len(hb) {
-		t.Fatalf("%s applied %d entries, %s %d", a.NodeID, len(ha), b.NodeID, len(hb))
+		t.Fatalf("after index %d, %s applied %d entries, %s %d", from, a.NodeID, len(ha), b.NodeID, len(hb))
 	}
 	for i := range ha {
 		ea, eb := ha[i], hb[i]
 		if ea.index != eb.index || fmt.Sprint(ea.err) != fmt.Sprint(eb.err) ||
 			(ea.res == nil) != (eb.res == nil) || (ea.res != nil && !sameObjects(ea.res.Objects, eb.res.Objects)) {
-			t.Fatalf("entry %d: %s has %s, %s has %s", i, a.NodeID, ea, b.NodeID, eb)
+			t.Fatalf("entry %d after index %d: %s has %s, %s has %s", i, from, a.NodeID, ea, b.NodeID, eb)
 		}
 	}
+	return len(ha)
+}
+
+func lastOr0(s []uint64) uint64 {
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)-1]
 }
 
 func (e appliedEntry) String() string {
@@ -239,18 +262,24 @@ func (e appliedEntry) String() string {
 	return fmt.Sprintf("%d accepted: %s", e.index, names(e.res.Objects))
 }
 
-// requireAcknowledged checks that every acknowledged result is in the
-// history of accepted entries, at its version and with its objects.
-func requireAcknowledged(t *testing.T, history []*store.Result, acked []*store.Result) {
+// requireAcknowledged checks that every acknowledged result after m's last
+// restore is in the history m applied, at its version and with its
+// objects.
+func requireAcknowledged(t *testing.T, m *rafttest.Member, acked []*store.Result) {
 	t.Helper()
+	_, restores := storeOf(m).history()
+	from := lastOr0(restores)
 	byVersion := map[uint64]*store.Result{}
-	for _, r := range history {
+	for _, r := range storeOf(m).accepted() {
 		byVersion[r.Version] = r
 	}
 	for _, r := range acked {
+		if r.Version <= from {
+			continue
+		}
 		h, ok := byVersion[r.Version]
 		if !ok || !sameObjects(h.Objects, r.Objects) {
-			t.Fatalf("acknowledged entry %d (%s) is not in the history", r.Version, names(r.Objects))
+			t.Fatalf("acknowledged entry %d (%s) is not in the history of %s", r.Version, names(r.Objects), m.NodeID)
 		}
 	}
 }
