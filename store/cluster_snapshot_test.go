@@ -32,7 +32,7 @@ func TestClusterFollowerCatchesUpThroughSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cut := st.Commit // the lagging member holds no entry above it
+	cut := st.Commit // nothing is in flight: the lagging member holds no entry above it
 	c.Partition([]*rafttest.Member{lagging}, others(c, lagging))
 
 	big := bytes.Repeat([]byte("x"), 900<<10)
