@@ -196,3 +196,48 @@ func nextEventsWithin(t *testing.T, w *store.Watcher, n int) []store.Event {
 	}
 	return out
 }
+
+// TestClusterWatchResumedOnLaggingMember: a client that saw a version on
+// the leader resumes its watch on a follower that has not applied it yet.
+// The watch waits for the follower to catch up, then gives exactly the
+// events after that version.
+func TestClusterWatchResumedOnLaggingMember(t *testing.T) {
+	c := newStoreCluster(t, 3, rafttest.Options{})
+	for i := range 4 {
+		createOne(t, c, obj("service", fmt.Sprint("s", i), "team=a"))
+	}
+	c.requireSameStores(t)
+	leader := c.Leader()
+	lagging := c.Followers()[0]
+	c.Partition([]*rafttest.Member{lagging}, others(c, lagging))
+
+	rng := newRand(11)
+	var seen uint64 // a version the client saw on the leader
+	for i := range 40 {
+		res, err := c.update(testContext(t), func(tx store.Tx) error { return clusterChange(tx, rng) })
+		if err != nil && !errors.Is(err, store.ErrExists) && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrVersionConflict) {
+			t.Fatalf("write: %v", err)
+		}
+		if err == nil && i >= 20 && seen == 0 {
+			seen = res.Version
+		}
+	}
+	if v := storeOf(lagging).Version(); seen == 0 || v >= seen {
+		t.Fatalf("the follower is at %d, the resumed version is %d: it does not lag", v, seen)
+	}
+	sel := store.Selector{Kind: "service"}
+	resumed := mustWatch(t, storeOf(lagging).Store, seen, sel)
+	requireNoEvent(t, resumed)
+
+	c.Heal()
+	c.requireSameStores(t)
+	if _, restores := storeOf(leader).history(); len(restores) != 0 {
+		t.Fatalf("%s restored a snapshot; its history is partial", leader.NodeID)
+	}
+	want := expectedEvents(storeOf(leader).accepted(), sel, seen)
+	if len(want) == 0 {
+		t.Fatal("no change after the resumed version")
+	}
+	requireEvents(t, "the watch resumed on "+lagging.NodeID, nextEventsWithin(t, resumed, len(want)), want)
+	requireNoEvent(t, resumed)
+}
