@@ -68,3 +68,25 @@ func LoadTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 	}
 	return ca.ClientTLSConfig(root.WithoutKey(), holder), nil
 }
+
+// UnlockKey returns the manager's unlock key when it runs with autolock
+// ("" otherwise); with rotate, a new unlock key (and data key) replaces
+// it. Its local administrator only: the control socket.
+func (c *Client) UnlockKey(ctx context.Context, rotate bool) (string, error) {
+	resp, err := c.control.GetUnlockKey(ctx, &api.GetUnlockKeyRequest{Rotate: rotate})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetUnlockKey(), nil
+}
+
+// RotateDataKey makes a new key encrypt the manager's Raft data; it
+// returns the new key's ID and those of the older keys still kept. Its
+// local administrator only.
+func (c *Client) RotateDataKey(ctx context.Context) (uint32, []uint32, error) {
+	resp, err := c.control.RotateDataKey(ctx, &api.RotateDataKeyRequest{})
+	if err != nil {
+		return 0, nil, err
+	}
+	return resp.GetKeyId(), resp.GetOlderKeyIds(), nil
+}

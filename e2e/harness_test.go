@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -326,10 +327,16 @@ func shoal(t *testing.T, args ...string) result {
 
 func shoalEnv(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return runShoal(t, env, nil, args...)
+}
+
+func runShoal(t *testing.T, env []string, stdin io.Reader, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, shoalBin, args...)
 	cmd.Env = append(append(cleanEnv(), withClientCert(args)...), env...)
+	cmd.Stdin = stdin
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -342,6 +349,12 @@ func shoalEnv(t *testing.T, env []string, args ...string) result {
 		t.Fatalf("running shoal %s: %v", strings.Join(args, " "), err)
 	}
 	return r
+}
+
+// shoalStdin runs the CLI with stdin as its standard input.
+func shoalStdin(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	return runShoal(t, nil, strings.NewReader(stdin), args...)
 }
 
 // mustShoal runs the CLI and fails the test unless it succeeds.

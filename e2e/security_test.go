@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -63,4 +64,37 @@ func TestJoinTokensAndClientCertificates(t *testing.T) {
 	if r.code != 6 || !strings.Contains(r.stderr, "permission denied") {
 		t.Fatalf("a client certificate got the join token: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// TestAutolock runs a manager with --autolock: restarted, it answers
+// nothing until 'shoal unlock' gives it its key, and refuses a wrong one.
+func TestAutolock(t *testing.T) {
+	t.Parallel()
+	base := shortTempDir(t)
+	m := startManager(t, "m1", filepath.Join(base, "m1"), "127.0.0.1:0", "--autolock")
+	key := regexp.MustCompile(`SHLKEY-1-[0-9a-z]+`).FindString(m.out.String())
+	if key == "" {
+		t.Fatalf("the unlock key was not shown:\n%s", m.out.String())
+	}
+	if got := strings.TrimSpace(mustShoal(t, "cluster", "unlock-key", "-q", "--socket", m.socket())); got != key {
+		t.Fatalf("unlock-key says %q, the manager showed %q", got, key)
+	}
+	mustShoal(t, "create", "item", "sealed", "--socket", m.socket())
+	if err := m.terminate(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+
+	m.start() // restart from the directory, on the same address
+	waitFor(t, 20*time.Second, "the restarted manager to say it is locked", func() (bool, string) {
+		r := shoal(t, "cluster", "info", "--socket", m.socket(), "--timeout", "2s")
+		return r.code == 5 && strings.Contains(r.stderr, "locked"), r.stderr
+	})
+	r := shoalStdin(t, "SHLKEY-1-"+strings.Repeat("0", 50)+"\n", "unlock", "--socket", m.socket())
+	checkFailure(t, r, 2, "wrong unlock key")
+	r = shoalStdin(t, key+"\n", "unlock", "--socket", m.socket())
+	if r.code != 0 {
+		t.Fatalf("unlock: exit %d\n%s", r.code, r.stderr)
+	}
+	m.waitServing()
+	mustShoal(t, "get", "item", "sealed", "--socket", m.socket())
 }

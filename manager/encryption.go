@@ -117,7 +117,7 @@ func (m *Manager) waitForUnlock(ctx context.Context, cfg keys.Config) (*keys.Key
 }
 
 func lockedError() error {
-	return status.Error(codes.FailedPrecondition, "this manager is locked: unlock it with 'shoal unlock' and its unlock key")
+	return status.Error(codes.Unavailable, "this manager is locked: unlock it with 'shoal unlock' and its unlock key")
 }
 
 type unlockServer struct {

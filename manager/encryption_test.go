@@ -126,7 +126,7 @@ func TestAutolockedManagerWaitsForItsKey(t *testing.T) {
 	unlock := api.NewUnlockClient(conn)
 	waitFor(t, "the locked manager to answer", func() bool {
 		_, err := api.NewControlClient(conn).GetClusterInfo(context.Background(), &api.GetClusterInfoRequest{})
-		return status.Code(err) == codes.FailedPrecondition && strings.Contains(err.Error(), "locked")
+		return status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "locked")
 	})
 	select {
 	case <-m.Ready():

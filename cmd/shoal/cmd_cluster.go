@@ -43,7 +43,7 @@ func newClusterCommand(a *app) *cobra.Command {
 		},
 	}
 	addOutputFlag(info, &output, formatTable)
-	cmd.AddCommand(info, newJoinTokenCommand(a), newClientCertCommand(a))
+	cmd.AddCommand(info, newJoinTokenCommand(a), newClientCertCommand(a), newUnlockKeyCommand(a), newRotateDataKeyCommand(a))
 	return cmd
 }
 

@@ -64,13 +64,14 @@ func newRootCommand(e env) (*cobra.Command, *bool) {
 		Long: `shoal keeps the state of a cluster of managers consistent with Raft.
 
 Start a local cluster to try it:   shoal dev
-Run a manager:                     shoal manager --state-dir DIR [--join ADDR]
+Run a manager:                     shoal manager --state-dir DIR [--join ADDR --token TOKEN]
 Operate a cluster:                 shoal node ls, shoal create KIND NAME, ...
 
 Client commands reach the control socket of the default state directory
 (` + defaultStateDirHelp + `),
 another manager's socket with --socket PATH (or SHOAL_SOCKET), or managers
-over TCP with --host ADDR[,ADDR...] (or SHOAL_HOST).
+over TCP with --host ADDR[,ADDR...] (or SHOAL_HOST) and a client certificate
+(shoal cluster client-cert; --tls-cert, --tls-key, --tls-ca).
 
 ` + exitCodesHelp,
 		SilenceErrors: true,
@@ -90,7 +91,7 @@ over TCP with --host ADDR[,ADDR...] (or SHOAL_HOST).
 	)
 
 	a := &app{env: e}
-	for _, c := range []*cobra.Command{newManagerCommand(a), newDevCommand(a)} {
+	for _, c := range []*cobra.Command{newManagerCommand(a), newDevCommand(a), newUnlockCommand(a)} {
 		c.GroupID = "run"
 		root.AddCommand(c)
 	}
