@@ -28,4 +28,3 @@ func TestClusterNewMemberGetsTheStore(t *testing.T) {
 	}
 	c.requireSameStores(t)
 }
-
