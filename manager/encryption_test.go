@@ -3,8 +3,7 @@ package manager
 import (
 	"bytes"
 	"context"
-	"io/fs"
-	"os"
+	"github.com/shoal-project/shoal/internal/diskscan"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,20 +23,7 @@ const marker = "SHOAL-MARKER-5e1f"
 // filesContaining returns the files under dir whose bytes contain s.
 func filesContaining(t *testing.T, dir, s string) []string {
 	t.Helper()
-	var found []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, []byte(s)) {
-			found = append(found, path)
-		}
-		return nil
-	})
+	found, _, err := diskscan.FilesContaining(dir, []byte(s))
 	if err != nil {
 		t.Fatal(err)
 	}

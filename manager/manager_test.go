@@ -170,12 +170,18 @@ func TestRemoveMemberStopsIt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("remove: %v", err)
 	}
+	waitRemoved(t, victim)
+}
+
+// waitRemoved waits for a removed manager to stop with an error.
+func waitRemoved(t *testing.T, tm *testManager) {
+	t.Helper()
 	select {
-	case err := <-victim.done:
+	case err := <-tm.done:
 		if err == nil {
 			t.Fatal("the removed manager stopped without an error")
 		}
-		victim.done <- err
+		tm.done <- err
 	case <-time.After(20 * time.Second):
 		t.Fatal("the removed manager is still running")
 	}
@@ -193,12 +199,7 @@ func TestRemoveTheLeaderThroughAFollower(t *testing.T) {
 	if _, err := follower.dial().RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: leader.m.NodeID()}); err != nil {
 		t.Fatalf("removing the leader through a follower: %v", err)
 	}
-	select {
-	case err := <-leader.done:
-		leader.done <- err
-	case <-time.After(20 * time.Second):
-		t.Fatal("the removed leader is still running")
-	}
+	waitRemoved(t, leader)
 	_, err := follower.dial().RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: leader.m.NodeID()})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("removing it again: %v, want FAILED_PRECONDITION", err)
@@ -215,15 +216,7 @@ func TestMemberRemovedRightAfterJoiningStops(t *testing.T) {
 	if _, err := leader.dialSocket().RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: newcomer.m.NodeID()}); err != nil {
 		t.Fatalf("remove: %v", err)
 	}
-	select {
-	case err := <-newcomer.done:
-		if err == nil {
-			t.Fatal("the removed manager stopped without an error")
-		}
-		newcomer.done <- err
-	case <-time.After(20 * time.Second):
-		t.Fatal("the removed manager is still running")
-	}
+	waitRemoved(t, newcomer)
 }
 
 func TestMetricsAreServedWhenAsked(t *testing.T) {

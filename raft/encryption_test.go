@@ -1,10 +1,8 @@
 package raft_test
 
 import (
-	"bytes"
 	"fmt"
-	"io/fs"
-	"os"
+	"github.com/shoal-project/shoal/internal/diskscan"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -74,23 +72,11 @@ func (r *keyRing) keysOf(m *rafttest.Member) *keys.Keys {
 	return r.open[m.Dir]
 }
 
-// filesWithMarker returns the files under dir that hold the marker.
+// filesWithMarker returns the files under dir that hold the marker, and how
+// many files it read.
 func filesWithMarker(t *testing.T, dir string) (found []string, files int) {
 	t.Helper()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files++
-		if bytes.Contains(b, []byte(marker)) {
-			found = append(found, path)
-		}
-		return nil
-	})
+	found, files, err := diskscan.FilesContaining(dir, []byte(marker))
 	if err != nil {
 		t.Fatal(err)
 	}

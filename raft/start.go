@@ -80,8 +80,9 @@ func (n *Node) walMetadata() ([]byte, error) {
 	return proto.Marshal(&api.WALMetadata{RaftId: n.id, NodeId: n.cfg.NodeID})
 }
 
-func (n *Node) bootstrap(scfg storage.Config) error {
-	n.id = n.newRaftID()
+// createState creates the WAL, which names this node, and the transport,
+// once n.id is known.
+func (n *Node) createState(scfg storage.Config) error {
 	meta, err := n.walMetadata()
 	if err != nil {
 		return err
@@ -89,7 +90,12 @@ func (n *Node) bootstrap(scfg storage.Config) error {
 	if n.disk, err = storage.Create(scfg, meta); err != nil {
 		return err
 	}
-	if err := n.newTransport(); err != nil {
+	return n.newTransport()
+}
+
+func (n *Node) bootstrap(scfg storage.Config) error {
+	n.id = n.newRaftID()
+	if err := n.createState(scfg); err != nil {
 		return err
 	}
 	self, err := n.memberContext(&api.RaftMember{RaftId: n.id, NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr})
@@ -125,14 +131,7 @@ func (n *Node) join(ctx context.Context, scfg storage.Config) error {
 		return fmt.Errorf("raft: joining through %s: %w", n.cfg.JoinAddr, errorFromStatus(err))
 	}
 	n.id = resp.GetRaftId()
-	meta, err := n.walMetadata()
-	if err != nil {
-		return err
-	}
-	if n.disk, err = storage.Create(scfg, meta); err != nil {
-		return err
-	}
-	if err := n.newTransport(); err != nil {
+	if err := n.createState(scfg); err != nil {
 		return err
 	}
 	// The membership itself is rebuilt from the log the leader sends, as

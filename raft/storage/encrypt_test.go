@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/shoal-project/shoal/internal/diskscan"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -67,24 +67,11 @@ func markerSnapshot(index, term uint64, size int) *raftpb.Snapshot {
 	return snapshot(index, term, append(data, payload(index, size)...))
 }
 
-// filesWith returns the files under dir whose bytes contain s.
+// filesWith returns the files under dir, relative to it, that hold s, and
+// how many files it read.
 func filesWith(t testing.TB, dir, s string) (found []string, files int) {
 	t.Helper()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files++
-		if bytes.Contains(b, []byte(s)) {
-			rel, _ := filepath.Rel(dir, path)
-			found = append(found, rel)
-		}
-		return nil
-	})
+	found, files, err := diskscan.FilesContaining(dir, []byte(s))
 	if err != nil {
 		t.Fatal(err)
 	}
