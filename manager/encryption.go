@@ -166,6 +166,7 @@ func (s *controlServer) GetUnlockKey(_ context.Context, req *api.GetUnlockKeyReq
 		if err := k.RotateDEK(); err != nil {
 			return nil, status.Errorf(codes.Internal, "rotating the data key: %v", err)
 		}
+		s.m.node.RequestSnapshot() // lets the old data key go
 		s.m.log.Info("rotated the unlock key and the data key")
 	}
 	return &api.GetUnlockKeyResponse{UnlockKey: s.m.currentUnlockKey()}, nil
@@ -175,6 +176,7 @@ func (s *controlServer) RotateDataKey(context.Context, *api.RotateDataKeyRequest
 	if err := s.m.keys.RotateDEK(); err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "rotating the data key: %v", err)
 	}
+	s.m.node.RequestSnapshot() // lets the old key go once it is durable
 	st := s.m.keys.Status()
 	s.m.log.Info("rotated the data key", "key_id", st.Current)
 	return &api.RotateDataKeyResponse{KeyId: st.Current, OlderKeyIds: st.Older}, nil

@@ -142,3 +142,26 @@ func TestAutolockedManagerWaitsForItsKey(t *testing.T) {
 		t.Fatalf("after unlocking: %v, %v", obj, err)
 	}
 }
+
+// TestDataKeyRotationRetiresTheOldKey rotates a manager's data key: the
+// snapshot the rotation asks for lets the old key go at once.
+func TestDataKeyRotationRetiresTheOldKey(t *testing.T) {
+	tm := startManager(t, testConfig(t, t.TempDir(), ""))
+	c := tm.dialSocket()
+	if _, err := c.CreateObject(context.Background(), &api.CreateObjectRequest{Object: &api.Object{Kind: "job", Name: "before"}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.RotateDataKey(context.Background(), &api.RotateDataKeyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetOlderKeyIds()) == 0 {
+		t.Fatal("the old data key is gone before any snapshot")
+	}
+	waitFor(t, "the old data key to be retired", func() bool {
+		return len(tm.m.keys.Status().Older) == 0
+	})
+	if got := tm.m.keys.Status().Current; got != resp.GetKeyId() {
+		t.Fatalf("current data key %d, want %d", got, resp.GetKeyId())
+	}
+}

@@ -89,6 +89,7 @@ type Node struct {
 	done         chan struct{} // closed when Run has released everything
 	stopReason   atomic.Pointer[error]
 	snapshotDone chan snapshotResult
+	snapshotAsk  chan struct{}
 	readStates   chan raft.ReadState
 	wg           sync.WaitGroup
 }
@@ -138,6 +139,7 @@ func NewNode(cfg Config, sm StateMachine) (*Node, error) {
 		stopped:      make(chan struct{}),
 		done:         make(chan struct{}),
 		snapshotDone: make(chan snapshotResult, 1),
+		snapshotAsk:  make(chan struct{}, 1),
 		readStates:   make(chan raft.ReadState, 64),
 	}
 	n.reads.init()
@@ -294,6 +296,11 @@ func (n *Node) runLoop(ctx context.Context) error {
 			}
 		case res := <-n.snapshotDone:
 			if err := n.finishSnapshot(res); err != nil {
+				return err
+			}
+		case <-n.snapshotAsk:
+			n.loop.snapshotAt = max(n.applied.get(), 1)
+			if err := n.maybeSnapshot(); err != nil {
 				return err
 			}
 		case <-ctx.Done():

@@ -100,6 +100,16 @@ func (n *Node) maybeSnapshot() error {
 	return nil
 }
 
+// RequestSnapshot asks for a snapshot at the current applied index, soon,
+// instead of after SnapshotInterval entries: after a data key rotation, a
+// snapshot lets the old key go. It does not wait.
+func (n *Node) RequestSnapshot() {
+	select {
+	case n.snapshotAsk <- struct{}{}:
+	default: // one is asked for already
+	}
+}
+
 // finishSnapshot makes a written snapshot durable, then compacts the
 // in-memory log, keeping LogEntriesForSlowFollowers entries before it.
 func (n *Node) finishSnapshot(res snapshotResult) error {
