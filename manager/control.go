@@ -40,7 +40,7 @@ type controlServer struct {
 func onLeader[T any](ctx context.Context, s *controlServer, local func(context.Context) (T, error),
 	remote func(context.Context, api.ControlClient) (T, error)) (T, error) {
 	n := s.m.node
-	if n.Leader() == n.ID() {
+	if id := n.ID(); id != 0 && n.Leader() == id {
 		res, err := local(ctx)
 		return res, toStatus(err)
 	}
