@@ -147,8 +147,13 @@ func NewNode(cfg Config, sm StateMachine) (*Node, error) {
 	return n, nil
 }
 
-// ID returns the node's Raft ID, 0 before JoinAndStart.
-func (n *Node) ID() uint64 { return n.id }
+// ID returns the node's Raft ID, 0 until JoinAndStart has returned.
+func (n *Node) ID() uint64 {
+	if !n.started.Load() { // orders the read after JoinAndStart's write
+		return 0
+	}
+	return n.id
+}
 
 // NodeID returns the manager's stable identity.
 func (n *Node) NodeID() string { return n.cfg.NodeID }
