@@ -87,7 +87,7 @@ func TestAutolock(t *testing.T) {
 	m.start() // restart from the directory, on the same address
 	waitFor(t, 20*time.Second, "the restarted manager to say it is locked", func() (bool, string) {
 		r := shoal(t, "cluster", "info", "--socket", m.socket(), "--timeout", "2s")
-		return r.code == 5 && strings.Contains(r.stderr, "locked"), r.stderr
+		return r.code == 5 && strings.Contains(r.stderr, "manager is locked"), r.stderr
 	})
 	r := shoalStdin(t, "SHLKEY-1-"+strings.Repeat("0", 50)+"\n", "unlock", "--socket", m.socket())
 	checkFailure(t, r, 2, "wrong unlock key")
