@@ -40,6 +40,9 @@ type cluster struct {
 	dir  string // state directories and logs
 	logf func(format string, args ...any)
 	net  *proxy.Network
+	// lab, when set, runs each manager in its own network namespace,
+	// reaching the others directly; net is then unused.
+	lab *netLab
 
 	managers []*manager
 	tls      *tls.Config
@@ -95,6 +98,7 @@ type manager struct {
 	listen string // the real remote API address
 	dir    string
 	log    string // its output, across restarts
+	netns  string // its network namespace, in a lab
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -114,8 +118,8 @@ func (m *manager) socket() string    { return filepath.Join(m.dir, "control.sock
 
 // newCluster starts n managers: m1 founds the cluster, the others join
 // through it, each through its own egress proxy.
-func newCluster(t *testing.T, dir string, n int, logf func(string, ...any), seed uint64) (*cluster, error) {
-	c := &cluster{t: t, bin: shoalBinary(t), dir: dir, logf: logf, net: proxy.New(logf)}
+func newCluster(t *testing.T, dir string, n int, logf func(string, ...any), seed uint64, lab *netLab) (*cluster, error) {
+	c := &cluster{t: t, bin: shoalBinary(t), dir: dir, logf: logf, net: proxy.New(logf), lab: lab}
 	c.net.Seed(seed)
 	for i := range n {
 		m, err := c.addManager(fmt.Sprintf("m%d", i+1))
@@ -144,6 +148,12 @@ func newCluster(t *testing.T, dir string, n int, logf func(string, ...any), seed
 }
 
 func (c *cluster) addManager(name string) (*manager, error) {
+	if c.lab != nil {
+		i := len(c.managers)
+		ip := c.lab.ip(i)
+		return &manager{c: c, name: name, host: ip, listen: net.JoinHostPort(ip, peerPort), netns: c.lab.ns[i],
+			dir: filepath.Join(c.dir, name), log: filepath.Join(c.dir, name+".log")}, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -227,8 +237,10 @@ func (m *manager) env(crashpoint string) []string {
 		}
 		env = append(env, kv)
 	}
-	egress, _ := m.c.net.Egress(m.name)
-	env = append(env, "HTTPS_PROXY="+egress)
+	if m.netns == "" {
+		egress, _ := m.c.net.Egress(m.name)
+		env = append(env, "HTTPS_PROXY="+egress)
+	}
 	if crashpoint != "" {
 		env = append(env, "SHOAL_CRASHPOINT="+crashpoint)
 	}
@@ -259,6 +271,11 @@ func (m *manager) start(extra []string, crashpoint string) error {
 	fmt.Fprintf(logFile, "=== start %d of %s at %s: shoal %s (SHOAL_CRASHPOINT=%q)\n",
 		m.starts, m.name, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "), crashpoint)
 	cmd := exec.Command(m.c.bin, args...)
+	if m.netns != "" {
+		// ip netns exec runs the binary in the namespace in its own
+		// process: signals reach the manager itself.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", m.netns, m.c.bin}, args...)...)
+	}
 	cmd.Env = m.env(crashpoint)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -585,6 +602,11 @@ func (c *cluster) healthy() string {
 // stopped ones, unarmed.
 func (c *cluster) heal() error {
 	c.net.HealAll()
+	if c.lab != nil {
+		if err := c.lab.healAll(); err != nil {
+			return err
+		}
+	}
 	for _, m := range c.managers {
 		if m.isPaused() {
 			_ = m.resume()

@@ -13,7 +13,10 @@
 // ways or one way), dropped connections, delay with jitter, a follower cut
 // off until it must catch up by snapshot, a member removed, wiped and
 // joined again, and crash points around the WAL save, the snapshot saves
-// and apply.
+// and apply. When the test runs as root with iproute2, TestNamespacePartitions
+// also puts each manager in a network namespace of its own and partitions
+// them with blackhole routes and links set down (otherwise it says why it
+// is skipped).
 //
 // After each run: a final write must succeed; every manager's store must
 // hash the same; the history must be linearizable for the model in

@@ -30,6 +30,7 @@ type runConfig struct {
 	duration time.Duration // of the traffic under faults
 	faults   []string      // injected in turn, cycling, until duration
 	budget   time.Duration // for the linearizability check
+	lab      *netLab       // network namespaces instead of the proxy
 }
 
 // runReport is what one run did and found.
@@ -135,7 +136,7 @@ func runOnce(t *testing.T, cfg runConfig, repeat string) runReport {
 		t.Error(msg)
 	}
 
-	c, err = newCluster(t, dir, cfg.managers, rl.logf, cfg.seed)
+	c, err = newCluster(t, dir, cfg.managers, rl.logf, cfg.seed, cfg.lab)
 	if err != nil {
 		fail("starting the cluster: %v", err)
 		return rep

@@ -23,7 +23,7 @@ func TestDeposedLeaderGivesNoStaleNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	c, err := newCluster(t, dir, 3, t.Logf, 1)
+	c, err := newCluster(t, dir, 3, t.Logf, 1, nil)
 	if c != nil {
 		defer c.shutdown()
 	}
