@@ -232,15 +232,23 @@ func delayLinks(f *faultRun) error {
 	return nil
 }
 
-// cutOffUntilCompacted isolates follower m until the leader has taken a
+// cutOffUntilCompacted cuts follower m off until the leader has taken a
 // snapshot past what m has and dropped the entries m would need, so that
 // m must catch up by snapshot. It returns whether that point was reached.
+//
+// Its connections are cut and new ones refused, rather than blackholed: a
+// blackhole delivers the held bytes when it lifts, and those hold the
+// leader's appends of the very entries it has compacted since, which would
+// spare m the snapshot.
 func (f *faultRun) cutOffUntilCompacted(m *manager, limit time.Duration) (bool, error) {
 	l, err := f.c.leader(10 * time.Second)
 	if err != nil {
 		return false, err
 	}
-	f.c.isolate(m)
+	for _, o := range f.c.others(m) {
+		f.c.net.SetLink(m.name, o.host, proxy.Fault{Drop: 1})
+		f.c.net.SetLink(o.name, m.host, proxy.Fault{Drop: 1})
+	}
 	start := time.Now()
 	lv, err := l.info(2 * time.Second)
 	if err != nil {
@@ -253,9 +261,10 @@ func (f *faultRun) cutOffUntilCompacted(m *manager, limit time.Duration) (bool, 
 		if err != nil {
 			continue
 		}
-		// Entries are kept keepEntries before a snapshot, and one is
-		// taken every snapshotInterval: past that, m's next entry is gone.
-		if v.commit > base+snapshotInterval+keepEntries+20 {
+		// A snapshot is taken every snapshotInterval entries and keeps
+		// keepEntries before it: two intervals on, one snapshot is at
+		// least keepEntries past what m has, and m's next entry is gone.
+		if v.commit > base+2*snapshotInterval {
 			return true, nil
 		}
 	}
