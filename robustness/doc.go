@@ -37,5 +37,8 @@
 // the traffic of each run; -out (SHOAL_ROBUSTNESS_OUT), where a failed
 // run's history, visualisation and manager logs go (default under the
 // temporary directory); -keep keeps them for passing runs too. A failing
-// run logs the exact command that repeats it.
+// run logs the exact command that repeats it (the faults and their
+// parameters come from the seed; the timing of the processes does not, so
+// a repeat is close, not identical). -recheck DIR (TestRecheck) checks a
+// saved run again, key by key, and prints where each failing key breaks.
 package robustness

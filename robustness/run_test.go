@@ -125,7 +125,8 @@ func runOnce(t *testing.T, cfg runConfig, repeat string) runReport {
 		os.RemoveAll(dir)
 		if failed || t.Failed() {
 			t.Logf("run log:\n%s", rl.String())
-			t.Errorf("run seed %d failed; artifacts in %s; repeat with: %s", cfg.seed, rep.Artifacts, repeat)
+			t.Errorf("run seed %d failed; artifacts in %s (history.html is porcupine's view; go test ./robustness/ -run Recheck -args -recheck %s shows where each key breaks); repeat with: %s",
+				cfg.seed, rep.Artifacts, rep.Artifacts, repeat)
 		}
 	}()
 	fail := func(format string, args ...any) {
