@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -154,12 +156,10 @@ func (c *cluster) addManager(name string) (*manager, error) {
 		return &manager{c: c, name: name, host: ip, listen: net.JoinHostPort(ip, peerPort), netns: c.lab.ns[i],
 			dir: filepath.Join(c.dir, name), log: filepath.Join(c.dir, name+".log")}, nil
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeListenAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	m := &manager{c: c, name: name, host: name + ".peer.invalid", listen: addr,
 		dir: filepath.Join(c.dir, name), log: filepath.Join(c.dir, name+".log")}
 	c.net.AddTarget(m.host, m.listen)
@@ -642,4 +642,33 @@ func (c *cluster) isolate(m *manager) {
 		c.net.SetLink(m.name, o.host, proxy.Fault{Blackhole: true})
 		c.net.SetLink(o.name, m.host, proxy.Fault{Blackhole: true})
 	}
+}
+
+// freeListenAddr returns a free loopback address for a manager's remote
+// API, below the kernel's ephemeral port range: a port from that range,
+// free when chosen, can be taken by the source port of any outgoing
+// connection before the manager binds it, or while it restarts.
+func freeListenAddr() (string, error) {
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				lo = n
+			}
+		}
+	}
+	const from = 10000
+	if lo <= from+100 {
+		lo = 65535 // an unusual range: take any free port above from
+	}
+	for range 200 {
+		port := from + rand.IntN(lo-from)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return l.Addr().String(), nil
+	}
+	return "", errors.New("no free port below the ephemeral range")
 }

@@ -306,17 +306,19 @@ func runOnce(t *testing.T, cfg runConfig, repeat string) runReport {
 // for in the watches.
 func finalWrite(workers []*worker, h *History) (uint64, error) {
 	deadline := time.Now().Add(30 * time.Second)
-	value := fmt.Sprintf("final-%d", h.Now())
+	ours := map[string]bool{} // every attempt writes its own value: values stay unique
 	var last Op
 	for i := 0; time.Now().Before(deadline); i++ {
 		w := workers[i%len(workers)]
+		value := fmt.Sprintf("final.%d", i)
+		ours[value] = true
 		last = w.do(Input{Kind: OpCreate, Key: "final", Value: value})
 		switch last.Output.Status {
 		case StatusOK:
 			return last.Output.Version, nil
 		case StatusExists:
 			got := w.do(Input{Kind: OpGet, Key: "final"})
-			if got.Output.Status == StatusOK && got.Output.Value == value {
+			if got.Output.Status == StatusOK && ours[got.Output.Value] {
 				return got.Output.Version, nil
 			}
 		}
