@@ -3,6 +3,7 @@ package robustness
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,8 +57,11 @@ func TestLongProfile(t *testing.T) {
 	}
 	t.Logf("seed %d, %d runs of %v", s, *flagRuns, duration)
 	var totals struct {
-		ops, checked, faults, violations, failed int
+		ops, checked, unknown, failed, violations int
+		faults, crashes, restores, resumes        int
+		findings                                  map[string]int
 	}
+	totals.findings = map[string]int{}
 	for i := 0; i < *flagRuns; i++ {
 		runSeed := s + uint64(i)
 		rng := rand.New(rand.NewPCG(runSeed, 0xfa17))
@@ -75,13 +79,24 @@ func TestLongProfile(t *testing.T) {
 			rep := runOnce(t, cfg, fmt.Sprintf("go test ./robustness/ -run 'LongProfile' -count=1 -timeout 0 -args -runs 1 -seed %d", runSeed))
 			totals.ops += rep.Ops["total"]
 			totals.checked += rep.Checked
+			for k, n := range rep.Ops {
+				if strings.HasSuffix(k, " unknown") {
+					totals.unknown += n
+				}
+			}
 			totals.faults += len(rep.Notes)
+			totals.restores += rep.Restores
+			totals.crashes += rep.Crashes
+			totals.resumes += int(rep.Resumes)
 			totals.violations += rep.Violations
+			for f, n := range rep.Findings {
+				totals.findings[f] += n
+			}
 		})
 		if !ok {
 			totals.failed++
 		}
 	}
-	t.Logf("long profile, seed %d: %d runs, %d failed; %d operations, %d checked; %d fault steps; %d violations",
-		s, *flagRuns, totals.failed, totals.ops, totals.checked, totals.faults, totals.violations)
+	t.Logf("long profile, seed %d: %d runs, %d failed; %d operations (%d of unknown outcome), %d checked; %d fault steps, %d crash points reached, %d snapshot restores, %d watch resumptions; %d violations; findings %v",
+		s, *flagRuns, totals.failed, totals.ops, totals.unknown, totals.checked, totals.faults, totals.crashes, totals.restores, totals.resumes, totals.violations, totals.findings)
 }

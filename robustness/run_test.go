@@ -81,12 +81,12 @@ func (l *runLog) String() string {
 func removeAll(dir string) error { return os.RemoveAll(dir) }
 
 // runOnce runs one run of cfg and checks it; it fails t on any violation.
-func runOnce(t *testing.T, cfg runConfig, repeat string) runReport {
+func runOnce(t *testing.T, cfg runConfig, repeat string) (rep runReport) {
 	t.Helper()
 	h := NewHistory()
 	start := time.Now()
 	rl := &runLog{now: h.Now}
-	rep := runReport{Seed: cfg.seed, Faults: cfg.faults, Ops: map[string]int{}}
+	rep = runReport{Seed: cfg.seed, Faults: cfg.faults, Ops: map[string]int{}}
 	noteMu := sync.Mutex{}
 	note := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
