@@ -97,6 +97,6 @@ func TestLongProfile(t *testing.T) {
 			totals.failed++
 		}
 	}
-	t.Logf("long profile, seed %d: %d runs, %d failed; %d operations (%d of unknown outcome), %d checked; %d fault steps, %d crash points reached, %d snapshot restores, %d watch resumptions; %d violations; findings %v",
+	t.Logf("long profile, seed %d: %d runs, %d failed; %d operations (%d of unknown outcome), %d checked; %d fault steps, %d crash points reached, %d snapshots restored (received or at restart), %d watch resumptions; %d violations; findings %v",
 		s, *flagRuns, totals.failed, totals.ops, totals.unknown, totals.checked, totals.faults, totals.crashes, totals.restores, totals.resumes, totals.violations, totals.findings)
 }

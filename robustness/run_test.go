@@ -44,9 +44,9 @@ type runReport struct {
 	Result     string         `json:"result"`
 	Watch      WatchReport    `json:"watch"`
 	Resumes    int64          `json:"watch_resumes"`
-	Resolved   int            `json:"unknown_resolved"` // writes of unknown outcome the watches saw
-	Dropped    int            `json:"unknown_dropped"`  // and those that never took effect
-	Restores   int            `json:"snapshot_restores"`
+	Resolved   int            `json:"unknown_resolved"`  // writes of unknown outcome the watches saw
+	Dropped    int            `json:"unknown_dropped"`   // and those that never took effect
+	Restores   int            `json:"snapshot_restores"` // received, or loaded at a restart
 	Crashes    int            `json:"crash_points_reached"`
 	StoreHash  string         `json:"store_hash"`
 	Problems   []string       `json:"problems"`
