@@ -311,11 +311,8 @@ func (n *Network) serve(source string, client net.Conn) {
 		client.Close()
 		return
 	}
-	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-		client.Close()
-		server.Close()
-		return
-	}
+	// The tunnel is on its link before the client hears it is open, so a
+	// fault set from then on finds it.
 	t := &tunnel{client: client, server: server, done: make(chan struct{})}
 	n.mu.Lock()
 	if n.closed {
@@ -326,6 +323,9 @@ func (n *Network) serve(source string, client net.Conn) {
 	n.linkLocked(k.source, k.dest).tunnels[t] = struct{}{}
 	n.stats.Tunnels++
 	n.mu.Unlock()
+	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		t.close()
+	}
 
 	var relays sync.WaitGroup
 	relays.Add(2)
