@@ -4,7 +4,7 @@
 GO ?= go
 PROTO_TOOLS := -modfile=tools/go.mod
 
-.PHONY: build test check vet fmt proto proto-check bench
+.PHONY: build test check vet fmt proto proto-check bench robustness
 
 build:
 	$(GO) build ./...
@@ -35,3 +35,13 @@ proto-check: proto
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./...
+
+# robustness runs the long profile of the robustness suite: RUNS runs of
+# RUN_DURATION of traffic under faults, from SEED (0: random; always logged).
+# A failed run prints where its history, visualisation and logs are, and the
+# command that repeats it. The short profile runs within `make test`.
+RUNS ?= 10
+SEED ?= 0
+RUN_DURATION ?= 30s
+robustness:
+	$(GO) test ./robustness/ -run LongProfile -count=1 -timeout 0 -v -args -runs $(RUNS) -seed $(SEED) -run-duration $(RUN_DURATION)

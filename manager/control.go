@@ -181,9 +181,29 @@ func (s *controlServer) UpdateObject(ctx context.Context, req *api.UpdateObjectR
 // updateRetrying runs a read-modify-write. When the caller gave no
 // expected version, the version read is expected instead, so a concurrent
 // change is never silently overwritten, and a conflict is retried.
+//
+// The objects are looked up in this manager's own store, which may be
+// behind the cluster's: a leader that has not applied its predecessors'
+// entries yet, or was deposed without knowing it, or a manager whose Raft
+// node has not started (n.Leader() == n.ID() == 0) and whose store is
+// still empty. So "not found" is only answered once a linearizable read
+// has brought the store up to date and the write, run again, still finds
+// nothing. Running it again is safe: a failed lookup proposed nothing, and
+// an entry refused at apply (an id a stale lookup gave) changed nothing.
+// If the store cannot be brought up to date, the caller gets that error
+// (unavailable), not a stale "not found".
 func (s *controlServer) updateRetrying(ctx context.Context, retry bool, fn func(store.Tx) error) (*store.Result, error) {
+	confirmed := false
 	for attempt := 1; ; attempt++ {
 		res, err := s.m.store.Update(ctx, fn)
+		if errors.Is(err, store.ErrNotFound) && !confirmed {
+			if rerr := s.m.node.LinearizableRead(ctx); rerr != nil {
+				return nil, rerr
+			}
+			confirmed = true
+			attempt--
+			continue
+		}
 		if !retry || !errors.Is(err, store.ErrVersionConflict) || attempt == updateAttempts {
 			return res, err
 		}

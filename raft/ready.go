@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/internal/crashpoint"
 	"github.com/shoal-project/shoal/raft/membership"
 )
 
@@ -46,12 +47,21 @@ func (n *Node) handleReady(rd raft.Ready) error {
 
 	hasSnap := rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot)
 	if hasSnap {
+		crashpoint.Hit(crashpoint.SnapshotReceivedBefore)
 		if err := n.disk.SaveSnapshot(rd.Snapshot); err != nil {
 			return fmt.Errorf("raft: saving received snapshot at index %d: %w", rd.Snapshot.GetMetadata().GetIndex(), err)
 		}
+		crashpoint.Hit(crashpoint.SnapshotReceivedAfter)
+	}
+	toSave := len(rd.Entries) > 0 || (rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState))
+	if toSave {
+		crashpoint.Hit(crashpoint.WALSaveBefore)
 	}
 	if err := n.disk.Save(rd.HardState, rd.Entries); err != nil {
 		return fmt.Errorf("raft: saving entries: %w", err)
+	}
+	if toSave {
+		crashpoint.Hit(crashpoint.WALSaveAfter)
 	}
 	if hasSnap {
 		if err := n.memStore.ApplySnapshot(rd.Snapshot); err != nil {
@@ -76,8 +86,14 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			return err
 		}
 	}
+	if len(rd.CommittedEntries) > 0 {
+		crashpoint.Hit(crashpoint.ApplyBefore)
+	}
 	if err := n.applyEntries(rd.CommittedEntries); err != nil {
 		return err
+	}
+	if len(rd.CommittedEntries) > 0 {
+		crashpoint.Hit(crashpoint.ApplyAfter)
 	}
 	n.raftNode.Advance()
 	if at := n.loop.campaignAt; at != 0 && n.applied.get() >= at {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/internal/crashpoint"
 )
 
 // A snapshot's data is the membership, then the state machine's bytes:
@@ -124,9 +125,11 @@ func (n *Node) finishSnapshot(res snapshotResult) error {
 	if err != nil {
 		return fmt.Errorf("raft: creating snapshot at index %d: %w", res.index, err)
 	}
+	crashpoint.Hit(crashpoint.SnapshotSaveBefore)
 	if err := n.disk.SaveSnapshot(snap); err != nil {
 		return fmt.Errorf("raft: saving snapshot at index %d: %w", res.index, err)
 	}
+	crashpoint.Hit(crashpoint.SnapshotSaveAfter)
 	n.loop.snapshotIndex = res.index
 	if res.index > n.cfg.LogEntriesForSlowFollowers {
 		compact := res.index - n.cfg.LogEntriesForSlowFollowers

@@ -15,6 +15,8 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/internal/crashpoint"
 )
 
 const (
@@ -412,6 +414,7 @@ func (s *Storage) SaveSnapshot(snapshot *raftpb.Snapshot) error {
 	if err := s.writeSnapshotFile(sealed); err != nil {
 		return err
 	}
+	crashpoint.Hit(crashpoint.SnapshotFileWritten)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

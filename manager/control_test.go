@@ -1,0 +1,67 @@
+package manager
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/raft"
+	"github.com/shoal-project/shoal/store"
+)
+
+// A manager serves its Control API before its Raft node has started and
+// replayed its log, so its store may be empty or behind the cluster. A
+// write naming an object the store does not hold must then fail as
+// unavailable, never answer "not found": the object may well exist. (A
+// restarting manager told clients that existing objects did not exist.)
+func TestWriteToAnObjectThisManagerCannotConfirmIsNotNotFound(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), "")
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.store, err = store.New(m.storeConfig(), (*proposer)(m)); err != nil {
+		t.Fatal(err)
+	}
+	defer m.store.Close()
+	rc := cfg.Raft
+	rc.NodeID, rc.StateDir, rc.AdvertiseAddr = "n1", filepath.Join(cfg.StateDir, "raft"), "127.0.0.1:1"
+	if m.node, err = raft.NewNode(rc, m.store); err != nil {
+		t.Fatal(err)
+	}
+	s := &controlServer{m: m}
+	ref := &api.ObjectRef{Kind: "item", NameOrId: "web"}
+	calls := map[string]func(context.Context) error{
+		"update": func(ctx context.Context) error {
+			_, err := s.UpdateObject(ctx, &api.UpdateObjectRequest{Ref: ref, Spec: []byte(`{}`)})
+			return err
+		},
+		"update with expected version": func(ctx context.Context) error {
+			_, err := s.UpdateObject(ctx, &api.UpdateObjectRequest{Ref: ref, Spec: []byte(`{}`), ExpectedVersion: 7})
+			return err
+		},
+		"delete": func(ctx context.Context) error {
+			_, err := s.DeleteObject(ctx, &api.DeleteObjectRequest{Ref: ref})
+			return err
+		},
+		"transaction": func(ctx context.Context) error {
+			_, err := s.Transaction(ctx, &api.TransactionRequest{Ops: []*api.TransactionOp{
+				{Op: &api.TransactionOp_Delete{Delete: &api.DeleteObjectRequest{Ref: ref}}}}})
+			return err
+		},
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := call(ctx); status.Code(err) != codes.Unavailable {
+				t.Fatalf("before the node started: %v, want UNAVAILABLE", err)
+			}
+		})
+	}
+}

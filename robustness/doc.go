@@ -1,0 +1,44 @@
+// Package robustness checks shoal's promise under faults: no acknowledged
+// write is ever lost and no read is ever stale, whatever fails.
+//
+// Each run starts managers as separate processes of a binary built with
+// -tags crashpoints, joins them through a user-space proxy on every peer
+// link (package proxy), and drives concurrent clients over mutual TLS,
+// each pinned to a different manager, on a small key space: creates,
+// linearizable reads, updates with and without an expected version, and
+// deletes, with unique values, every operation recorded with its call and
+// return times. Watchers follow every change and resume on another
+// manager when theirs fails. Meanwhile faults chosen from the run's seed
+// are injected: SIGKILL and restart, SIGSTOP/SIGCONT, blackholes (both
+// ways or one way), dropped connections, delay with jitter, a follower cut
+// off until it must catch up by snapshot, a member removed, wiped and
+// joined again, and crash points around the WAL save, the snapshot saves
+// and apply. When the test runs as root with iproute2, TestNamespacePartitions
+// also puts each manager in a network namespace of its own and partitions
+// them with blackhole routes and links set down (otherwise it says why it
+// is skipped).
+//
+// After each run: a final write must succeed; every manager's store must
+// hash the same; the history must be linearizable for the model in
+// model.go (checked with porcupine, the HTML visualisation saved on
+// failure); every acknowledged write must show in the watches; every
+// watch must be ordered, without duplicates or gaps, across its
+// resumptions.
+//
+// Profiles:
+//
+//	go test -race ./robustness/                     # the short profile (TestShortProfile), a few runs
+//	go test ./robustness/ -run Long -count=1 -timeout 0 -args -runs 20 -seed 42
+//	make robustness RUNS=20 SEED=42                 # the same
+//
+// Flags (after -args) or environment: -runs (SHOAL_ROBUSTNESS_RUNS) runs
+// of the long profile, 0 skips it; -seed (SHOAL_ROBUSTNESS_SEED), default
+// random and always logged; -run-duration (SHOAL_ROBUSTNESS_DURATION) of
+// the traffic of each run; -out (SHOAL_ROBUSTNESS_OUT), where a failed
+// run's history, visualisation and manager logs go (default under the
+// temporary directory); -keep keeps them for passing runs too. A failing
+// run logs the exact command that repeats it (the faults and their
+// parameters come from the seed; the timing of the processes does not, so
+// a repeat is close, not identical). -recheck DIR (TestRecheck) checks a
+// saved run again, key by key, and prints where each failing key breaks.
+package robustness
