@@ -58,7 +58,7 @@
 //	// replicated cluster object.
 //	kp, err := root.NewKeyPair(ca.NewID(), ca.RoleManager,
 //		now.Add(-ca.DefaultBackdate), now.Add(ca.DefaultCertificateValidity))
-//	err = ca.SaveCredentials(ca.CertificatesPath(stateDir), ca.Credentials{RootCA: root, KeyPair: kp})
+//	err = ca.SaveCredentials(ca.CertificatesPath(stateDir), ca.Credentials{RootCA: root, KeyPair: kp}, sealer)
 //
 // Every manager:
 //
@@ -75,7 +75,7 @@
 // A joining node:
 //
 //	creds, err := ca.Join(ctx, "10.0.0.1:2377", ca.RoleManager, token)
-//	err = ca.SaveCredentials(ca.CertificatesPath(stateDir), creds)
+//	err = ca.SaveCredentials(ca.CertificatesPath(stateDir), creds, sealer)
 //	cert, err := creds.KeyPair.TLSCertificate()
 //	holder, err := ca.NewCertificateHolder(cert)
 //	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(

@@ -14,6 +14,9 @@ const (
 	pemCertificate = "CERTIFICATE"
 	pemCSR         = "CERTIFICATE REQUEST"
 	pemPrivateKey  = "PRIVATE KEY" // PKCS#8
+
+	// pemSealedPrivateKey holds a PKCS#8 key sealed with a KeySealer.
+	pemSealedPrivateKey = "SHOAL SEALED PRIVATE KEY"
 )
 
 // maxPEMSize bounds the PEM input this package parses, before parsing: a

@@ -44,7 +44,7 @@ func TestRenewalWithoutRestart(t *testing.T) {
 		t.Fatalf("Join: %v", err)
 	}
 	dir := CertificatesPath(t.TempDir())
-	if err := SaveCredentials(dir, creds); err != nil {
+	if err := SaveCredentials(dir, creds, nil); err != nil {
 		t.Fatal(err)
 	}
 	client := newHolder(t, creds.KeyPair)
@@ -60,7 +60,7 @@ func TestRenewalWithoutRestart(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			if err := SaveKeyPair(dir, kp); err != nil {
+			if err := SaveKeyPair(dir, kp, nil); err != nil {
 				return nil, err
 			}
 			select {
@@ -146,7 +146,7 @@ func TestRenewalWithoutRestart(t *testing.T) {
 	if got := m.probe.lastPeerSerial(); got != newClientSerial {
 		t.Errorf("the manager saw client certificate %s, want the renewed %s", got, newClientSerial)
 	}
-	saved, err := LoadCredentials(dir)
+	saved, err := LoadCredentials(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

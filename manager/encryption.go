@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/keys"
 	"github.com/shoal-project/shoal/raft/storage"
 )
@@ -45,6 +47,9 @@ func (m *Manager) openKeys(ctx context.Context) (*keys.Keys, error) {
 	} else {
 		if storage.Exists(filepath.Join(m.cfg.StateDir, "raft")) {
 			return nil, fmt.Errorf("manager: %s holds Raft state but no data keys in %s; restore them, or remove the state directory and join again", m.cfg.StateDir, cfg.Dir)
+		}
+		if _, err := os.Stat(ca.CertificatesPath(m.cfg.StateDir)); err == nil {
+			return nil, fmt.Errorf("manager: %s holds certificates, sealed with data keys that are not in %s; restore them, or remove the state directory and join again", m.cfg.StateDir, cfg.Dir)
 		}
 		var err error
 		if k, err = keys.Create(cfg); err != nil {
@@ -180,4 +185,22 @@ func (s *controlServer) RotateDataKey(context.Context, *api.RotateDataKeyRequest
 	st := s.m.keys.Status()
 	s.m.log.Info("rotated the data key", "key_id", st.Current)
 	return &api.RotateDataKeyResponse{KeyId: st.Current, OlderKeyIds: st.Older}, nil
+}
+
+// dataKeys is the Cipher of the Raft storage: the manager's data keys,
+// whose retirement first seals this manager's other secrets (its TLS key,
+// the bootstrap root CA) with the current key, so that none is left sealed
+// with a retired one.
+type dataKeys struct {
+	*keys.Keys
+	m *Manager
+}
+
+// RetireBefore seals the secrets again, then lets the older keys go. A
+// crash in between leaves them sealed with a key that is kept.
+func (k dataKeys) RetireBefore(generation uint64) error {
+	if err := k.m.resealSecrets(); err != nil {
+		return err
+	}
+	return k.Keys.RetireBefore(generation)
 }

@@ -3,7 +3,7 @@ package manager
 import (
 	"bytes"
 	"context"
-	"github.com/shoal-project/shoal/internal/diskscan"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/internal/diskscan"
 )
 
 const marker = "SHOAL-MARKER-5e1f"
@@ -32,7 +33,7 @@ func filesContaining(t *testing.T, dir, s string) []string {
 
 // TestNoStateFileHoldsTheData writes objects carrying a marker, through
 // enough entries for snapshots, and finds the marker in no file of any
-// manager's state directory.
+// manager's state directory, nor any private key in clear.
 func TestNoStateFileHoldsTheData(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), "")
 	cfg.Raft.SnapshotInterval = 20
@@ -66,6 +67,9 @@ func TestNoStateFileHoldsTheData(t *testing.T) {
 		}
 		if found := filesContaining(t, tm.cfg.StateDir, marker); len(found) > 0 {
 			t.Errorf("the marker is in clear in %v", found)
+		}
+		if found := filesContaining(t, tm.cfg.StateDir, "-----BEGIN PRIVATE KEY-----"); len(found) > 0 {
+			t.Errorf("a private key is in clear in %v", found)
 		}
 	}
 }
@@ -165,5 +169,51 @@ func TestDataKeyRotationRetiresTheOldKey(t *testing.T) {
 	})
 	if got := tm.m.keys.Status().Current; got != resp.GetKeyId() {
 		t.Fatalf("current data key %d, want %d", got, resp.GetKeyId())
+	}
+
+	// Its TLS key was sealed again with the new data key before the old
+	// one went: it restarts.
+	if err := tm.stop(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := startManager(t, tm.cfg)
+	obj, err := restarted.dialSocket().GetObject(context.Background(), &api.GetObjectRequest{Ref: &api.ObjectRef{Kind: "job", NameOrId: "before"}})
+	if err != nil || obj.GetObject().GetName() != "before" {
+		t.Fatalf("after restarting: %v, %v", obj, err)
+	}
+}
+
+// TestStateWithoutItsDataKeysIsRefused: Raft state or certificates whose
+// data keys are gone stop the start with a message that says what to do,
+// rather than keys being made anew that open nothing.
+func TestStateWithoutItsDataKeysIsRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		remove  []string
+		wantErr string
+	}{
+		{"raft state without keys", []string{keysDirName}, "holds Raft state but no data keys"},
+		{"certificates without keys", []string{keysDirName, "raft"}, "holds certificates, sealed with data keys"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir(), "")
+			if err := startManager(t, cfg).stop(); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range tt.remove {
+				if err := os.RemoveAll(filepath.Join(cfg.StateDir, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = m.Run(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Run = %v, want an error saying %q", err, tt.wantErr)
+			}
+		})
 	}
 }

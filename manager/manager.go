@@ -52,6 +52,10 @@ type Manager struct {
 
 	keyMu     sync.Mutex
 	unlockKey string // when autolocked; shown only to the local administrator
+
+	// credMu orders the writes of the credential files: a renewal, and
+	// the sealing again that must come before a data key retires.
+	credMu sync.Mutex
 }
 
 // New checks cfg and returns a manager; nothing is opened until Run.
@@ -239,7 +243,7 @@ func (m *Manager) raftConfig(advertise string) raft.Config {
 	cfg.JoinAddr = m.cfg.JoinAddr
 	cfg.ForceNewCluster = m.cfg.ForceNewCluster
 	cfg.DialOptions = append([]grpc.DialOption{m.sec.dialOption()}, cfg.DialOptions...)
-	cfg.Cipher = m.keys
+	cfg.Cipher = dataKeys{Keys: m.keys, m: m}
 	if cfg.Logger == nil {
 		cfg.Logger = m.log.With("component", "raft")
 	}

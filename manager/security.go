@@ -27,9 +27,12 @@ import (
 )
 
 // bootstrapRootFile holds, in the certificates directory, the root CA with
-// its key from the moment the first manager creates it until the cluster
-// object carries it in the replicated store.
-const bootstrapRootFile = "bootstrap-root-ca.pem"
+// its key, sealed with the data keys, from the moment the first manager
+// creates it until the cluster object carries it in the replicated store.
+const bootstrapRootFile = "bootstrap-root-ca.sealed"
+
+// bootstrapRootContext binds the sealed bootstrap root to its use.
+const bootstrapRootContext = "shoal bootstrap root CA"
 
 // security is this manager's TLS identity and the cluster's trust root.
 type security struct {
@@ -44,7 +47,7 @@ type security struct {
 // joining manager asks the cluster's CA with the join token.
 func (m *Manager) obtainCredentials(ctx context.Context) (*security, error) {
 	dir := ca.CertificatesPath(m.cfg.StateDir)
-	creds, err := ca.LoadCredentials(dir)
+	creds, err := ca.LoadCredentials(dir, m.keys)
 	switch {
 	case err == nil:
 	case errors.Is(err, fs.ErrNotExist):
@@ -93,7 +96,11 @@ func (m *Manager) bootstrapCredentials(dir string) (ca.Credentials, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return ca.Credentials{}, fmt.Errorf("manager: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, bootstrapRootFile), rootPEM, 0o600); err != nil {
+	sealed, err := m.keys.Seal(rootPEM, []byte(bootstrapRootContext))
+	if err != nil {
+		return ca.Credentials{}, fmt.Errorf("manager: sealing the root CA: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, bootstrapRootFile), sealed, 0o600); err != nil {
 		return ca.Credentials{}, fmt.Errorf("manager: saving the root CA: %w", err)
 	}
 	kp, err := m.newKeyPair(root, ca.NewID(), ca.RoleManager, now)
@@ -101,7 +108,7 @@ func (m *Manager) bootstrapCredentials(dir string) (ca.Credentials, error) {
 		return ca.Credentials{}, err
 	}
 	creds := ca.Credentials{RootCA: root, KeyPair: kp}
-	if err := ca.SaveCredentials(dir, creds); err != nil {
+	if err := ca.SaveCredentials(dir, creds, m.keys); err != nil {
 		return ca.Credentials{}, fmt.Errorf("manager: saving the certificates: %w", err)
 	}
 	m.log.Info("created the cluster's root CA", "cluster_id", root.ClusterID())
@@ -116,7 +123,7 @@ func (m *Manager) joinCredentials(ctx context.Context, dir string) (ca.Credentia
 	if err != nil {
 		return ca.Credentials{}, fmt.Errorf("manager: getting a certificate from %s: %w", m.cfg.JoinAddr, err)
 	}
-	if err := ca.SaveCredentials(dir, creds); err != nil {
+	if err := ca.SaveCredentials(dir, creds, m.keys); err != nil {
 		return ca.Credentials{}, fmt.Errorf("manager: saving the certificates: %w", err)
 	}
 	return creds, nil
@@ -145,7 +152,10 @@ func (m *Manager) renewCertificate(ctx context.Context) (*tls.Certificate, error
 	if err != nil {
 		return nil, err
 	}
-	if err := ca.SaveKeyPair(m.sec.dir, kp); err != nil {
+	m.credMu.Lock()
+	err = ca.SaveKeyPair(m.sec.dir, kp, m.keys)
+	m.credMu.Unlock()
+	if err != nil {
 		return nil, fmt.Errorf("manager: saving the renewed certificate: %w", err)
 	}
 	m.log.Info("renewed this manager's certificate")
@@ -296,11 +306,46 @@ func (a *authority) JoinToken(ctx context.Context, role ca.Role) (string, error)
 // readBootstrapRoot reads the root CA the first manager created, if this
 // manager did.
 func (m *Manager) readBootstrapRoot() (*ca.RootCA, error) {
-	b, err := os.ReadFile(filepath.Join(m.sec.dir, bootstrapRootFile))
+	sealed, err := os.ReadFile(filepath.Join(m.sec.dir, bootstrapRootFile))
 	if err != nil {
 		return nil, err
 	}
+	b, err := m.keys.Open(sealed, []byte(bootstrapRootContext))
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", bootstrapRootFile, err)
+	}
 	return ca.ParseRootCA(b)
+}
+
+// resealSecrets seals this manager's private key, and the bootstrap root
+// CA while it exists, again with the current data key, so that the keys
+// that sealed them before can go.
+func (m *Manager) resealSecrets() error {
+	m.credMu.Lock()
+	defer m.credMu.Unlock()
+	creds, err := ca.LoadCredentials(m.sec.dir, m.keys)
+	if err != nil {
+		return fmt.Errorf("manager: reading the node key to seal it again: %w", err)
+	}
+	if err := ca.SaveKeyPair(m.sec.dir, creds.KeyPair, m.keys); err != nil {
+		return fmt.Errorf("manager: sealing the node key again: %w", err)
+	}
+	root, err := m.readBootstrapRoot()
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("manager: reading the bootstrap root CA to seal it again: %w", err)
+	}
+	rootPEM, err := root.MarshalPEM()
+	if err != nil {
+		return err
+	}
+	sealed, err := m.keys.Seal(rootPEM, []byte(bootstrapRootContext))
+	if err != nil {
+		return fmt.Errorf("manager: sealing the bootstrap root CA again: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(m.sec.dir, bootstrapRootFile), sealed, 0o600)
 }
 
 func (m *Manager) removeBootstrapRoot() {
