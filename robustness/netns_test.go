@@ -168,9 +168,9 @@ func (l *netLab) close() {
 
 // Faults made with the kernel, in a lab.
 func init() {
-	faults["netns-isolate-leader"] = fault{"netns-isolate-leader", netnsIsolateLeader}
+	faults["netns-isolate-leader"] = fault{"netns-isolate-leader", netnsCutLeader(true)}
 	faults["netns-partition-random"] = fault{"netns-partition-random", netnsPartitionRandom}
-	faults["netns-one-way-from-leader"] = fault{"netns-one-way-from-leader", netnsOneWayFromLeader}
+	faults["netns-one-way-from-leader"] = fault{"netns-one-way-from-leader", netnsCutLeader(false)}
 	faults["netns-link-down"] = fault{"netns-link-down", netnsLinkDown}
 }
 
@@ -181,28 +181,6 @@ func (f *faultRun) index(m *manager) int {
 		}
 	}
 	return -1
-}
-
-func netnsIsolateLeader(f *faultRun) error {
-	l, err := f.c.leader(10 * time.Second)
-	if err != nil {
-		return err
-	}
-	d := f.hold(time.Second, 4*time.Second)
-	f.note("blackhole routes between leader %s and every other manager, both ways, for %v", l.name, d.Round(time.Millisecond))
-	li := f.index(l)
-	for i := range f.c.managers {
-		if i != li {
-			if err := f.c.lab.blackhole(li, i); err != nil {
-				return err
-			}
-			if err := f.c.lab.blackhole(i, li); err != nil {
-				return err
-			}
-		}
-	}
-	time.Sleep(d)
-	return f.c.lab.healAll()
 }
 
 func netnsPartitionRandom(f *faultRun) error {
@@ -230,25 +208,38 @@ func netnsPartitionRandom(f *faultRun) error {
 	return f.c.lab.healAll()
 }
 
-// netnsOneWayFromLeader drops the leader's packets to the others only:
-// their packets still reach it, but no TCP connection between them works.
-func netnsOneWayFromLeader(f *faultRun) error {
-	l, err := f.c.leader(10 * time.Second)
-	if err != nil {
-		return err
-	}
-	d := f.hold(time.Second, 4*time.Second)
-	f.note("blackhole routes from leader %s to the others, one way, for %v", l.name, d.Round(time.Millisecond))
-	li := f.index(l)
-	for i := range f.c.managers {
-		if i != li {
+// netnsCutLeader puts blackhole routes between the leader and every
+// other manager: both ways, or only from the leader, so that the others'
+// packets still reach it but no TCP connection between them works.
+func netnsCutLeader(bothWays bool) func(*faultRun) error {
+	return func(f *faultRun) error {
+		l, err := f.c.leader(10 * time.Second)
+		if err != nil {
+			return err
+		}
+		d := f.hold(time.Second, 4*time.Second)
+		if bothWays {
+			f.note("blackhole routes between leader %s and every other manager, both ways, for %v", l.name, d.Round(time.Millisecond))
+		} else {
+			f.note("blackhole routes from leader %s to the others, one way, for %v", l.name, d.Round(time.Millisecond))
+		}
+		li := f.index(l)
+		for i := range f.c.managers {
+			if i == li {
+				continue
+			}
 			if err := f.c.lab.blackhole(li, i); err != nil {
 				return err
 			}
+			if bothWays {
+				if err := f.c.lab.blackhole(i, li); err != nil {
+					return err
+				}
+			}
 		}
+		time.Sleep(d)
+		return f.c.lab.healAll()
 	}
-	time.Sleep(d)
-	return f.c.lab.healAll()
 }
 
 func netnsLinkDown(f *faultRun) error {
