@@ -173,20 +173,15 @@ func (a *Authorizer) refuse(ctx context.Context, method string, level slog.Level
 
 func (a *Authorizer) refuseRemoved(ctx context.Context, method, nodeID string) error {
 	a.logger.Info("refused a call from a removed node", "method", method, "node_id", nodeID, "peer", peerAddr(ctx))
-	return nodeRemovedStatus.Err()
-}
-
-// nodeRemovedStatus is the refusal of a removed node's call.
-var nodeRemovedStatus = func() *status.Status {
 	st, err := status.New(codes.PermissionDenied, ErrNodeRemoved.Error()).
-		WithDetails(&errdetails.ErrorInfo{Domain: ErrorDomain, Reason: ReasonNodeRemoved})
+		WithDetails(&errdetails.ErrorInfo{Domain: ErrorDomain, Reason: ReasonNodeRemoved, Metadata: map[string]string{"node_id": nodeID}})
 	if err != nil {
 		// Only a code of OK or an unmarshalable detail fails; neither can
-		// happen with constants.
+		// happen here.
 		panic("ca: build node-removed status: " + err.Error())
 	}
-	return st
-}()
+	return st.Err()
+}
 
 // IsNodeRemoved reports whether err, returned by a call to a manager, means
 // the manager refused the call because the caller was removed from the
@@ -195,16 +190,24 @@ func IsNodeRemoved(err error) bool {
 	if errors.Is(err, ErrNodeRemoved) {
 		return true
 	}
-	st, ok := status.FromError(err)
-	if !ok || st.Code() != codes.PermissionDenied {
-		return false
+	_, ok := RemovedNode(err)
+	return ok
+}
+
+// RemovedNode returns the node ID that a node-removed refusal names: the
+// caller's, or, for a forwarded call, the forwarding manager's or the
+// original caller's, whichever was removed.
+func RemovedNode(err error) (nodeID string, ok bool) {
+	st, isStatus := status.FromError(err)
+	if !isStatus || st.Code() != codes.PermissionDenied {
+		return "", false
 	}
 	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain && info.GetReason() == ReasonNodeRemoved {
-			return true
+		if info, isInfo := d.(*errdetails.ErrorInfo); isInfo && info.GetDomain() == ErrorDomain && info.GetReason() == ReasonNodeRemoved {
+			return info.GetMetadata()["node_id"], true
 		}
 	}
-	return false
+	return "", false
 }
 
 // UnaryServerInterceptor returns the interceptor that authorises unary calls;

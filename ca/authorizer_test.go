@@ -122,6 +122,9 @@ func TestRemovedNodeRefusal(t *testing.T) {
 	if !IsNodeRemoved(err) {
 		t.Fatalf("call after removal = %v; want a node-removed refusal", err)
 	}
+	if id, _ := RemovedNode(err); id != holder.Identity().NodeID {
+		t.Fatalf("the refusal names node %q, want the caller %q", id, holder.Identity().NodeID)
+	}
 }
 
 // TestForwardingKeepsIdentity forwards a client's call through
@@ -139,6 +142,14 @@ func TestForwardingKeepsIdentity(t *testing.T) {
 	want := "node=" + client.Identity().NodeID + " role=client fwd=" + m.holder.Identity().NodeID
 	if got != want {
 		t.Fatalf("forwarded answer = %q, want %q", got, want)
+	}
+
+	// Once the forwarding manager is removed, the refusal names it, not
+	// the client it forwarded for.
+	m.denyList.remove(m.holder.Identity().NodeID)
+	_, err = callProbe(testContext(t), conn, probeRelay)
+	if id, ok := RemovedNode(err); !ok || id != m.holder.Identity().NodeID {
+		t.Fatalf("relay through a removed manager = %v (names %q), want a refusal naming the manager", err, id)
 	}
 }
 

@@ -57,7 +57,19 @@ func onLeader[T any](ctx context.Context, s *controlServer, local func(context.C
 			return zero, toStatus(err)
 		}
 	}
-	return remote(fctx, api.NewControlClient(conn))
+	res, err := remote(fctx, api.NewControlClient(conn))
+	return res, forwardedError(err, s.m.sec.identity.NodeID)
+}
+
+// forwardedError is what the caller of a call this manager forwarded gets
+// for the leader's err. A refusal of this manager as removed is not the
+// caller's fault, nor a denial of its access: it learns that this manager
+// is leaving, and to call another. Nothing ran on the leader.
+func forwardedError(err error, self string) error {
+	if id, ok := ca.RemovedNode(err); ok && id == self {
+		return status.Error(codes.Unavailable, "this manager was removed from the cluster and is stopping; call another manager")
+	}
+	return err
 }
 
 // read makes the next read of the local store as fresh as c asks.

@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/store"
 )
@@ -61,6 +63,35 @@ func TestWriteToAnObjectThisManagerCannotConfirmIsNotNotFound(t *testing.T) {
 			defer cancel()
 			if err := call(ctx); status.Code(err) != codes.Unavailable {
 				t.Fatalf("before the node started: %v, want UNAVAILABLE", err)
+			}
+		})
+	}
+}
+
+func TestForwardedError(t *testing.T) {
+	removed := func(id string) error {
+		st, err := status.New(codes.PermissionDenied, "removed").WithDetails(&errdetails.ErrorInfo{
+			Domain: ca.ErrorDomain, Reason: ca.ReasonNodeRemoved, Metadata: map[string]string{"node_id": id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Err()
+	}
+	tests := []struct {
+		name string
+		err  error
+		want codes.Code
+	}{
+		{"success", nil, codes.OK},
+		{"this manager removed", removed("self"), codes.Unavailable},
+		{"the original caller removed", removed("caller"), codes.PermissionDenied},
+		{"another refusal", status.Error(codes.PermissionDenied, "role client may not call"), codes.PermissionDenied},
+		{"a conflict", status.Error(codes.Aborted, "version conflict"), codes.Aborted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := status.Code(forwardedError(tt.err, "self")); got != tt.want {
+				t.Fatalf("code %v, want %v", got, tt.want)
 			}
 		})
 	}

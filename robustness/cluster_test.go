@@ -51,7 +51,6 @@ type cluster struct {
 
 	mu       sync.Mutex
 	problems []string
-	findings map[string]int
 }
 
 // problem records a failure found while the run goes on.
@@ -61,29 +60,6 @@ func (c *cluster) problem(format string, args ...any) {
 	c.mu.Lock()
 	c.problems = append(c.problems, msg)
 	c.mu.Unlock()
-}
-
-// finding counts a behaviour worth reporting that breaks no promise.
-func (c *cluster) finding(what string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.findings == nil {
-		c.findings = map[string]int{}
-	}
-	if c.findings[what] == 0 {
-		c.logf("finding: %s", what)
-	}
-	c.findings[what]++
-}
-
-func (c *cluster) Findings() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range c.findings {
-		out[k] = v
-	}
-	return out
 }
 
 func (c *cluster) Problems() []string {

@@ -50,7 +50,6 @@ type runReport struct {
 	Crashes    int            `json:"crash_points_reached"`
 	StoreHash  string         `json:"store_hash"`
 	Problems   []string       `json:"problems"`
-	Findings   map[string]int `json:"findings,omitempty"`
 	Proxy      string         `json:"proxy"`
 	Artifacts  string         `json:"artifacts,omitempty"`
 	Duration   string         `json:"duration"`
@@ -113,10 +112,6 @@ func runOnce(t *testing.T, cfg runConfig, repeat string) (rep runReport) {
 				rep.Crashes += m.logCount("crashpoint: ")
 			}
 			rep.Proxy = fmt.Sprintf("%+v", c.net.Stats())
-			rep.Findings = c.Findings()
-			for f, n := range rep.Findings {
-				t.Logf("finding (%d times): %s", n, f)
-			}
 		}
 		rep.Duration = time.Since(start).Round(time.Millisecond).String()
 		if failed || t.Failed() || *flagKeep {

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
-	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/client"
 )
 
@@ -180,14 +179,11 @@ func (w *worker) do(in Input) Op {
 	op.Output.Status = statusOf(err, in.Kind != OpGet)
 	if err != nil {
 		op.Err = err.Error()
-		switch c := status.Code(err); {
-		case ca.IsNodeRemoved(err):
-			// The manager was removed and forwarded the call to a leader
-			// that refused it as such. Refused, so without effect; but
-			// the client is told its own access was denied. Counted, not
-			// failed: see the report.
-			w.c.finding("removed manager's forwarded call refused as PERMISSION_DENIED: " + w.manager.name)
-		case c == codes.InvalidArgument || c == codes.PermissionDenied || c == codes.Unauthenticated:
+		// A manager removed while this client used it says it is
+		// stopping (UNAVAILABLE); the client's own access is never
+		// denied.
+		switch c := status.Code(err); c {
+		case codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated:
 			w.c.problem("client %d: %s of %s refused as %v: %v", w.id, in.Kind, in.Key, c, err)
 		}
 	}
