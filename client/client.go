@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
@@ -102,8 +104,24 @@ func dialTarget(cfg Config) (string, []grpc.DialOption, error) {
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
-	return managers.Scheme() + ":///managers", []grpc.DialOption{grpc.WithResolvers(managers), grpc.WithTransportCredentials(creds)}, nil
+	return managers.Scheme() + ":///managers", []grpc.DialOption{
+		grpc.WithResolvers(managers),
+		grpc.WithTransportCredentials(creds),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
+	}, nil
 }
+
+// While a call runs (a watch, say) and its connection has been silent for
+// KeepaliveTime, the client pings the manager, and it gives the connection
+// up when no answer comes within KeepaliveTimeout: the call then fails
+// with UNAVAILABLE instead of waiting forever on a manager whose machine or
+// network vanished. Managers accept pings this often (raft/transport's
+// ServerOptions); gRPC pings no more often than every 10 s. The control
+// socket needs none: its peer cannot vanish without closing it.
+const (
+	KeepaliveTime    = 10 * time.Second
+	KeepaliveTimeout = 5 * time.Second
+)
 
 // withPort adds DefaultPort to an address that has none.
 func withPort(addr string) (string, error) {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/raft/transport"
 )
 
 // fakeControl is a Control server that records what it was asked and
@@ -25,6 +26,7 @@ type fakeControl struct {
 	consistency []api.ReadConsistency
 	pages       [][]*api.Object
 	events      []*api.WatchEvent
+	holdWatch   bool // keep a watch open after its events, until the client goes
 	err         error
 }
 
@@ -63,13 +65,18 @@ func (f *fakeControl) Watch(req *api.WatchRequest, stream grpc.ServerStreamingSe
 			return err
 		}
 	}
+	if f.holdWatch {
+		<-stream.Context().Done()
+		return stream.Context().Err()
+	}
 	return status.Error(codes.Unavailable, "the manager is shutting down")
 }
 
-// serve runs fake on lis with a health service in state st.
+// serve runs fake on lis with a health service in state st, with the
+// managers' keepalive policy.
 func serve(t *testing.T, lis net.Listener, fake *fakeControl, st healthpb.HealthCheckResponse_ServingStatus) {
 	t.Helper()
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(transport.ServerOptions()...)
 	api.RegisterControlServer(srv, fake)
 	h := health.NewServer()
 	h.SetServingStatus("", st)
@@ -311,4 +318,87 @@ func TestErrorsKeepTheirCodes(t *testing.T) {
 	if IsNotFound(nil) || IsUnavailable(nil) || IsConflict(nil) {
 		t.Fatal("nil classified as an error")
 	}
+}
+
+// TestWatchFailsWhenTheConnectionGoesSilent freezes the connection under a
+// watch, as a manager's machine that vanished would: the keepalive ends
+// the watch with UNAVAILABLE, where it would otherwise wait forever.
+func TestWatchFailsWhenTheConnectionGoesSilent(t *testing.T) {
+	t.Parallel()
+	fake := &fakeControl{holdWatch: true, events: []*api.WatchEvent{{Type: api.EventType_EVENT_TYPE_CREATE, Version: 11}}}
+	addr, freeze := freezingProxy(t, tcpServer(t, fake))
+	c := newClient(t, Config{Addrs: []string{addr}})
+	w, err := c.Watch(context.Background(), Selector{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if ev, err := w.Next(); err != nil || ev.GetVersion() != 11 {
+		t.Fatalf("first event: %v, %v", ev, err)
+	}
+	freeze()
+	if _, err := w.Next(); !IsUnavailable(err) {
+		t.Fatalf("watch over a silent connection ended with %v, want UNAVAILABLE", err)
+	}
+}
+
+// freezingProxy forwards TCP connections to target until freeze is
+// called; from then on it forwards nothing and closes nothing, like a
+// network that went silent.
+func freezingProxy(t *testing.T, target string) (addr string, freeze func()) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := make(chan struct{})
+	accepting := make(chan struct{})
+	var pipes sync.WaitGroup
+	var open []net.Conn // owned by the accepting goroutine until it ends
+	t.Cleanup(func() {
+		lis.Close()
+		<-accepting
+		for _, c := range open {
+			c.Close()
+		}
+		pipes.Wait()
+	})
+	pipe := func(dst, src net.Conn) {
+		defer pipes.Done()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if err != nil {
+				return
+			}
+			select {
+			case <-frozen:
+				continue // read and dropped: nothing gets through
+			default:
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		defer close(accepting)
+		for {
+			client, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			open = append(open, client, server)
+			pipes.Add(2)
+			go pipe(server, client)
+			go pipe(client, server)
+		}
+	}()
+	var once sync.Once
+	return lis.Addr().String(), func() { once.Do(func() { close(frozen) }) }
 }
