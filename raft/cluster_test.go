@@ -227,7 +227,10 @@ func TestLeaderCrashAndRestart(t *testing.T) {
 }
 
 func TestFollowerCatchesUpThroughLargeSnapshot(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.Options{SnapshotInterval: 8, LogEntriesForSlowFollowers: 2})
+	// Snapshots of up to 20 MiB, written and sent under -race on a shared
+	// machine, can take several seconds each: a longer bound than the
+	// harness's default, which only a hang should reach.
+	c := rafttest.NewCluster(t, 3, rafttest.Options{SnapshotInterval: 8, LogEntriesForSlowFollowers: 2, Timeout: time.Minute})
 	lagging := c.Followers()[0]
 	var others []*rafttest.Member
 	for _, m := range c.Running() {
