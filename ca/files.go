@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/shoal-project/shoal/internal/atomicfile"
 )
 
 // The files of STATE_DIR/certificates (mode 0700):
@@ -231,47 +233,17 @@ func makeDir(dir string) error {
 	return syncDir(filepath.Dir(dir))
 }
 
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, synced, renamed over path, and the directory synced (etcd
-// #6368: a rename is durable only once its directory is).
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+// writeFileAtomic replaces path with data durably (see package atomicfile).
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	if err := atomicfile.WriteFile(path, data, perm); err != nil {
 		return fmt.Errorf("ca: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("ca: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("ca: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("ca: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("ca: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("ca: %w", err)
-	}
-	return syncDir(dir)
+	return nil
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("ca: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("ca: sync %s: %w", dir, err)
 	}
 	return nil
 }

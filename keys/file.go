@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/shoal-project/shoal/internal/atomicfile"
 )
 
 // FileName is the key file's name in Config.Dir.
@@ -234,36 +236,17 @@ func readFile(dir string) ([]byte, error) {
 	return b, nil
 }
 
-const tempPrefix = "." + FileName + ".tmp-"
+var tempPrefix = atomicfile.TempPrefix(FileName)
 
 // writeFileAtomic replaces the key file in dir with data: a temporary file
 // in dir (mode 0600 from its creation), synced, renamed over the key file,
 // and dir synced (a rename is durable only once its directory is). A crash
 // leaves the old file or the new one, never a mix.
-func writeFileAtomic(dir string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("keys: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("keys: write key file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("keys: sync key file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("keys: close key file: %w", err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, FileName)); err != nil {
+func writeFileAtomic(dir string, data []byte) error {
+	if err := atomicfile.WriteFile(filepath.Join(dir, FileName), data, 0o600); err != nil {
 		return fmt.Errorf("keys: replace key file: %w", err)
 	}
-	return syncDir(dir)
+	return nil
 }
 
 // removeTemps removes temporary files a crash left behind: they may hold
@@ -301,13 +284,8 @@ func makeDir(dir string) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("keys: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("keys: sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/ca"
+	"github.com/shoal-project/shoal/internal/atomicfile"
 	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/raft/storage"
 	"github.com/shoal-project/shoal/store"
@@ -100,7 +101,7 @@ func (m *Manager) bootstrapCredentials(dir string) (ca.Credentials, error) {
 	if err != nil {
 		return ca.Credentials{}, fmt.Errorf("manager: sealing the root CA: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, bootstrapRootFile), sealed, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, bootstrapRootFile), sealed, 0o600); err != nil {
 		return ca.Credentials{}, fmt.Errorf("manager: saving the root CA: %w", err)
 	}
 	kp, err := m.newKeyPair(root, ca.NewID(), ca.RoleManager, now)
@@ -345,7 +346,7 @@ func (m *Manager) resealSecrets() error {
 	if err != nil {
 		return fmt.Errorf("manager: sealing the bootstrap root CA again: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(m.sec.dir, bootstrapRootFile), sealed, 0o600)
+	return atomicfile.WriteFile(filepath.Join(m.sec.dir, bootstrapRootFile), sealed, 0o600)
 }
 
 func (m *Manager) removeBootstrapRoot() {
