@@ -30,16 +30,13 @@ func newClusterCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := c.ClusterInfo(ctx)
-			if err != nil {
-				return err
-			}
-			return writeCluster(a.stdout, f, resp)
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				resp, err := c.ClusterInfo(ctx)
+				if err != nil {
+					return err
+				}
+				return writeCluster(a.stdout, f, resp)
+			})
 		},
 	}
 	addOutputFlag(info, &output, formatTable)
@@ -73,22 +70,19 @@ one failure or less away from losing its quorum.`,
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			members, _, err := c.Members(ctx)
-			if err != nil {
-				return err
-			}
-			if err := writeMembers(a.stdout, f, members); err != nil {
-				return err
-			}
-			for _, w := range quorumWarnings(members) {
-				fmt.Fprintln(a.stderr, "warning: "+w)
-			}
-			return nil
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				members, _, err := c.Members(ctx)
+				if err != nil {
+					return err
+				}
+				if err := writeMembers(a.stdout, f, members); err != nil {
+					return err
+				}
+				for _, w := range quorumWarnings(members) {
+					fmt.Fprintln(a.stderr, "warning: "+w)
+				}
+				return nil
+			})
 		},
 	}
 	addOutputFlag(cmd, &output, formatTable)
@@ -146,16 +140,13 @@ removal is refused (exit code 4) when the other managers would be left
 without a quorum of reachable members, unless --force.`,
 		Args: exactArgs(1, "a node ID or Raft ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				if err := removeMember(ctx, c, args[0], force); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(a.stdout, "removed manager %s\n", args[0])
 				return err
-			}
-			defer done()
-			if err := removeMember(ctx, c, args[0], force); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(a.stdout, "removed manager %s\n", args[0])
-			return err
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "remove it even if the others keep no quorum of reachable members")
@@ -201,17 +192,14 @@ func newNodeTransferCommand(a *app) *cobra.Command {
 			if len(args) == 1 {
 				to = args[0]
 			}
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				leader, err := c.TransferLeadership(ctx, to)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(a.stdout, "the leader is now %s\n", raftID(leader))
 				return err
-			}
-			defer done()
-			leader, err := c.TransferLeadership(ctx, to)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(a.stdout, "the leader is now %s\n", raftID(leader))
-			return err
+			})
 		},
 	}
 	return cmd

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal-project/shoal/client"
 )
 
 func newJoinTokenCommand(a *app) *cobra.Command {
@@ -33,24 +36,21 @@ client-cert'.`,
 		},
 		ValidArgs: []string{"manager"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			token, err := c.JoinToken(ctx, rotate)
-			if err != nil {
-				return err
-			}
-			if quiet {
-				fmt.Fprintln(a.stdout, token)
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				token, err := c.JoinToken(ctx, rotate)
+				if err != nil {
+					return err
+				}
+				if quiet {
+					fmt.Fprintln(a.stdout, token)
+					return nil
+				}
+				if rotate {
+					fmt.Fprintln(a.stdout, "Rotated the manager join token; the old one no longer works.")
+				}
+				fmt.Fprintf(a.stdout, "To add a manager to this cluster, run on its host:\n\n    shoal manager --state-dir DIR --join %s --token %s\n\n", joinHint(c.Target()), token)
 				return nil
-			}
-			if rotate {
-				fmt.Fprintln(a.stdout, "Rotated the manager join token; the old one no longer works.")
-			}
-			fmt.Fprintf(a.stdout, "To add a manager to this cluster, run on its host:\n\n    shoal manager --state-dir DIR --join %s --token %s\n\n", joinHint(c.Target()), token)
-			return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&rotate, "rotate", false, "replace the token; the old one stops working")
@@ -82,39 +82,36 @@ manager certificate may ask. The key never leaves this machine.`,
 			if out == "" {
 				out = a.defaultClientDir()
 			}
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			cert, err := c.IssueClientCertificate(ctx)
-			if err != nil {
-				return err
-			}
-			if err := os.MkdirAll(out, 0o700); err != nil {
-				return err
-			}
-			files := []struct {
-				name string
-				data []byte
-				mode os.FileMode
-			}{
-				{clientKeyFile, cert.KeyPEM, 0o600},
-				{clientCertFile, cert.CertificatePEM, 0o644},
-				{clientCAFile, cert.RootCAPEM, 0o644},
-			}
-			for _, f := range files {
-				if err := os.WriteFile(filepath.Join(out, f.name), f.data, f.mode); err != nil {
-					return fmt.Errorf("writing %s: %w", f.name, err)
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				cert, err := c.IssueClientCertificate(ctx)
+				if err != nil {
+					return err
 				}
-			}
-			fmt.Fprintf(a.stdout, "Wrote a client certificate (client ID %s) to %s.\nUse it with: shoal --host MANAGER_ADDR ...", cert.NodeID, out)
-			if out != a.defaultClientDir() {
-				fmt.Fprintf(a.stdout, " --tls-cert %s --tls-key %s --tls-ca %s",
-					filepath.Join(out, clientCertFile), filepath.Join(out, clientKeyFile), filepath.Join(out, clientCAFile))
-			}
-			fmt.Fprintln(a.stdout)
-			return nil
+				if err := os.MkdirAll(out, 0o700); err != nil {
+					return err
+				}
+				files := []struct {
+					name string
+					data []byte
+					mode os.FileMode
+				}{
+					{clientKeyFile, cert.KeyPEM, 0o600},
+					{clientCertFile, cert.CertificatePEM, 0o644},
+					{clientCAFile, cert.RootCAPEM, 0o644},
+				}
+				for _, f := range files {
+					if err := os.WriteFile(filepath.Join(out, f.name), f.data, f.mode); err != nil {
+						return fmt.Errorf("writing %s: %w", f.name, err)
+					}
+				}
+				fmt.Fprintf(a.stdout, "Wrote a client certificate (client ID %s) to %s.\nUse it with: shoal --host MANAGER_ADDR ...", cert.NodeID, out)
+				if out != a.defaultClientDir() {
+					fmt.Fprintf(a.stdout, " --tls-cert %s --tls-key %s --tls-ca %s",
+						filepath.Join(out, clientCertFile), filepath.Join(out, clientKeyFile), filepath.Join(out, clientCAFile))
+				}
+				fmt.Fprintln(a.stdout)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "directory to write the files to (default: "+defaultClientDirHelp+")")

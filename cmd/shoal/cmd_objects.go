@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -72,20 +73,17 @@ func newCreateCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				created, err := c.Create(ctx, obj)
+				if err != nil {
+					return err
+				}
+				if f != "" {
+					return writeObject(a.stdout, f, created)
+				}
+				_, err = fmt.Fprintf(a.stdout, "created %s/%s (id %s, version %d)\n", created.GetKind(), created.GetName(), created.GetId(), created.GetVersion())
 				return err
-			}
-			defer done()
-			created, err := c.Create(ctx, obj)
-			if err != nil {
-				return err
-			}
-			if f != "" {
-				return writeObject(a.stdout, f, created)
-			}
-			_, err = fmt.Fprintf(a.stdout, "created %s/%s (id %s, version %d)\n", created.GetKind(), created.GetName(), created.GetId(), created.GetVersion())
-			return err
+			})
 		},
 	}
 	cmd.Flags().StringArrayVarP(&labels, "label", "l", nil, "label key=value (repeatable)")
@@ -115,16 +113,13 @@ func newGetCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			obj, err := c.Get(ctx, args[0], args[1], consistency)
-			if err != nil {
-				return err
-			}
-			return writeObject(a.stdout, f, obj)
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				obj, err := c.Get(ctx, args[0], args[1], consistency)
+				if err != nil {
+					return err
+				}
+				return writeObject(a.stdout, f, obj)
+			})
 		},
 	}
 	rf.add(cmd)
@@ -151,16 +146,13 @@ func newListCommand(a *app) *cobra.Command {
 			if sel.Labels, err = parseLabels("label", labels); err != nil {
 				return err
 			}
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			objs, version, err := c.List(ctx, sel, consistency)
-			if err != nil {
-				return err
-			}
-			return writeList(a.stdout, f, objs, version)
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				objs, version, err := c.List(ctx, sel, consistency)
+				if err != nil {
+					return err
+				}
+				return writeList(a.stdout, f, objs, version)
+			})
 		},
 	}
 	rf.add(cmd)
@@ -203,20 +195,17 @@ func newUpdateCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				updated, err := c.Update(ctx, args[0], args[1], u)
+				if err != nil {
+					return err
+				}
+				if f != "" {
+					return writeObject(a.stdout, f, updated)
+				}
+				_, err = fmt.Fprintf(a.stdout, "updated %s/%s (version %d)\n", updated.GetKind(), updated.GetName(), updated.GetVersion())
 				return err
-			}
-			defer done()
-			updated, err := c.Update(ctx, args[0], args[1], u)
-			if err != nil {
-				return err
-			}
-			if f != "" {
-				return writeObject(a.stdout, f, updated)
-			}
-			_, err = fmt.Fprintf(a.stdout, "updated %s/%s (version %d)\n", updated.GetKind(), updated.GetName(), updated.GetVersion())
-			return err
+			})
 		},
 	}
 	cmd.Flags().StringVar(&spec, "spec", "", "replace the spec: JSON, @FILE to read a file, - to read standard input")
@@ -237,17 +226,14 @@ func newRemoveCommand(a *app) *cobra.Command {
 		Example: "  shoal rm service web\n  shoal rm service web --if-version 12",
 		Args:    exactArgs(2, "a KIND and a NAME or ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				version, err := c.Delete(ctx, args[0], args[1], ifVersion)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(a.stdout, "deleted %s/%s (version %d)\n", args[0], args[1], version)
 				return err
-			}
-			defer done()
-			version, err := c.Delete(ctx, args[0], args[1], ifVersion)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(a.stdout, "deleted %s/%s (version %d)\n", args[0], args[1], version)
-			return err
+			})
 		},
 	}
 	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "delete it only if its version is N (exit code 4 otherwise)")

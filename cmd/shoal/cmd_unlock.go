@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/client"
 )
 
 func newUnlockCommand(a *app) *cobra.Command {
@@ -88,28 +89,25 @@ when it runs with autolock. --rotate replaces it, and the data key with it.
 Only the manager's local administrator, on its control socket, may ask.`,
 		Args: exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			key, err := c.UnlockKey(ctx, rotate)
-			if err != nil {
-				return err
-			}
-			if key == "" {
-				fmt.Fprintln(a.stderr, "this manager does not run with autolock (shoal manager --autolock enables it)")
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				key, err := c.UnlockKey(ctx, rotate)
+				if err != nil {
+					return err
+				}
+				if key == "" {
+					fmt.Fprintln(a.stderr, "this manager does not run with autolock (shoal manager --autolock enables it)")
+					return nil
+				}
+				if quiet {
+					fmt.Fprintln(a.stdout, key)
+					return nil
+				}
+				if rotate {
+					fmt.Fprintln(a.stdout, "Rotated the unlock key; the old one no longer unlocks this manager.")
+				}
+				fmt.Fprintf(a.stdout, "After a restart, unlock this manager with 'shoal unlock' and this key:\n\n    %s\n\nKeep it safe: without it the manager's data cannot be read.\n", key)
 				return nil
-			}
-			if quiet {
-				fmt.Fprintln(a.stdout, key)
-				return nil
-			}
-			if rotate {
-				fmt.Fprintln(a.stdout, "Rotated the unlock key; the old one no longer unlocks this manager.")
-			}
-			fmt.Fprintf(a.stdout, "After a restart, unlock this manager with 'shoal unlock' and this key:\n\n    %s\n\nKeep it safe: without it the manager's data cannot be read.\n", key)
-			return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&rotate, "rotate", false, "replace the unlock key (and the data key)")
@@ -127,17 +125,14 @@ snapshot covers everything it encrypted. Only the manager's local
 administrator, on its control socket, may ask.`,
 		Args: exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ctx, done, err := a.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			id, older, err := c.RotateDataKey(ctx)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "data key %d is current; older keys kept until a snapshot covers their data: %v\n", id, older)
-			return nil
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				id, older, err := c.RotateDataKey(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "data key %d is current; older keys kept until a snapshot covers their data: %v\n", id, older)
+				return nil
+			})
 		},
 	}
 }

@@ -136,3 +136,14 @@ func (a *app) connect(ctx context.Context) (c *client.Client, callCtx context.Co
 	}
 	return c, callCtx, func() { c.Close(); cancel() }, nil
 }
+
+// withClient connects as the connection flags say, runs fn with the client
+// and a context bounded by --timeout, and closes the connection.
+func (a *app) withClient(ctx context.Context, fn func(ctx context.Context, c *client.Client) error) error {
+	c, callCtx, done, err := a.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return fn(callCtx, c)
+}
