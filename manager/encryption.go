@@ -197,10 +197,14 @@ type dataKeys struct {
 }
 
 // RetireBefore seals the secrets again, then lets the older keys go. A
-// crash in between leaves them sealed with a key that is kept.
+// crash in between leaves them sealed with a key that is kept. With no
+// older key to let go (storage also calls it after a restart), there is
+// nothing to seal again: the secrets are under the current key already.
 func (k dataKeys) RetireBefore(generation uint64) error {
-	if err := k.m.resealSecrets(); err != nil {
-		return err
+	if len(k.Keys.Status().Older) > 0 {
+		if err := k.m.resealSecrets(); err != nil {
+			return err
+		}
 	}
 	return k.Keys.RetireBefore(generation)
 }
