@@ -89,15 +89,20 @@ func role(leader bool) string {
 	return "follower"
 }
 
+// leaderOrFollower returns the leader, or one of its followers.
+func (f *faultRun) leaderOrFollower(leader bool) (*manager, error) {
+	l, fo, err := f.leaderAndFollower()
+	if leader {
+		return l, err
+	}
+	return fo, err
+}
+
 func killFault(leader bool) func(*faultRun) error {
 	return func(f *faultRun) error {
-		l, fo, err := f.leaderAndFollower()
+		m, err := f.leaderOrFollower(leader)
 		if err != nil {
 			return err
-		}
-		m := fo
-		if leader {
-			m = l
 		}
 		d := f.hold(300*time.Millisecond, 3*time.Second)
 		f.note("SIGKILL %s (%s), restart after %v", m.name, role(leader), d.Round(time.Millisecond))
@@ -111,13 +116,9 @@ func killFault(leader bool) func(*faultRun) error {
 
 func pauseFault(leader bool) func(*faultRun) error {
 	return func(f *faultRun) error {
-		l, fo, err := f.leaderAndFollower()
+		m, err := f.leaderOrFollower(leader)
 		if err != nil {
 			return err
-		}
-		m := fo
-		if leader {
-			m = l
 		}
 		d := f.hold(time.Second, 4*time.Second)
 		f.note("SIGSTOP %s (%s) for %v", m.name, role(leader), d.Round(time.Millisecond))
