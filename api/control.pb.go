@@ -1260,10 +1260,25 @@ type Member struct {
 	NodeId string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	Addr   string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
 	// role is "leader" or "follower".
-	Role      string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
-	Reachable bool   `protobuf:"varint,5,opt,name=reachable,proto3" json:"reachable,omitempty"`
-	// match_index is known when the leader answers.
-	MatchIndex    uint64 `protobuf:"varint,6,opt,name=match_index,json=matchIndex,proto3" json:"match_index,omitempty"`
+	Role string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	// reachable tells whether the answering manager's last message to the
+	// member got through (the answering manager itself always is).
+	Reachable bool `protobuf:"varint,5,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// match_index is the highest log index known to be on the member; known
+	// when the leader answers.
+	MatchIndex uint64 `protobuf:"varint,6,opt,name=match_index,json=matchIndex,proto3" json:"match_index,omitempty"`
+	// suffrage is "voter" or "learner"; a learner receives the log but does
+	// not vote or count toward a quorum.
+	Suffrage string `protobuf:"bytes,7,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
+	// auto_promote is set on a learner the leader promotes once it caught up.
+	AutoPromote bool `protobuf:"varint,8,opt,name=auto_promote,json=autoPromote,proto3" json:"auto_promote,omitempty"`
+	// last_contact_ms is how long ago the answering manager last received a
+	// message from the member, in milliseconds; -1 when it never did, 0 for
+	// the answering manager itself.
+	LastContactMs int64 `protobuf:"varint,9,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
+	// lag is how many entries the member is behind the leader's commit
+	// index; known when the leader answers.
+	Lag           uint64 `protobuf:"varint,10,opt,name=lag,proto3" json:"lag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1336,6 +1351,34 @@ func (x *Member) GetReachable() bool {
 func (x *Member) GetMatchIndex() uint64 {
 	if x != nil {
 		return x.MatchIndex
+	}
+	return 0
+}
+
+func (x *Member) GetSuffrage() string {
+	if x != nil {
+		return x.Suffrage
+	}
+	return ""
+}
+
+func (x *Member) GetAutoPromote() bool {
+	if x != nil {
+		return x.AutoPromote
+	}
+	return false
+}
+
+func (x *Member) GetLastContactMs() int64 {
+	if x != nil {
+		return x.LastContactMs
+	}
+	return 0
+}
+
+func (x *Member) GetLag() uint64 {
+	if x != nil {
+		return x.Lag
 	}
 	return 0
 }
@@ -1521,6 +1564,168 @@ func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
 	return file_api_control_proto_rawDescGZIP(), []int{23}
 }
 
+type PromoteMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is a member's Raft ID in hex or its node ID.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteMemberRequest) Reset() {
+	*x = PromoteMemberRequest{}
+	mi := &file_api_control_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteMemberRequest) ProtoMessage() {}
+
+func (x *PromoteMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteMemberRequest.ProtoReflect.Descriptor instead.
+func (*PromoteMemberRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PromoteMemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type PromoteMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteMemberResponse) Reset() {
+	*x = PromoteMemberResponse{}
+	mi := &file_api_control_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteMemberResponse) ProtoMessage() {}
+
+func (x *PromoteMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteMemberResponse.ProtoReflect.Descriptor instead.
+func (*PromoteMemberResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{25}
+}
+
+type DemoteMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is a member's Raft ID in hex or its node ID.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DemoteMemberRequest) Reset() {
+	*x = DemoteMemberRequest{}
+	mi := &file_api_control_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DemoteMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DemoteMemberRequest) ProtoMessage() {}
+
+func (x *DemoteMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DemoteMemberRequest.ProtoReflect.Descriptor instead.
+func (*DemoteMemberRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DemoteMemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DemoteMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DemoteMemberResponse) Reset() {
+	*x = DemoteMemberResponse{}
+	mi := &file_api_control_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DemoteMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DemoteMemberResponse) ProtoMessage() {}
+
+func (x *DemoteMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DemoteMemberResponse.ProtoReflect.Descriptor instead.
+func (*DemoteMemberResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{27}
+}
+
 type TransferLeadershipRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// to is a member's Raft ID in hex or its node ID; empty picks the most
@@ -1532,7 +1737,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_api_control_proto_msgTypes[24]
+	mi := &file_api_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1749,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[24]
+	mi := &file_api_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1762,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{24}
+	return file_api_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -1576,7 +1781,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_api_control_proto_msgTypes[25]
+	mi := &file_api_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1793,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[25]
+	mi := &file_api_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1806,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{25}
+	return file_api_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderRaftId() uint64 {
@@ -1620,7 +1825,7 @@ type GetJoinTokenRequest struct {
 
 func (x *GetJoinTokenRequest) Reset() {
 	*x = GetJoinTokenRequest{}
-	mi := &file_api_control_proto_msgTypes[26]
+	mi := &file_api_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1837,7 @@ func (x *GetJoinTokenRequest) String() string {
 func (*GetJoinTokenRequest) ProtoMessage() {}
 
 func (x *GetJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[26]
+	mi := &file_api_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1850,7 @@ func (x *GetJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{26}
+	return file_api_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetJoinTokenRequest) GetRotate() bool {
@@ -1665,7 +1870,7 @@ type GetJoinTokenResponse struct {
 
 func (x *GetJoinTokenResponse) Reset() {
 	*x = GetJoinTokenResponse{}
-	mi := &file_api_control_proto_msgTypes[27]
+	mi := &file_api_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1882,7 @@ func (x *GetJoinTokenResponse) String() string {
 func (*GetJoinTokenResponse) ProtoMessage() {}
 
 func (x *GetJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[27]
+	mi := &file_api_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1895,7 @@ func (x *GetJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{27}
+	return file_api_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetJoinTokenResponse) GetToken() string {
@@ -1710,7 +1915,7 @@ type IssueClientCertificateRequest struct {
 
 func (x *IssueClientCertificateRequest) Reset() {
 	*x = IssueClientCertificateRequest{}
-	mi := &file_api_control_proto_msgTypes[28]
+	mi := &file_api_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1927,7 @@ func (x *IssueClientCertificateRequest) String() string {
 func (*IssueClientCertificateRequest) ProtoMessage() {}
 
 func (x *IssueClientCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[28]
+	mi := &file_api_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1940,7 @@ func (x *IssueClientCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueClientCertificateRequest.ProtoReflect.Descriptor instead.
 func (*IssueClientCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{28}
+	return file_api_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *IssueClientCertificateRequest) GetCsr() []byte {
@@ -1758,7 +1963,7 @@ type IssueClientCertificateResponse struct {
 
 func (x *IssueClientCertificateResponse) Reset() {
 	*x = IssueClientCertificateResponse{}
-	mi := &file_api_control_proto_msgTypes[29]
+	mi := &file_api_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1975,7 @@ func (x *IssueClientCertificateResponse) String() string {
 func (*IssueClientCertificateResponse) ProtoMessage() {}
 
 func (x *IssueClientCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[29]
+	mi := &file_api_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1988,7 @@ func (x *IssueClientCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueClientCertificateResponse.ProtoReflect.Descriptor instead.
 func (*IssueClientCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{29}
+	return file_api_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *IssueClientCertificateResponse) GetNodeId() string {
@@ -1816,7 +2021,7 @@ type GetUnlockKeyRequest struct {
 
 func (x *GetUnlockKeyRequest) Reset() {
 	*x = GetUnlockKeyRequest{}
-	mi := &file_api_control_proto_msgTypes[30]
+	mi := &file_api_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1828,7 +2033,7 @@ func (x *GetUnlockKeyRequest) String() string {
 func (*GetUnlockKeyRequest) ProtoMessage() {}
 
 func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[30]
+	mi := &file_api_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1841,7 +2046,7 @@ func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnlockKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetUnlockKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{30}
+	return file_api_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetUnlockKeyRequest) GetRotate() bool {
@@ -1861,7 +2066,7 @@ type GetUnlockKeyResponse struct {
 
 func (x *GetUnlockKeyResponse) Reset() {
 	*x = GetUnlockKeyResponse{}
-	mi := &file_api_control_proto_msgTypes[31]
+	mi := &file_api_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +2078,7 @@ func (x *GetUnlockKeyResponse) String() string {
 func (*GetUnlockKeyResponse) ProtoMessage() {}
 
 func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[31]
+	mi := &file_api_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2091,7 @@ func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnlockKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetUnlockKeyResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{31}
+	return file_api_control_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetUnlockKeyResponse) GetUnlockKey() string {
@@ -1904,7 +2109,7 @@ type RotateDataKeyRequest struct {
 
 func (x *RotateDataKeyRequest) Reset() {
 	*x = RotateDataKeyRequest{}
-	mi := &file_api_control_proto_msgTypes[32]
+	mi := &file_api_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2121,7 @@ func (x *RotateDataKeyRequest) String() string {
 func (*RotateDataKeyRequest) ProtoMessage() {}
 
 func (x *RotateDataKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[32]
+	mi := &file_api_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2134,7 @@ func (x *RotateDataKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDataKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateDataKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{32}
+	return file_api_control_proto_rawDescGZIP(), []int{36}
 }
 
 type RotateDataKeyResponse struct {
@@ -1943,7 +2148,7 @@ type RotateDataKeyResponse struct {
 
 func (x *RotateDataKeyResponse) Reset() {
 	*x = RotateDataKeyResponse{}
-	mi := &file_api_control_proto_msgTypes[33]
+	mi := &file_api_control_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2160,7 @@ func (x *RotateDataKeyResponse) String() string {
 func (*RotateDataKeyResponse) ProtoMessage() {}
 
 func (x *RotateDataKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[33]
+	mi := &file_api_control_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2173,7 @@ func (x *RotateDataKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDataKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateDataKeyResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{33}
+	return file_api_control_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RotateDataKeyResponse) GetKeyId() uint32 {
@@ -1994,7 +2199,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_api_control_proto_msgTypes[34]
+	mi := &file_api_control_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2006,7 +2211,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[34]
+	mi := &file_api_control_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2019,7 +2224,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{34}
+	return file_api_control_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UnlockRequest) GetUnlockKey() string {
@@ -2037,7 +2242,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_api_control_proto_msgTypes[35]
+	mi := &file_api_control_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2049,7 +2254,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[35]
+	mi := &file_api_control_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2062,7 +2267,7 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{35}
+	return file_api_control_proto_rawDescGZIP(), []int{39}
 }
 
 var File_api_control_proto protoreflect.FileDescriptor
@@ -2156,7 +2361,7 @@ const file_api_control_proto_rawDesc = "" +
 	"\rstore_version\x18\b \x01(\x04R\fstoreVersion\x12\x18\n" +
 	"\amembers\x18\t \x01(\rR\amembers\x12+\n" +
 	"\x11reachable_members\x18\n" +
-	" \x01(\rR\x10reachableMembers\"\xa1\x01\n" +
+	" \x01(\rR\x10reachableMembers\"\x9a\x02\n" +
 	"\x06Member\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
@@ -2164,7 +2369,12 @@ const file_api_control_proto_rawDesc = "" +
 	"\x04role\x18\x04 \x01(\tR\x04role\x12\x1c\n" +
 	"\treachable\x18\x05 \x01(\bR\treachable\x12\x1f\n" +
 	"\vmatch_index\x18\x06 \x01(\x04R\n" +
-	"matchIndex\"\x14\n" +
+	"matchIndex\x12\x1a\n" +
+	"\bsuffrage\x18\a \x01(\tR\bsuffrage\x12!\n" +
+	"\fauto_promote\x18\b \x01(\bR\vautoPromote\x12&\n" +
+	"\x0flast_contact_ms\x18\t \x01(\x03R\rlastContactMs\x12\x10\n" +
+	"\x03lag\x18\n" +
+	" \x01(\x04R\x03lag\"\x14\n" +
 	"\x12ListMembersRequest\"b\n" +
 	"\x13ListMembersResponse\x12*\n" +
 	"\amembers\x18\x01 \x03(\v2\x10.shoal.v1.MemberR\amembers\x12\x1f\n" +
@@ -2173,7 +2383,13 @@ const file_api_control_proto_rawDesc = "" +
 	"\x13RemoveMemberRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x16\n" +
-	"\x14RemoveMemberResponse\"+\n" +
+	"\x14RemoveMemberResponse\"&\n" +
+	"\x14PromoteMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
+	"\x15PromoteMemberResponse\"%\n" +
+	"\x13DemoteMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x14DemoteMemberResponse\"+\n" +
 	"\x19TransferLeadershipRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\"B\n" +
 	"\x1aTransferLeadershipResponse\x12$\n" +
@@ -2208,7 +2424,8 @@ const file_api_control_proto_rawDesc = "" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EVENT_TYPE_CREATE\x10\x01\x12\x15\n" +
 	"\x11EVENT_TYPE_UPDATE\x10\x02\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x032\xc0\t\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x032\xe1\n" +
+	"\n" +
 	"\aControl\x12M\n" +
 	"\fCreateObject\x12\x1d.shoal.v1.CreateObjectRequest\x1a\x1e.shoal.v1.CreateObjectResponse\x12D\n" +
 	"\tGetObject\x12\x1a.shoal.v1.GetObjectRequest\x1a\x1b.shoal.v1.GetObjectResponse\x12L\n" +
@@ -2219,7 +2436,9 @@ const file_api_control_proto_rawDesc = "" +
 	"\x05Watch\x12\x16.shoal.v1.WatchRequest\x1a\x17.shoal.v1.WatchResponse0\x01\x12S\n" +
 	"\x0eGetClusterInfo\x12\x1f.shoal.v1.GetClusterInfoRequest\x1a .shoal.v1.GetClusterInfoResponse\x12J\n" +
 	"\vListMembers\x12\x1c.shoal.v1.ListMembersRequest\x1a\x1d.shoal.v1.ListMembersResponse\x12M\n" +
-	"\fRemoveMember\x12\x1d.shoal.v1.RemoveMemberRequest\x1a\x1e.shoal.v1.RemoveMemberResponse\x12_\n" +
+	"\fRemoveMember\x12\x1d.shoal.v1.RemoveMemberRequest\x1a\x1e.shoal.v1.RemoveMemberResponse\x12P\n" +
+	"\rPromoteMember\x12\x1e.shoal.v1.PromoteMemberRequest\x1a\x1f.shoal.v1.PromoteMemberResponse\x12M\n" +
+	"\fDemoteMember\x12\x1d.shoal.v1.DemoteMemberRequest\x1a\x1e.shoal.v1.DemoteMemberResponse\x12_\n" +
 	"\x12TransferLeadership\x12#.shoal.v1.TransferLeadershipRequest\x1a$.shoal.v1.TransferLeadershipResponse\x12M\n" +
 	"\fGetJoinToken\x12\x1d.shoal.v1.GetJoinTokenRequest\x1a\x1e.shoal.v1.GetJoinTokenResponse\x12k\n" +
 	"\x16IssueClientCertificate\x12'.shoal.v1.IssueClientCertificateRequest\x1a(.shoal.v1.IssueClientCertificateResponse\x12M\n" +
@@ -2241,7 +2460,7 @@ func file_api_control_proto_rawDescGZIP() []byte {
 }
 
 var file_api_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_api_control_proto_goTypes = []any{
 	(ReadConsistency)(0),                   // 0: shoal.v1.ReadConsistency
 	(EventType)(0),                         // 1: shoal.v1.EventType
@@ -2269,44 +2488,48 @@ var file_api_control_proto_goTypes = []any{
 	(*ListMembersResponse)(nil),            // 23: shoal.v1.ListMembersResponse
 	(*RemoveMemberRequest)(nil),            // 24: shoal.v1.RemoveMemberRequest
 	(*RemoveMemberResponse)(nil),           // 25: shoal.v1.RemoveMemberResponse
-	(*TransferLeadershipRequest)(nil),      // 26: shoal.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),     // 27: shoal.v1.TransferLeadershipResponse
-	(*GetJoinTokenRequest)(nil),            // 28: shoal.v1.GetJoinTokenRequest
-	(*GetJoinTokenResponse)(nil),           // 29: shoal.v1.GetJoinTokenResponse
-	(*IssueClientCertificateRequest)(nil),  // 30: shoal.v1.IssueClientCertificateRequest
-	(*IssueClientCertificateResponse)(nil), // 31: shoal.v1.IssueClientCertificateResponse
-	(*GetUnlockKeyRequest)(nil),            // 32: shoal.v1.GetUnlockKeyRequest
-	(*GetUnlockKeyResponse)(nil),           // 33: shoal.v1.GetUnlockKeyResponse
-	(*RotateDataKeyRequest)(nil),           // 34: shoal.v1.RotateDataKeyRequest
-	(*RotateDataKeyResponse)(nil),          // 35: shoal.v1.RotateDataKeyResponse
-	(*UnlockRequest)(nil),                  // 36: shoal.v1.UnlockRequest
-	(*UnlockResponse)(nil),                 // 37: shoal.v1.UnlockResponse
-	nil,                                    // 38: shoal.v1.ListObjectsRequest.LabelsEntry
-	nil,                                    // 39: shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	nil,                                    // 40: shoal.v1.WatchRequest.LabelsEntry
-	(*Object)(nil),                         // 41: shoal.v1.Object
+	(*PromoteMemberRequest)(nil),           // 26: shoal.v1.PromoteMemberRequest
+	(*PromoteMemberResponse)(nil),          // 27: shoal.v1.PromoteMemberResponse
+	(*DemoteMemberRequest)(nil),            // 28: shoal.v1.DemoteMemberRequest
+	(*DemoteMemberResponse)(nil),           // 29: shoal.v1.DemoteMemberResponse
+	(*TransferLeadershipRequest)(nil),      // 30: shoal.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),     // 31: shoal.v1.TransferLeadershipResponse
+	(*GetJoinTokenRequest)(nil),            // 32: shoal.v1.GetJoinTokenRequest
+	(*GetJoinTokenResponse)(nil),           // 33: shoal.v1.GetJoinTokenResponse
+	(*IssueClientCertificateRequest)(nil),  // 34: shoal.v1.IssueClientCertificateRequest
+	(*IssueClientCertificateResponse)(nil), // 35: shoal.v1.IssueClientCertificateResponse
+	(*GetUnlockKeyRequest)(nil),            // 36: shoal.v1.GetUnlockKeyRequest
+	(*GetUnlockKeyResponse)(nil),           // 37: shoal.v1.GetUnlockKeyResponse
+	(*RotateDataKeyRequest)(nil),           // 38: shoal.v1.RotateDataKeyRequest
+	(*RotateDataKeyResponse)(nil),          // 39: shoal.v1.RotateDataKeyResponse
+	(*UnlockRequest)(nil),                  // 40: shoal.v1.UnlockRequest
+	(*UnlockResponse)(nil),                 // 41: shoal.v1.UnlockResponse
+	nil,                                    // 42: shoal.v1.ListObjectsRequest.LabelsEntry
+	nil,                                    // 43: shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	nil,                                    // 44: shoal.v1.WatchRequest.LabelsEntry
+	(*Object)(nil),                         // 45: shoal.v1.Object
 }
 var file_api_control_proto_depIdxs = []int32{
-	41, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
-	41, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
+	45, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
+	45, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
 	2,  // 2: shoal.v1.GetObjectRequest.ref:type_name -> shoal.v1.ObjectRef
 	0,  // 3: shoal.v1.GetObjectRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	41, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
-	38, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
+	45, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
+	42, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
 	0,  // 6: shoal.v1.ListObjectsRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	41, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
+	45, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
 	2,  // 8: shoal.v1.UpdateObjectRequest.ref:type_name -> shoal.v1.ObjectRef
-	39, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	41, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
+	43, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	45, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
 	2,  // 11: shoal.v1.DeleteObjectRequest.ref:type_name -> shoal.v1.ObjectRef
 	14, // 12: shoal.v1.TransactionRequest.ops:type_name -> shoal.v1.TransactionOp
 	3,  // 13: shoal.v1.TransactionOp.create:type_name -> shoal.v1.CreateObjectRequest
 	9,  // 14: shoal.v1.TransactionOp.update:type_name -> shoal.v1.UpdateObjectRequest
 	11, // 15: shoal.v1.TransactionOp.delete:type_name -> shoal.v1.DeleteObjectRequest
-	41, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
-	40, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
+	45, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
+	44, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
 	1,  // 18: shoal.v1.WatchEvent.type:type_name -> shoal.v1.EventType
-	41, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
+	45, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
 	17, // 20: shoal.v1.WatchResponse.events:type_name -> shoal.v1.WatchEvent
 	21, // 21: shoal.v1.GetClusterInfoResponse.manager:type_name -> shoal.v1.Member
 	21, // 22: shoal.v1.ListMembersResponse.members:type_name -> shoal.v1.Member
@@ -2320,30 +2543,34 @@ var file_api_control_proto_depIdxs = []int32{
 	19, // 30: shoal.v1.Control.GetClusterInfo:input_type -> shoal.v1.GetClusterInfoRequest
 	22, // 31: shoal.v1.Control.ListMembers:input_type -> shoal.v1.ListMembersRequest
 	24, // 32: shoal.v1.Control.RemoveMember:input_type -> shoal.v1.RemoveMemberRequest
-	26, // 33: shoal.v1.Control.TransferLeadership:input_type -> shoal.v1.TransferLeadershipRequest
-	28, // 34: shoal.v1.Control.GetJoinToken:input_type -> shoal.v1.GetJoinTokenRequest
-	30, // 35: shoal.v1.Control.IssueClientCertificate:input_type -> shoal.v1.IssueClientCertificateRequest
-	32, // 36: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
-	34, // 37: shoal.v1.Control.RotateDataKey:input_type -> shoal.v1.RotateDataKeyRequest
-	36, // 38: shoal.v1.Unlock.Unlock:input_type -> shoal.v1.UnlockRequest
-	4,  // 39: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
-	6,  // 40: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
-	8,  // 41: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
-	10, // 42: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
-	12, // 43: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
-	15, // 44: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
-	18, // 45: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
-	20, // 46: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
-	23, // 47: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
-	25, // 48: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
-	27, // 49: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
-	29, // 50: shoal.v1.Control.GetJoinToken:output_type -> shoal.v1.GetJoinTokenResponse
-	31, // 51: shoal.v1.Control.IssueClientCertificate:output_type -> shoal.v1.IssueClientCertificateResponse
-	33, // 52: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
-	35, // 53: shoal.v1.Control.RotateDataKey:output_type -> shoal.v1.RotateDataKeyResponse
-	37, // 54: shoal.v1.Unlock.Unlock:output_type -> shoal.v1.UnlockResponse
-	39, // [39:55] is the sub-list for method output_type
-	23, // [23:39] is the sub-list for method input_type
+	26, // 33: shoal.v1.Control.PromoteMember:input_type -> shoal.v1.PromoteMemberRequest
+	28, // 34: shoal.v1.Control.DemoteMember:input_type -> shoal.v1.DemoteMemberRequest
+	30, // 35: shoal.v1.Control.TransferLeadership:input_type -> shoal.v1.TransferLeadershipRequest
+	32, // 36: shoal.v1.Control.GetJoinToken:input_type -> shoal.v1.GetJoinTokenRequest
+	34, // 37: shoal.v1.Control.IssueClientCertificate:input_type -> shoal.v1.IssueClientCertificateRequest
+	36, // 38: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	38, // 39: shoal.v1.Control.RotateDataKey:input_type -> shoal.v1.RotateDataKeyRequest
+	40, // 40: shoal.v1.Unlock.Unlock:input_type -> shoal.v1.UnlockRequest
+	4,  // 41: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
+	6,  // 42: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
+	8,  // 43: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
+	10, // 44: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
+	12, // 45: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
+	15, // 46: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
+	18, // 47: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
+	20, // 48: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
+	23, // 49: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
+	25, // 50: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
+	27, // 51: shoal.v1.Control.PromoteMember:output_type -> shoal.v1.PromoteMemberResponse
+	29, // 52: shoal.v1.Control.DemoteMember:output_type -> shoal.v1.DemoteMemberResponse
+	31, // 53: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
+	33, // 54: shoal.v1.Control.GetJoinToken:output_type -> shoal.v1.GetJoinTokenResponse
+	35, // 55: shoal.v1.Control.IssueClientCertificate:output_type -> shoal.v1.IssueClientCertificateResponse
+	37, // 56: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	39, // 57: shoal.v1.Control.RotateDataKey:output_type -> shoal.v1.RotateDataKeyResponse
+	41, // 58: shoal.v1.Unlock.Unlock:output_type -> shoal.v1.UnlockResponse
+	41, // [41:59] is the sub-list for method output_type
+	23, // [23:41] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -2367,7 +2594,7 @@ func file_api_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_control_proto_rawDesc), len(file_api_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   39,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -29,6 +29,8 @@ const (
 	Control_GetClusterInfo_FullMethodName         = "/shoal.v1.Control/GetClusterInfo"
 	Control_ListMembers_FullMethodName            = "/shoal.v1.Control/ListMembers"
 	Control_RemoveMember_FullMethodName           = "/shoal.v1.Control/RemoveMember"
+	Control_PromoteMember_FullMethodName          = "/shoal.v1.Control/PromoteMember"
+	Control_DemoteMember_FullMethodName           = "/shoal.v1.Control/DemoteMember"
 	Control_TransferLeadership_FullMethodName     = "/shoal.v1.Control/TransferLeadership"
 	Control_GetJoinToken_FullMethodName           = "/shoal.v1.Control/GetJoinToken"
 	Control_IssueClientCertificate_FullMethodName = "/shoal.v1.Control/IssueClientCertificate"
@@ -71,6 +73,15 @@ type ControlClient interface {
 	GetClusterInfo(ctx context.Context, in *GetClusterInfoRequest, opts ...grpc.CallOption) (*GetClusterInfoResponse, error)
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
 	RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*RemoveMemberResponse, error)
+	// PromoteMember makes a learner a voter. It fails with
+	// FAILED_PRECONDITION when the learner is unreachable or too far behind
+	// the leader to vote without stalling commits.
+	PromoteMember(ctx context.Context, in *PromoteMemberRequest, opts ...grpc.CallOption) (*PromoteMemberResponse, error)
+	// DemoteMember makes a voter a learner, which then keeps the log but no
+	// longer votes, and is not promoted again automatically. It fails with
+	// FAILED_PRECONDITION when the voters left would not keep a reachable
+	// quorum. A leader that is demoted hands over leadership first.
+	DemoteMember(ctx context.Context, in *DemoteMemberRequest, opts ...grpc.CallOption) (*DemoteMemberResponse, error)
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 	// GetJoinToken returns the token a manager joins with; with rotate, it
 	// first replaces it, and the old token stops working. Managers and the
@@ -216,6 +227,26 @@ func (c *controlClient) RemoveMember(ctx context.Context, in *RemoveMemberReques
 	return out, nil
 }
 
+func (c *controlClient) PromoteMember(ctx context.Context, in *PromoteMemberRequest, opts ...grpc.CallOption) (*PromoteMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PromoteMemberResponse)
+	err := c.cc.Invoke(ctx, Control_PromoteMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) DemoteMember(ctx context.Context, in *DemoteMemberRequest, opts ...grpc.CallOption) (*DemoteMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DemoteMemberResponse)
+	err := c.cc.Invoke(ctx, Control_DemoteMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlClient) TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(TransferLeadershipResponse)
@@ -301,6 +332,15 @@ type ControlServer interface {
 	GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoResponse, error)
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
 	RemoveMember(context.Context, *RemoveMemberRequest) (*RemoveMemberResponse, error)
+	// PromoteMember makes a learner a voter. It fails with
+	// FAILED_PRECONDITION when the learner is unreachable or too far behind
+	// the leader to vote without stalling commits.
+	PromoteMember(context.Context, *PromoteMemberRequest) (*PromoteMemberResponse, error)
+	// DemoteMember makes a voter a learner, which then keeps the log but no
+	// longer votes, and is not promoted again automatically. It fails with
+	// FAILED_PRECONDITION when the voters left would not keep a reachable
+	// quorum. A leader that is demoted hands over leadership first.
+	DemoteMember(context.Context, *DemoteMemberRequest) (*DemoteMemberResponse, error)
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	// GetJoinToken returns the token a manager joins with; with rotate, it
 	// first replaces it, and the old token stops working. Managers and the
@@ -357,6 +397,12 @@ func (UnimplementedControlServer) ListMembers(context.Context, *ListMembersReque
 }
 func (UnimplementedControlServer) RemoveMember(context.Context, *RemoveMemberRequest) (*RemoveMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveMember not implemented")
+}
+func (UnimplementedControlServer) PromoteMember(context.Context, *PromoteMemberRequest) (*PromoteMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PromoteMember not implemented")
+}
+func (UnimplementedControlServer) DemoteMember(context.Context, *DemoteMemberRequest) (*DemoteMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DemoteMember not implemented")
 }
 func (UnimplementedControlServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
@@ -560,6 +606,42 @@ func _Control_RemoveMember_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_PromoteMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PromoteMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).PromoteMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_PromoteMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).PromoteMember(ctx, req.(*PromoteMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_DemoteMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DemoteMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).DemoteMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_DemoteMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).DemoteMember(ctx, req.(*DemoteMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Control_TransferLeadership_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TransferLeadershipRequest)
 	if err := dec(in); err != nil {
@@ -688,6 +770,14 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveMember",
 			Handler:    _Control_RemoveMember_Handler,
+		},
+		{
+			MethodName: "PromoteMember",
+			Handler:    _Control_PromoteMember_Handler,
+		},
+		{
+			MethodName: "DemoteMember",
+			Handler:    _Control_DemoteMember_Handler,
 		},
 		{
 			MethodName: "TransferLeadership",

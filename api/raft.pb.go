@@ -204,7 +204,10 @@ type JoinRequest struct {
 	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// addr is the address at which the joining manager serves the Raft
 	// service, as its peers must dial it.
-	Addr          string `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Addr string `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	// learner keeps the new member a learner for good: it receives the log
+	// and serves reads, and is never promoted without an operator's word.
+	Learner       bool `protobuf:"varint,3,opt,name=learner,proto3" json:"learner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -251,6 +254,13 @@ func (x *JoinRequest) GetAddr() string {
 		return x.Addr
 	}
 	return ""
+}
+
+func (x *JoinRequest) GetLearner() bool {
+	if x != nil {
+		return x.Learner
+	}
+	return false
 }
 
 type JoinResponse struct {
@@ -316,27 +326,29 @@ func (x *JoinResponse) GetRemoved() []uint64 {
 	return nil
 }
 
-type LeaveRequest struct {
+type UpdateAddressRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RaftId        uint64                 `protobuf:"varint,1,opt,name=raft_id,json=raftId,proto3" json:"raft_id,omitempty"`
+	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Addr          string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *LeaveRequest) Reset() {
-	*x = LeaveRequest{}
+func (x *UpdateAddressRequest) Reset() {
+	*x = UpdateAddressRequest{}
 	mi := &file_api_raft_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *LeaveRequest) String() string {
+func (x *UpdateAddressRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*LeaveRequest) ProtoMessage() {}
+func (*UpdateAddressRequest) ProtoMessage() {}
 
-func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
+func (x *UpdateAddressRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_api_raft_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -348,38 +360,52 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
-func (*LeaveRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use UpdateAddressRequest.ProtoReflect.Descriptor instead.
+func (*UpdateAddressRequest) Descriptor() ([]byte, []int) {
 	return file_api_raft_proto_rawDescGZIP(), []int{6}
 }
 
-func (x *LeaveRequest) GetRaftId() uint64 {
+func (x *UpdateAddressRequest) GetRaftId() uint64 {
 	if x != nil {
 		return x.RaftId
 	}
 	return 0
 }
 
-type LeaveResponse struct {
+func (x *UpdateAddressRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *UpdateAddressRequest) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+type UpdateAddressResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *LeaveResponse) Reset() {
-	*x = LeaveResponse{}
+func (x *UpdateAddressResponse) Reset() {
+	*x = UpdateAddressResponse{}
 	mi := &file_api_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *LeaveResponse) String() string {
+func (x *UpdateAddressResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*LeaveResponse) ProtoMessage() {}
+func (*UpdateAddressResponse) ProtoMessage() {}
 
-func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
+func (x *UpdateAddressResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_api_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -391,17 +417,22 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
-func (*LeaveResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use UpdateAddressResponse.ProtoReflect.Descriptor instead.
+func (*UpdateAddressResponse) Descriptor() ([]byte, []int) {
 	return file_api_raft_proto_rawDescGZIP(), []int{7}
 }
 
 // RaftMember is one manager of the cluster as Raft knows it.
 type RaftMember struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RaftId        uint64                 `protobuf:"varint,1,opt,name=raft_id,json=raftId,proto3" json:"raft_id,omitempty"`
-	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Addr          string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	RaftId uint64                 `protobuf:"varint,1,opt,name=raft_id,json=raftId,proto3" json:"raft_id,omitempty"`
+	NodeId string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Addr   string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	// learner is set while the member does not vote.
+	Learner bool `protobuf:"varint,4,opt,name=learner,proto3" json:"learner,omitempty"`
+	// auto_promote is set on a learner that the leader promotes to a voter
+	// once it has caught up (a manager that joined without --learner).
+	AutoPromote   bool `protobuf:"varint,5,opt,name=auto_promote,json=autoPromote,proto3" json:"auto_promote,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,6 +486,20 @@ func (x *RaftMember) GetAddr() string {
 		return x.Addr
 	}
 	return ""
+}
+
+func (x *RaftMember) GetLearner() bool {
+	if x != nil {
+		return x.Learner
+	}
+	return false
+}
+
+func (x *RaftMember) GetAutoPromote() bool {
+	if x != nil {
+		return x.AutoPromote
+	}
+	return false
 }
 
 // RaftEntry is the data of every normal entry that shoal proposes: the
@@ -589,9 +634,13 @@ func (x *RaftMembershipState) GetRemovedNodeIds() []string {
 // WALMetadata is written once when a manager creates its write-ahead log and
 // names the manager that owns it.
 type WALMetadata struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RaftId        uint64                 `protobuf:"varint,1,opt,name=raft_id,json=raftId,proto3" json:"raft_id,omitempty"`
-	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	RaftId uint64                 `protobuf:"varint,1,opt,name=raft_id,json=raftId,proto3" json:"raft_id,omitempty"`
+	NodeId string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// peers are the members a joining manager was told of when it joined,
+	// so that it can answer the leader after a restart before its log names
+	// any member.
+	Peers         []*RaftMember `protobuf:"bytes,3,rep,name=peers,proto3" json:"peers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -640,6 +689,13 @@ func (x *WALMetadata) GetNodeId() string {
 	return ""
 }
 
+func (x *WALMetadata) GetPeers() []*RaftMember {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
 var File_api_raft_proto protoreflect.FileDescriptor
 
 const file_api_raft_proto_rawDesc = "" +
@@ -652,22 +708,27 @@ const file_api_raft_proto_rawDesc = "" +
 	"\n" +
 	"total_size\x18\x01 \x01(\x04R\ttotalSize\x12\x14\n" +
 	"\x05chunk\x18\x02 \x01(\fR\x05chunk\"\x1b\n" +
-	"\x19StreamRaftMessageResponse\":\n" +
+	"\x19StreamRaftMessageResponse\"T\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
-	"\x04addr\x18\x02 \x01(\tR\x04addr\"q\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x18\n" +
+	"\alearner\x18\x03 \x01(\bR\alearner\"q\n" +
 	"\fJoinResponse\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12.\n" +
 	"\amembers\x18\x02 \x03(\v2\x14.shoal.v1.RaftMemberR\amembers\x12\x18\n" +
-	"\aremoved\x18\x03 \x03(\x04R\aremoved\"'\n" +
-	"\fLeaveRequest\x12\x17\n" +
-	"\araft_id\x18\x01 \x01(\x04R\x06raftId\"\x0f\n" +
-	"\rLeaveResponse\"R\n" +
+	"\aremoved\x18\x03 \x03(\x04R\aremoved\"\\\n" +
+	"\x14UpdateAddressRequest\x12\x17\n" +
+	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\"\x17\n" +
+	"\x15UpdateAddressResponse\"\x8f\x01\n" +
 	"\n" +
 	"RaftMember\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
-	"\x04addr\x18\x03 \x01(\tR\x04addr\"b\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\x12\x18\n" +
+	"\alearner\x18\x04 \x01(\bR\alearner\x12!\n" +
+	"\fauto_promote\x18\x05 \x01(\bR\vautoPromote\"b\n" +
 	"\tRaftEntry\x12\x1a\n" +
 	"\bproposer\x18\x01 \x01(\x04R\bproposer\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -676,16 +737,17 @@ const file_api_raft_proto_rawDesc = "" +
 	"\x13RaftMembershipState\x12.\n" +
 	"\amembers\x18\x01 \x03(\v2\x14.shoal.v1.RaftMemberR\amembers\x12\x18\n" +
 	"\aremoved\x18\x02 \x03(\x04R\aremoved\x12(\n" +
-	"\x10removed_node_ids\x18\x03 \x03(\tR\x0eremovedNodeIds\"?\n" +
+	"\x10removed_node_ids\x18\x03 \x03(\tR\x0eremovedNodeIds\"k\n" +
 	"\vWALMetadata\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
-	"\anode_id\x18\x02 \x01(\tR\x06nodeId2\xc7\x01\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12*\n" +
+	"\x05peers\x18\x03 \x03(\v2\x14.shoal.v1.RaftMemberR\x05peers2\xc7\x01\n" +
 	"\x04Raft\x12_\n" +
 	"\x12ProcessRaftMessage\x12#.shoal.v1.ProcessRaftMessageRequest\x1a$.shoal.v1.ProcessRaftMessageResponse\x12^\n" +
-	"\x11StreamRaftMessage\x12\".shoal.v1.StreamRaftMessageRequest\x1a#.shoal.v1.StreamRaftMessageResponse(\x012\x81\x01\n" +
+	"\x11StreamRaftMessage\x12\".shoal.v1.StreamRaftMessageRequest\x1a#.shoal.v1.StreamRaftMessageResponse(\x012\x99\x01\n" +
 	"\x0eRaftMembership\x125\n" +
-	"\x04Join\x12\x15.shoal.v1.JoinRequest\x1a\x16.shoal.v1.JoinResponse\x128\n" +
-	"\x05Leave\x12\x16.shoal.v1.LeaveRequest\x1a\x17.shoal.v1.LeaveResponseB(Z&github.com/shoal-project/shoal/api;apib\x06proto3"
+	"\x04Join\x12\x15.shoal.v1.JoinRequest\x1a\x16.shoal.v1.JoinResponse\x12P\n" +
+	"\rUpdateAddress\x12\x1e.shoal.v1.UpdateAddressRequest\x1a\x1f.shoal.v1.UpdateAddressResponseB(Z&github.com/shoal-project/shoal/api;apib\x06proto3"
 
 var (
 	file_api_raft_proto_rawDescOnce sync.Once
@@ -707,8 +769,8 @@ var file_api_raft_proto_goTypes = []any{
 	(*StreamRaftMessageResponse)(nil),  // 3: shoal.v1.StreamRaftMessageResponse
 	(*JoinRequest)(nil),                // 4: shoal.v1.JoinRequest
 	(*JoinResponse)(nil),               // 5: shoal.v1.JoinResponse
-	(*LeaveRequest)(nil),               // 6: shoal.v1.LeaveRequest
-	(*LeaveResponse)(nil),              // 7: shoal.v1.LeaveResponse
+	(*UpdateAddressRequest)(nil),       // 6: shoal.v1.UpdateAddressRequest
+	(*UpdateAddressResponse)(nil),      // 7: shoal.v1.UpdateAddressResponse
 	(*RaftMember)(nil),                 // 8: shoal.v1.RaftMember
 	(*RaftEntry)(nil),                  // 9: shoal.v1.RaftEntry
 	(*RaftMembershipState)(nil),        // 10: shoal.v1.RaftMembershipState
@@ -717,19 +779,20 @@ var file_api_raft_proto_goTypes = []any{
 var file_api_raft_proto_depIdxs = []int32{
 	8, // 0: shoal.v1.JoinResponse.members:type_name -> shoal.v1.RaftMember
 	8, // 1: shoal.v1.RaftMembershipState.members:type_name -> shoal.v1.RaftMember
-	0, // 2: shoal.v1.Raft.ProcessRaftMessage:input_type -> shoal.v1.ProcessRaftMessageRequest
-	2, // 3: shoal.v1.Raft.StreamRaftMessage:input_type -> shoal.v1.StreamRaftMessageRequest
-	4, // 4: shoal.v1.RaftMembership.Join:input_type -> shoal.v1.JoinRequest
-	6, // 5: shoal.v1.RaftMembership.Leave:input_type -> shoal.v1.LeaveRequest
-	1, // 6: shoal.v1.Raft.ProcessRaftMessage:output_type -> shoal.v1.ProcessRaftMessageResponse
-	3, // 7: shoal.v1.Raft.StreamRaftMessage:output_type -> shoal.v1.StreamRaftMessageResponse
-	5, // 8: shoal.v1.RaftMembership.Join:output_type -> shoal.v1.JoinResponse
-	7, // 9: shoal.v1.RaftMembership.Leave:output_type -> shoal.v1.LeaveResponse
-	6, // [6:10] is the sub-list for method output_type
-	2, // [2:6] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	8, // 2: shoal.v1.WALMetadata.peers:type_name -> shoal.v1.RaftMember
+	0, // 3: shoal.v1.Raft.ProcessRaftMessage:input_type -> shoal.v1.ProcessRaftMessageRequest
+	2, // 4: shoal.v1.Raft.StreamRaftMessage:input_type -> shoal.v1.StreamRaftMessageRequest
+	4, // 5: shoal.v1.RaftMembership.Join:input_type -> shoal.v1.JoinRequest
+	6, // 6: shoal.v1.RaftMembership.UpdateAddress:input_type -> shoal.v1.UpdateAddressRequest
+	1, // 7: shoal.v1.Raft.ProcessRaftMessage:output_type -> shoal.v1.ProcessRaftMessageResponse
+	3, // 8: shoal.v1.Raft.StreamRaftMessage:output_type -> shoal.v1.StreamRaftMessageResponse
+	5, // 9: shoal.v1.RaftMembership.Join:output_type -> shoal.v1.JoinResponse
+	7, // 10: shoal.v1.RaftMembership.UpdateAddress:output_type -> shoal.v1.UpdateAddressResponse
+	7, // [7:11] is the sub-list for method output_type
+	3, // [3:7] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_api_raft_proto_init() }

@@ -182,23 +182,29 @@ var Raft_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	RaftMembership_Join_FullMethodName  = "/shoal.v1.RaftMembership/Join"
-	RaftMembership_Leave_FullMethodName = "/shoal.v1.RaftMembership/Leave"
+	RaftMembership_Join_FullMethodName          = "/shoal.v1.RaftMembership/Join"
+	RaftMembership_UpdateAddress_FullMethodName = "/shoal.v1.RaftMembership/UpdateAddress"
 )
 
 // RaftMembershipClient is the client API for RaftMembership service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// RaftMembership lets a manager join or leave the cluster. A follower
-// forwards both calls to the leader, once.
+// RaftMembership lets a manager join the cluster and tell it a new
+// address. A follower forwards both calls to the leader, once. Removing,
+// promoting and demoting members are operations of the Control service.
 type RaftMembershipClient interface {
-	// Join adds the caller to the cluster as a new member, or updates the
-	// address of the member that already has the caller's node ID.
+	// Join adds the caller to the cluster as a new learner, which the
+	// leader promotes to a voter once it has caught up (unless learner is
+	// set). It fails with ALREADY_EXISTS when the caller's node ID is a
+	// member already: one node ID has one Raft ID for life, and a manager
+	// that lost its Raft state must be removed, then join again from an
+	// empty state directory.
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
-	// Leave removes a member from the cluster. It is refused when the removal
-	// would leave the cluster without a quorum of reachable members.
-	Leave(ctx context.Context, in *LeaveRequest, opts ...grpc.CallOption) (*LeaveResponse, error)
+	// UpdateAddress records a new address for the member with raft_id, which
+	// restarted elsewhere. It fails with NOT_FOUND when raft_id is not a
+	// member, and with PERMISSION_DENIED when node_id is not that member's.
+	UpdateAddress(ctx context.Context, in *UpdateAddressRequest, opts ...grpc.CallOption) (*UpdateAddressResponse, error)
 }
 
 type raftMembershipClient struct {
@@ -219,10 +225,10 @@ func (c *raftMembershipClient) Join(ctx context.Context, in *JoinRequest, opts .
 	return out, nil
 }
 
-func (c *raftMembershipClient) Leave(ctx context.Context, in *LeaveRequest, opts ...grpc.CallOption) (*LeaveResponse, error) {
+func (c *raftMembershipClient) UpdateAddress(ctx context.Context, in *UpdateAddressRequest, opts ...grpc.CallOption) (*UpdateAddressResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(LeaveResponse)
-	err := c.cc.Invoke(ctx, RaftMembership_Leave_FullMethodName, in, out, cOpts...)
+	out := new(UpdateAddressResponse)
+	err := c.cc.Invoke(ctx, RaftMembership_UpdateAddress_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -233,15 +239,21 @@ func (c *raftMembershipClient) Leave(ctx context.Context, in *LeaveRequest, opts
 // All implementations must embed UnimplementedRaftMembershipServer
 // for forward compatibility.
 //
-// RaftMembership lets a manager join or leave the cluster. A follower
-// forwards both calls to the leader, once.
+// RaftMembership lets a manager join the cluster and tell it a new
+// address. A follower forwards both calls to the leader, once. Removing,
+// promoting and demoting members are operations of the Control service.
 type RaftMembershipServer interface {
-	// Join adds the caller to the cluster as a new member, or updates the
-	// address of the member that already has the caller's node ID.
+	// Join adds the caller to the cluster as a new learner, which the
+	// leader promotes to a voter once it has caught up (unless learner is
+	// set). It fails with ALREADY_EXISTS when the caller's node ID is a
+	// member already: one node ID has one Raft ID for life, and a manager
+	// that lost its Raft state must be removed, then join again from an
+	// empty state directory.
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
-	// Leave removes a member from the cluster. It is refused when the removal
-	// would leave the cluster without a quorum of reachable members.
-	Leave(context.Context, *LeaveRequest) (*LeaveResponse, error)
+	// UpdateAddress records a new address for the member with raft_id, which
+	// restarted elsewhere. It fails with NOT_FOUND when raft_id is not a
+	// member, and with PERMISSION_DENIED when node_id is not that member's.
+	UpdateAddress(context.Context, *UpdateAddressRequest) (*UpdateAddressResponse, error)
 	mustEmbedUnimplementedRaftMembershipServer()
 }
 
@@ -255,8 +267,8 @@ type UnimplementedRaftMembershipServer struct{}
 func (UnimplementedRaftMembershipServer) Join(context.Context, *JoinRequest) (*JoinResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
 }
-func (UnimplementedRaftMembershipServer) Leave(context.Context, *LeaveRequest) (*LeaveResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Leave not implemented")
+func (UnimplementedRaftMembershipServer) UpdateAddress(context.Context, *UpdateAddressRequest) (*UpdateAddressResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateAddress not implemented")
 }
 func (UnimplementedRaftMembershipServer) mustEmbedUnimplementedRaftMembershipServer() {}
 func (UnimplementedRaftMembershipServer) testEmbeddedByValue()                        {}
@@ -297,20 +309,20 @@ func _RaftMembership_Join_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
-func _RaftMembership_Leave_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(LeaveRequest)
+func _RaftMembership_UpdateAddress_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateAddressRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(RaftMembershipServer).Leave(ctx, in)
+		return srv.(RaftMembershipServer).UpdateAddress(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: RaftMembership_Leave_FullMethodName,
+		FullMethod: RaftMembership_UpdateAddress_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(RaftMembershipServer).Leave(ctx, req.(*LeaveRequest))
+		return srv.(RaftMembershipServer).UpdateAddress(ctx, req.(*UpdateAddressRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -327,8 +339,8 @@ var RaftMembership_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _RaftMembership_Join_Handler,
 		},
 		{
-			MethodName: "Leave",
-			Handler:    _RaftMembership_Leave_Handler,
+			MethodName: "UpdateAddress",
+			Handler:    _RaftMembership_UpdateAddress_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -31,6 +31,22 @@ func (c *Client) RemoveMember(ctx context.Context, id string, force bool) error 
 	return err
 }
 
+// PromoteMember makes the learner id names (node ID or Raft ID in hex) a
+// voter. It is refused (IsConflict) while the learner is unreachable or
+// behind the leader.
+func (c *Client) PromoteMember(ctx context.Context, id string) error {
+	_, err := c.control.PromoteMember(ctx, &api.PromoteMemberRequest{Id: id})
+	return err
+}
+
+// DemoteMember makes the voter id names a learner, which keeps the log but
+// no longer votes. It is refused (IsConflict) when the other voters would
+// keep no reachable quorum; a leader hands over leadership first.
+func (c *Client) DemoteMember(ctx context.Context, id string) error {
+	_, err := c.control.DemoteMember(ctx, &api.DemoteMemberRequest{Id: id})
+	return err
+}
+
 // TransferLeadership hands leadership to the manager to names (node ID or
 // Raft ID in hex; empty: the most up-to-date reachable one) and returns
 // the new leader's Raft ID.

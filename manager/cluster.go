@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -44,14 +45,23 @@ func (s *controlServer) GetClusterInfo(ctx context.Context, _ *api.GetClusterInf
 }
 
 func toMembers(st raft.Status) []*api.Member {
+	now := time.Now()
 	out := make([]*api.Member, 0, len(st.Members))
 	for _, m := range st.Members {
 		role := "follower"
 		if m.Leader {
 			role = "leader"
 		}
+		contact := int64(-1)
+		switch {
+		case m.RaftID == st.ID:
+			contact = 0
+		case !m.LastContact.IsZero():
+			contact = max(now.Sub(m.LastContact).Milliseconds(), 0)
+		}
 		out = append(out, &api.Member{RaftId: m.RaftID, NodeId: m.NodeID, Addr: m.Addr, Role: role,
-			Reachable: m.Reachable, MatchIndex: m.Match})
+			Reachable: m.Reachable, MatchIndex: m.Match, Lag: m.Lag, Suffrage: m.Suffrage(),
+			AutoPromote: m.AutoPromote, LastContactMs: contact})
 	}
 	return out
 }
@@ -139,6 +149,44 @@ func (s *controlServer) RemoveMember(ctx context.Context, req *api.RemoveMemberR
 		return &api.RemoveMemberResponse{}, nil
 	}
 	return resp, err
+}
+
+func (s *controlServer) PromoteMember(ctx context.Context, req *api.PromoteMemberRequest) (*api.PromoteMemberResponse, error) {
+	id, err := s.memberID(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return onLeader(ctx, s, func(ctx context.Context) (*api.PromoteMemberResponse, error) {
+		return &api.PromoteMemberResponse{}, s.m.node.Promote(ctx, id)
+	}, func(ctx context.Context, c api.ControlClient) (*api.PromoteMemberResponse, error) {
+		return c.PromoteMember(ctx, req)
+	})
+}
+
+func (s *controlServer) DemoteMember(ctx context.Context, req *api.DemoteMemberRequest) (*api.DemoteMemberResponse, error) {
+	id, err := s.memberID(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	n := s.m.node
+	if id == n.ID() && n.Leader() == id {
+		// The leader is to be demoted: hand over first, then the new
+		// leader demotes it (a handover is not a forwarding loop).
+		if err := n.TransferLeadership(ctx, 0); err != nil {
+			return nil, toStatus(err)
+		}
+		ctx = withoutForwardMark(ctx)
+	}
+	return onLeader(ctx, s, func(ctx context.Context) (*api.DemoteMemberResponse, error) {
+		err := n.Demote(ctx, id)
+		if errors.Is(err, membership.ErrCannotDemote) {
+			return nil, status.Errorf(codes.FailedPrecondition,
+				"demoting %s would leave the other voters without a reachable quorum; bring members back first", req.GetId())
+		}
+		return &api.DemoteMemberResponse{}, err
+	}, func(ctx context.Context, c api.ControlClient) (*api.DemoteMemberResponse, error) {
+		return c.DemoteMember(ctx, req)
+	})
 }
 
 func (s *controlServer) TransferLeadership(ctx context.Context, req *api.TransferLeadershipRequest) (*api.TransferLeadershipResponse, error) {

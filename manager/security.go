@@ -356,8 +356,9 @@ func (m *Manager) removeBootstrapRoot() {
 	}
 }
 
-// membershipGuard lets a manager join or announce itself only under the
-// node ID of its own certificate. A call a manager forwarded carries the
+// membershipGuard lets a manager join or change its address only under the
+// node ID of its own certificate (the node checks that the Raft ID is that
+// node's). A call a manager forwarded carries the
 // forwarding manager's certificate; managers are trusted to forward as
 // they were asked.
 type membershipGuard struct {
@@ -372,4 +373,14 @@ func (g *membershipGuard) Join(ctx context.Context, req *api.JoinRequest) (*api.
 		}
 	}
 	return g.RaftMembershipServer.Join(ctx, req)
+}
+
+func (g *membershipGuard) UpdateAddress(ctx context.Context, req *api.UpdateAddressRequest) (*api.UpdateAddressResponse, error) {
+	if !raft.IsForwarded(ctx) {
+		caller, ok := ca.CallerFromContext(ctx)
+		if !ok || caller.NodeID != req.GetNodeId() {
+			return nil, status.Errorf(codes.PermissionDenied, "a manager may change only its own address")
+		}
+	}
+	return g.RaftMembershipServer.UpdateAddress(ctx, req)
 }

@@ -27,6 +27,13 @@ type Config struct {
 	// Empty means: bootstrap a new cluster. Ignored when StateDir already
 	// holds a WAL (the node restarts from it).
 	JoinAddr string
+	// Learner joins the cluster as a learner for good: the node receives
+	// the log and can serve reads, but does not vote and is never promoted
+	// without an operator's word. Only with JoinAddr on an empty StateDir.
+	Learner bool
+	// PromotionLag is the most entries a learner may be behind the
+	// leader's commit index to be promoted to voter. Default 500.
+	PromotionLag uint64
 	// ForceNewCluster restarts the node from its WAL as the only member of
 	// a new cluster, keeping every committed entry. For recovery after
 	// the loss of a quorum for good.
@@ -97,6 +104,7 @@ func DefaultConfig() Config {
 		HeartbeatTick:              1,
 		SnapshotInterval:           10000,
 		LogEntriesForSlowFollowers: 500,
+		PromotionLag:               500,
 		KeepOldSnapshots:           0,
 		MaxProposalSize:            3 << 19, // 1.5 MiB
 		MaxSizePerMsg:              1 << 20,
@@ -148,6 +156,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReadTimeout <= 0 {
 		bad("ReadTimeout %v must be positive", c.ReadTimeout)
+	}
+	if c.Learner && c.ForceNewCluster {
+		bad("Learner and ForceNewCluster exclude each other: a forced cluster's only member votes")
 	}
 	if c.ForceNewCluster && c.JoinAddr != "" {
 		bad("ForceNewCluster and JoinAddr %q exclude each other", c.JoinAddr)

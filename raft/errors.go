@@ -36,7 +36,16 @@ var (
 	// ErrConfChangeRefused means a membership change was refused when
 	// applied (for example the ID was removed before).
 	ErrConfChangeRefused = errors.New("raft: membership change refused")
+	// ErrCannotPromote means a learner cannot become a voter yet: it is
+	// unreachable or too far behind the leader.
+	ErrCannotPromote = errors.New("raft: learner cannot be promoted now")
+	// ErrWrongNode means a call about a member came from another node.
+	ErrWrongNode = errors.New("raft: the member belongs to another node")
 )
+
+// errUnchanged means a membership change would change nothing; it is never
+// proposed, and the caller succeeds.
+var errUnchanged = errors.New("raft: membership unchanged")
 
 // NotLeaderError is returned when a call needs the leader. It wraps
 // ErrNotLeader and, when known, names the leader so the caller can retry

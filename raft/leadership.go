@@ -217,8 +217,10 @@ func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
 		if to == 0 {
 			return fmt.Errorf("%w: no other reachable member", ErrLeadershipTransfer)
 		}
-	} else if _, ok := n.cluster.Get(to); !ok {
+	} else if m, ok := n.cluster.Get(to); !ok {
 		return fmt.Errorf("%w: %x is not a member", ErrLeadershipTransfer, to)
+	} else if m.Learner {
+		return fmt.Errorf("%w: %x is a learner, which cannot lead; promote it first", ErrLeadershipTransfer, to)
 	}
 	n.log.Info("transferring leadership", "to", fmt.Sprintf("%x", to))
 	timeout := n.clock.After(2 * n.cfg.electionTimeout())
@@ -244,11 +246,12 @@ func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
 	}
 }
 
-// transferTarget picks the reachable member with the highest match index.
+// transferTarget picks the reachable voter with the highest match index (a
+// learner cannot lead).
 func (n *Node) transferTarget() uint64 {
 	st := n.raftNode.Status()
 	var best, bestMatch uint64
-	for _, m := range n.cluster.Members() {
+	for _, m := range n.cluster.Voters() {
 		if m.RaftID == n.id || !n.transport.Active(m.RaftID) {
 			continue
 		}

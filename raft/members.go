@@ -2,23 +2,33 @@ package raft
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/raft/membership"
 )
 
-// Join adds the manager nodeID, reachable at addr, to the cluster and
-// returns its new Raft ID and the membership after the change. A manager
-// that is already a member keeps its Raft ID; its address is updated when
-// it changed. Leader only; a join that would leave the cluster without a
-// quorum of reachable members is refused with ErrConfChangeRefused.
-func (n *Node) Join(ctx context.Context, nodeID, addr string) (uint64, *api.RaftMembershipState, error) {
+// Join adds the manager nodeID, reachable at addr, to the cluster as a
+// learner with a new Raft ID, and returns that ID and the membership after
+// the change. The leader promotes the learner to a voter once it has caught
+// up, unless permanentLearner is set. A learner never counts toward the
+// quorum, so a joiner that never starts, or dies while it catches up,
+// leaves the cluster's fault tolerance as it was.
+//
+// A node ID that is a member already is refused with
+// membership.ErrNodeIsMember: one node has one Raft ID for life, and a
+// manager that lost its Raft state must not come back under its old one
+// (its votes and acknowledgements are forgotten). Leader only.
+func (n *Node) Join(ctx context.Context, nodeID, addr string, permanentLearner bool) (uint64, *api.RaftMembershipState, error) {
 	if err := n.checkRunning(); err != nil {
 		return 0, nil, err
 	}
@@ -28,31 +38,56 @@ func (n *Node) Join(ctx context.Context, nodeID, addr string) (uint64, *api.Raft
 	if !n.leadership.isRaftLeader() {
 		return 0, nil, n.notLeader()
 	}
-	if m, ok := n.cluster.ByNodeID(nodeID); ok {
-		if m.Addr != addr {
-			n.log.Info("member rejoined with a new address", "peer", fmt.Sprintf("%x", m.RaftID), "old", m.Addr, "new", addr)
-			err := n.proposeConfChange(ctx, raftpb.ConfChangeUpdateNode, &api.RaftMember{RaftId: m.RaftID, NodeId: nodeID, Addr: addr})
-			if err != nil {
-				return 0, nil, err
-			}
+	var id uint64
+	err := n.changeMembership(ctx, func() (memberChange, error) {
+		if m, ok := n.cluster.ByNodeID(nodeID); ok {
+			return memberChange{}, fmt.Errorf("%w: node %s has Raft ID %x; if it lost its Raft state, remove it "+
+				"('shoal node rm %s'), then start it again from an empty state directory", membership.ErrNodeIsMember,
+				nodeID, m.RaftID, nodeID)
 		}
-		return m.RaftID, n.cluster.State(), nil
-	}
-	if !membership.CanAdd(n.cluster.Members(), n.reachable) {
-		return 0, nil, fmt.Errorf("%w: too few members are reachable to add one safely", ErrConfChangeRefused)
-	}
-	id := n.newRaftID()
-	if err := n.proposeConfChange(ctx, raftpb.ConfChangeAddNode, &api.RaftMember{RaftId: id, NodeId: nodeID, Addr: addr}); err != nil {
+		id = n.newRaftID()
+		return memberChange{typ: raftpb.ConfChangeAddLearnerNode, member: &api.RaftMember{
+			RaftId: id, NodeId: nodeID, Addr: addr, Learner: true, AutoPromote: !permanentLearner}}, nil
+	})
+	if err != nil {
 		return 0, nil, err
 	}
 	return id, n.cluster.State(), nil
 }
 
+// UpdateAddress records addr as the address of the member with Raft ID id,
+// which must have node ID nodeID. Leader only.
+func (n *Node) UpdateAddress(ctx context.Context, id uint64, nodeID, addr string) error {
+	if err := n.checkRunning(); err != nil {
+		return err
+	}
+	if addr == "" {
+		return fmt.Errorf("raft: an address update needs an address")
+	}
+	if !n.leadership.isRaftLeader() {
+		return n.notLeader()
+	}
+	return n.changeMembership(ctx, func() (memberChange, error) {
+		m, ok := n.cluster.Get(id)
+		if !ok {
+			return memberChange{}, fmt.Errorf("%w: Raft ID %x", membership.ErrUnknownMember, id)
+		}
+		if m.NodeID != nodeID {
+			return memberChange{}, fmt.Errorf("%w: Raft ID %x belongs to node %s, not %s", ErrWrongNode, id, m.NodeID, nodeID)
+		}
+		if m.Addr == addr {
+			return memberChange{}, errUnchanged
+		}
+		m.Addr = addr
+		return memberChange{typ: raftpb.ConfChangeUpdateNode, member: m.Proto()}, nil
+	})
+}
+
 // RemoveMember removes the member with Raft ID id from the cluster for
 // good. Unless force is set, it refuses with membership.ErrCannotRemove a
-// removal that would leave the other members without a quorum of reachable
-// ones. Leader only; the leader cannot remove itself (transfer leadership
-// first, then ask the new leader).
+// removal of a voter that would leave the other voters without a quorum of
+// reachable ones. Leader only; the leader cannot remove itself (transfer
+// leadership first, then ask the new leader).
 func (n *Node) RemoveMember(ctx context.Context, id uint64, force bool) error {
 	if err := n.checkRunning(); err != nil {
 		return err
@@ -60,20 +95,142 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64, force bool) error {
 	if !n.leadership.isRaftLeader() {
 		return n.notLeader()
 	}
-	if n.cluster.IsRemoved(id) {
-		return fmt.Errorf("%w: Raft ID %x", membership.ErrMemberRemoved, id)
-	}
-	m, ok := n.cluster.Get(id)
-	if !ok {
-		return fmt.Errorf("%w: Raft ID %x", membership.ErrUnknownMember, id)
-	}
 	if id == n.id {
 		return fmt.Errorf("raft: the leader cannot remove itself; transfer leadership first")
 	}
-	if !force && !n.canRemove(ctx, id) {
-		return membership.ErrCannotRemove
+	return n.changeMembership(ctx, func() (memberChange, error) {
+		if n.cluster.IsRemoved(id) {
+			return memberChange{}, fmt.Errorf("%w: Raft ID %x", membership.ErrMemberRemoved, id)
+		}
+		m, ok := n.cluster.Get(id)
+		if !ok {
+			return memberChange{}, fmt.Errorf("%w: Raft ID %x", membership.ErrUnknownMember, id)
+		}
+		if !force && !n.confirm(ctx, func() bool { return membership.CanRemove(n.cluster.Members(), id, n.reachable) }) {
+			return memberChange{}, membership.ErrCannotRemove
+		}
+		return memberChange{typ: raftpb.ConfChangeRemoveNode, member: m.Proto()}, nil
+	})
+}
+
+// Promote makes the learner with Raft ID id a voter. It refuses with
+// ErrCannotPromote a learner that is unreachable, or further behind the
+// leader's commit index than Config.PromotionLag. Promoting a voter does
+// nothing. Leader only.
+func (n *Node) Promote(ctx context.Context, id uint64) error {
+	if err := n.checkRunning(); err != nil {
+		return err
 	}
-	return n.proposeConfChange(ctx, raftpb.ConfChangeRemoveNode, m.Proto())
+	if !n.leadership.isRaftLeader() {
+		return n.notLeader()
+	}
+	err := n.changeMembership(ctx, func() (memberChange, error) {
+		m, ok := n.cluster.Get(id)
+		if !ok {
+			return memberChange{}, fmt.Errorf("%w: Raft ID %x", membership.ErrUnknownMember, id)
+		}
+		if !m.Learner {
+			return memberChange{}, errUnchanged
+		}
+		if err := n.promotable(id); err != nil {
+			return memberChange{}, err
+		}
+		m.Learner, m.AutoPromote = false, false
+		return memberChange{typ: raftpb.ConfChangeAddNode, member: m.Proto()}, nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	return err
+}
+
+// promotable tells why the learner id cannot become a voter now, if so.
+func (n *Node) promotable(id uint64) error {
+	st := n.raftNode.Status()
+	pr, ok := st.Progress[id]
+	if !ok {
+		return fmt.Errorf("%w: the leader has no progress for %x yet", ErrCannotPromote, id)
+	}
+	commit := st.HardState.GetCommit()
+	if pr.Match+n.cfg.PromotionLag < commit || pr.State != tracker.StateReplicate {
+		return fmt.Errorf("%w: %x has %d of %d entries (%s); wait until it has caught up", ErrCannotPromote, id,
+			pr.Match, commit, strings.ToLower(pr.State.String()))
+	}
+	if !pr.RecentActive {
+		return fmt.Errorf("%w: %x has not answered within an election timeout", ErrCannotPromote, id)
+	}
+	if !membership.CanPromote(n.cluster.Members(), id, n.reachable) {
+		return fmt.Errorf("%w: too few voters are reachable for the larger quorum", ErrCannotPromote)
+	}
+	return nil
+}
+
+// Demote makes the voter with Raft ID id a learner, which keeps receiving
+// the log but no longer votes, and is not promoted again automatically. It
+// refuses with membership.ErrCannotDemote a demotion that would leave the
+// other voters without a quorum of reachable ones. A learner that was to be
+// promoted once caught up stays a learner for good; demoting any other
+// learner does nothing. Leader only; the leader cannot demote itself (transfer
+// leadership first, then ask the new leader).
+func (n *Node) Demote(ctx context.Context, id uint64) error {
+	if err := n.checkRunning(); err != nil {
+		return err
+	}
+	if !n.leadership.isRaftLeader() {
+		return n.notLeader()
+	}
+	if id == n.id {
+		return fmt.Errorf("%w: the leader cannot demote itself; transfer leadership first", ErrNotLeader)
+	}
+	err := n.changeMembership(ctx, func() (memberChange, error) {
+		m, ok := n.cluster.Get(id)
+		if !ok {
+			return memberChange{}, fmt.Errorf("%w: Raft ID %x", membership.ErrUnknownMember, id)
+		}
+		if m.Learner && !m.AutoPromote {
+			return memberChange{}, errUnchanged
+		}
+		// A learner still to be promoted stays a learner for good.
+		if !m.Learner && !n.confirm(ctx, func() bool { return membership.CanDemote(n.cluster.Members(), id, n.reachable) }) {
+			return memberChange{}, membership.ErrCannotDemote
+		}
+		m.Learner, m.AutoPromote = true, false
+		return memberChange{typ: raftpb.ConfChangeAddLearnerNode, member: m.Proto()}, nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	return err
+}
+
+// promoteLearners promotes, while this node leads, every learner that
+// joined to become a voter once it has caught up and answers. It checks
+// every heartbeat interval.
+func (n *Node) promoteLearners() {
+	interval := time.Duration(n.cfg.HeartbeatTick) * n.cfg.TickInterval
+	for {
+		select {
+		case <-n.clock.After(interval):
+		case <-n.stopped:
+			return
+		}
+		if !n.leadership.isReadyLeader() {
+			continue
+		}
+		for _, m := range n.cluster.Members() {
+			if !m.Learner || !m.AutoPromote || n.promotable(m.RaftID) != nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.electionTimeout())
+			err := n.Promote(ctx, m.RaftID)
+			cancel()
+			if err != nil {
+				n.log.Info("promoting a caught-up learner", "peer", fmt.Sprintf("%x", m.RaftID), "err", err)
+			} else {
+				n.log.Info("promoted a caught-up learner to voter", "peer", fmt.Sprintf("%x", m.RaftID))
+			}
+		}
+	}
 }
 
 // announceAddress makes the cluster record Config.AdvertiseAddr when the
@@ -120,7 +277,8 @@ func (n *Node) askToUpdateAddress(peer uint64) bool {
 		case <-ctx.Done():
 		}
 	}()
-	_, err = api.NewRaftMembershipClient(conn).Join(ctx, &api.JoinRequest{NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr})
+	_, err = api.NewRaftMembershipClient(conn).UpdateAddress(ctx, &api.UpdateAddressRequest{
+		RaftId: n.id, NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr})
 	if err != nil {
 		n.log.Warn("announcing the new address", "peer", fmt.Sprintf("%x", peer), "err", errorFromStatus(err))
 		return false
@@ -173,15 +331,15 @@ func (n *Node) reachable(id uint64) bool {
 	return ok && pr.RecentActive
 }
 
-// canRemove reports whether removing id keeps a quorum of reachable
-// members. A leader learns who answers only as its heartbeats come back,
-// so a refusal is confirmed over one more election timeout: a removal
+// confirm reports whether cond holds, such as a quorum check over who is
+// reachable. A leader learns who answers only as its heartbeats come back,
+// so a false cond is confirmed over one more election timeout: a change
 // asked right after an election is not refused for want of news.
-func (n *Node) canRemove(ctx context.Context, id uint64) bool {
+func (n *Node) confirm(ctx context.Context, cond func() bool) bool {
 	deadline := n.clock.After(n.cfg.electionTimeout())
 	tick := time.Duration(n.cfg.HeartbeatTick) * n.cfg.TickInterval
 	for {
-		if membership.CanRemove(n.cluster.Members(), id, n.reachable) {
+		if cond() {
 			return true
 		}
 		select {
@@ -204,8 +362,14 @@ type MemberStatus struct {
 	// Match is the highest log index known to be replicated on the member;
 	// known on the leader only (0 elsewhere).
 	Match uint64
+	// Lag is how many entries the member is behind the commit index;
+	// known on the leader only (0 elsewhere).
+	Lag uint64
 	// Reachable tells whether the last message to the member got through.
 	Reachable bool
+	// LastContact is when this node last received a message from the
+	// member; zero when it never did (and for this node itself).
+	LastContact time.Time
 }
 
 // Status is a snapshot of the node's view of the cluster.
@@ -241,13 +405,35 @@ func (n *Node) Status() (Status, error) {
 		IsLeader: n.leadership.isReadyLeader(),
 	}
 	for _, m := range n.cluster.Members() {
-		ms := MemberStatus{Member: m, Leader: m.RaftID == rs.Lead, Reachable: n.reachable(m.RaftID)}
+		ms := MemberStatus{Member: m, Leader: m.RaftID == rs.Lead, Reachable: n.reachable(m.RaftID),
+			LastContact: n.lastContactWith(m.RaftID)}
 		if pr, ok := rs.Progress[m.RaftID]; ok {
 			ms.Match = pr.Match
+			ms.Lag = st.Commit - min(pr.Match, st.Commit)
 		}
 		st.Members = append(st.Members, ms)
 	}
 	return st, nil
+}
+
+// heardFrom records that a message from peer arrived now.
+func (n *Node) heardFrom(peer uint64) {
+	now := n.clock.Now().UnixNano()
+	n.lastHeard.Store(now)
+	if t, ok := n.lastContact.Load(peer); ok {
+		t.(*atomic.Int64).Store(now)
+		return
+	}
+	t := &atomic.Int64{}
+	t.Store(now)
+	n.lastContact.Store(peer, t)
+}
+
+func (n *Node) lastContactWith(peer uint64) time.Time {
+	if t, ok := n.lastContact.Load(peer); ok {
+		return time.Unix(0, t.(*atomic.Int64).Load())
+	}
+	return time.Time{}
 }
 
 func stateName(s string) string {

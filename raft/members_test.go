@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,7 +139,7 @@ func TestRestartAtNewAddressUpdatesIt(t *testing.T) {
 	c.WaitAppliedIndex(index)
 }
 
-func TestJoinOfAMemberUpdatesItsAddress(t *testing.T) {
+func TestJoinOfAMemberIsRefused(t *testing.T) {
 	c := rafttest.NewCluster(t, 3, rafttest.Options{})
 	followers := c.Followers()
 	conn, err := grpc.NewClient(followers[0].Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -147,16 +148,45 @@ func TestJoinOfAMemberUpdatesItsAddress(t *testing.T) {
 	}
 	defer conn.Close()
 	target := followers[1]
-	// Through a follower, so the call is forwarded to the leader.
-	resp, err := api.NewRaftMembershipClient(conn).Join(context.Background(), &api.JoinRequest{NodeId: target.NodeID, Addr: "127.0.0.1:1"})
+	// Through a follower, so the call is forwarded to the leader: a node
+	// that lost its Raft state must not get its old Raft ID back.
+	_, err = api.NewRaftMembershipClient(conn).Join(context.Background(), &api.JoinRequest{NodeId: target.NodeID, Addr: "127.0.0.1:1"})
+	if status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "shoal node rm "+target.NodeID) {
+		t.Fatalf("join of a member: %v, want AlreadyExists naming the recovery", err)
+	}
+	if got := len(c.Leader().Node().Cluster().Members()); got != 3 {
+		t.Fatalf("the refused join left %d members, want 3", got)
+	}
+}
+
+func TestUpdateAddressThroughAFollower(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.Options{})
+	followers := c.Followers()
+	conn, err := grpc.NewClient(followers[0].Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatalf("join: %v", err)
+		t.Fatal(err)
 	}
-	if resp.GetRaftId() != target.ID() {
-		t.Fatalf("rejoin got Raft ID %x, want the member's own %x", resp.GetRaftId(), target.ID())
+	defer conn.Close()
+	target := followers[1]
+	client := api.NewRaftMembershipClient(conn)
+	tests := []struct {
+		name string
+		req  *api.UpdateAddressRequest
+		want codes.Code
+	}{
+		{"another node's Raft ID", &api.UpdateAddressRequest{RaftId: target.ID(), NodeId: "someone-else", Addr: "127.0.0.1:1"}, codes.PermissionDenied},
+		{"an unknown Raft ID", &api.UpdateAddressRequest{RaftId: 12345, NodeId: target.NodeID, Addr: "127.0.0.1:1"}, codes.NotFound},
+		{"its own", &api.UpdateAddressRequest{RaftId: target.ID(), NodeId: target.NodeID, Addr: "127.0.0.1:1"}, codes.OK},
+		{"the same again", &api.UpdateAddressRequest{RaftId: target.ID(), NodeId: target.NodeID, Addr: "127.0.0.1:1"}, codes.OK},
 	}
-	leader := c.Leader()
-	got, _ := leader.Node().Cluster().Get(target.ID())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := client.UpdateAddress(context.Background(), tt.req); status.Code(err) != tt.want {
+				t.Fatalf("UpdateAddress: %v, want %v", err, tt.want)
+			}
+		})
+	}
+	got, _ := c.Leader().Node().Cluster().Get(target.ID())
 	if got.Addr != "127.0.0.1:1" {
 		t.Fatalf("the leader has address %q for the member, want the new one", got.Addr)
 	}
@@ -173,9 +203,8 @@ func TestJoinErrors(t *testing.T) {
 	if status.Code(err) == codes.OK {
 		t.Fatal("a join without node ID succeeded")
 	}
-	_, err = api.NewRaftMembershipClient(conn).Leave(context.Background(), &api.LeaveRequest{RaftId: 12345})
-	if status.Code(err) != codes.NotFound {
-		t.Fatalf("leave of an unknown member: %v, want NotFound", err)
+	if err := c.Leader().Node().RemoveMember(context.Background(), 12345, false); !errors.Is(err, membership.ErrUnknownMember) {
+		t.Fatalf("removal of an unknown member: %v, want ErrUnknownMember", err)
 	}
 }
 

@@ -67,9 +67,17 @@ type Node struct {
 	// value so that IDs of an earlier run, replayed from the WAL, do not
 	// meet the waiters of this one.
 	proposalSeq atomic.Uint64
-	// confChangeMu keeps one membership change in flight: Raft drops a
-	// configuration change proposed while another is pending.
-	confChangeMu sync.Mutex
+	// confChangeTurn holds a token while a membership change is decided,
+	// proposed and not yet applied: Raft drops a configuration change
+	// proposed while another is pending. pendingConfChange is that
+	// change's proposal ID, 0 when none is in the log unapplied.
+	confChangeTurn    chan struct{}
+	pendingConfChange atomic.Uint64
+	// advanced is the applied index Raft has been told of (Advance).
+	advanced appliedIndex
+	// lastContact is when each peer's last message arrived (Raft ID to
+	// *atomic.Int64 of UnixNano on the node's clock).
+	lastContact sync.Map
 
 	// Owned by the Run goroutine.
 	loop loopState
@@ -107,6 +115,8 @@ type loopState struct {
 	// snapshotAt, when set, asks for a snapshot at this index or later
 	// before SnapshotInterval is reached.
 	snapshotAt uint64
+	// appliedTerm is the term of the last applied entry.
+	appliedTerm uint64
 	// campaignAt, when set, is the index after whose application the node
 	// campaigns: a bootstrapping node does so at once rather than after an
 	// election timeout.
@@ -141,6 +151,8 @@ func NewNode(cfg Config, sm StateMachine) (*Node, error) {
 		snapshotDone: make(chan snapshotResult, 1),
 		snapshotAsk:  make(chan struct{}, 1),
 		readStates:   make(chan raft.ReadState, 64),
+
+		confChangeTurn: make(chan struct{}, 1),
 	}
 	n.reads.init()
 	n.proposalSeq.Store(randomUint64())
@@ -285,6 +297,11 @@ func (n *Node) runLoop(ctx context.Context) error {
 	go func() {
 		defer n.wg.Done()
 		n.probeWhenForgotten()
+	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.promoteLearners()
 	}()
 	ticker := n.clock.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/api"
@@ -44,35 +43,6 @@ func (n *Node) ProposeValue(ctx context.Context, payload []byte) (any, error) {
 		return nil, n.proposeError(err)
 	}
 	return n.waitProposal(ctx, id, done)
-}
-
-// proposeConfChange proposes a membership change for member and waits until
-// it is applied. One change is in flight at a time, and only once this
-// leader has caught up: Raft silently drops a change proposed while an
-// earlier one may be unapplied.
-func (n *Node) proposeConfChange(ctx context.Context, typ raftpb.ConfChangeType, member *api.RaftMember) error {
-	n.confChangeMu.Lock()
-	defer n.confChangeMu.Unlock()
-	if err := n.waitReadyLeader(ctx); err != nil {
-		return err
-	}
-	payload, err := proto.Marshal(member)
-	if err != nil {
-		return err
-	}
-	id := n.proposalSeq.Add(1)
-	cctx, err := proto.Marshal(&api.RaftEntry{Proposer: n.id, ProposalId: id, Payload: payload})
-	if err != nil {
-		return err
-	}
-	cc := &raftpb.ConfChange{Type: typ.Enum(), NodeId: proto.Uint64(member.GetRaftId()), Context: cctx}
-	done := n.proposals.register(id)
-	if err := n.raftNode.ProposeConfChange(ctx, cc); err != nil {
-		n.proposals.forget(id)
-		return n.proposeError(err)
-	}
-	_, err = n.waitProposal(ctx, id, done)
-	return err
 }
 
 func (n *Node) waitProposal(ctx context.Context, id uint64, done <-chan proposalResult) (any, error) {

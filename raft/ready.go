@@ -10,7 +10,6 @@ import (
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/internal/crashpoint"
-	"github.com/shoal-project/shoal/raft/membership"
 )
 
 // handleReady carries out one Ready in the order the Raft contract needs:
@@ -96,6 +95,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		crashpoint.Hit(crashpoint.ApplyAfter)
 	}
 	n.raftNode.Advance()
+	n.advanced.set(n.applied.get())
 	if at := n.loop.campaignAt; at != 0 && n.applied.get() >= at {
 		n.loop.campaignAt = 0
 		if err := n.raftNode.Campaign(context.Background()); err != nil {
@@ -134,7 +134,7 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 		switch e.GetType() {
 		case raftpb.EntryNormal:
 			err = n.applyNormal(e)
-		case raftpb.EntryConfChange:
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
 			err = n.applyConfChange(e)
 		default:
 			err = fmt.Errorf("raft: entry %d has type %v, which shoal never proposes", e.GetIndex(), e.GetType())
@@ -143,6 +143,7 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 			return err
 		}
 		applied = e.GetIndex()
+		n.loop.appliedTerm = e.GetTerm()
 		if n.loop.leaderTerm != 0 && e.GetTerm() == n.loop.leaderTerm {
 			// An entry of our own term is applied, so is every entry
 			// of earlier terms: this leader's state is current.
@@ -158,7 +159,13 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 
 func (n *Node) applyNormal(e *raftpb.Entry) error {
 	if len(e.GetData()) == 0 {
-		return nil // the empty entry a new leader appends
+		// A new leader appends an empty entry first in its term; Raft
+		// puts any other empty entry in place of a configuration change
+		// it would not propose.
+		if e.GetTerm() == n.loop.appliedTerm {
+			n.failDroppedConfChange()
+		}
+		return nil
 	}
 	var re api.RaftEntry
 	if err := proto.Unmarshal(e.GetData(), &re); err != nil {
@@ -167,70 +174,6 @@ func (n *Node) applyNormal(e *raftpb.Entry) error {
 	result, err := n.sm.Apply(e.GetIndex(), re.GetPayload())
 	if re.GetProposer() == n.id {
 		n.proposals.deliver(re.GetProposalId(), proposalResult{result: result, err: err})
-	}
-	return nil
-}
-
-// applyConfChange applies a membership change. Whether a change is refused
-// depends only on replicated state, so every member decides the same.
-func (n *Node) applyConfChange(e *raftpb.Entry) error {
-	var cc raftpb.ConfChange
-	if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
-		return fmt.Errorf("raft: configuration change %d cannot be decoded: %w", e.GetIndex(), err)
-	}
-	var ctx api.RaftEntry
-	if err := proto.Unmarshal(cc.GetContext(), &ctx); err != nil {
-		return fmt.Errorf("raft: configuration change %d has an undecodable context: %w", e.GetIndex(), err)
-	}
-	var member api.RaftMember
-	if err := proto.Unmarshal(ctx.GetPayload(), &member); err != nil {
-		return fmt.Errorf("raft: configuration change %d has an undecodable member: %w", e.GetIndex(), err)
-	}
-	id := cc.GetNodeId()
-	var refused error
-	switch cc.GetType() {
-	case raftpb.ConfChangeAddNode:
-		m := membership.Member{RaftID: id, NodeID: member.GetNodeId(), Addr: member.GetAddr()}
-		if refused = n.cluster.Add(m); refused == nil && id != n.id {
-			if err := n.transport.AddPeer(id, m.Addr); err != nil {
-				n.log.Warn("adding peer", "peer", fmt.Sprintf("%x", id), "err", err)
-			}
-			if first, _ := n.memStore.FirstIndex(); first > 1 {
-				// The new member needs a snapshot, the log before it
-				// being compacted, and Raft's member refuses one that
-				// does not list it: take one that does, now.
-				n.loop.snapshotAt = max(n.loop.snapshotAt, e.GetIndex())
-			}
-		}
-	case raftpb.ConfChangeUpdateNode:
-		if refused = n.cluster.UpdateAddr(id, member.GetAddr()); refused == nil && id != n.id {
-			if err := n.transport.UpdatePeer(id, member.GetAddr()); err != nil {
-				n.log.Warn("updating peer", "peer", fmt.Sprintf("%x", id), "err", err)
-			}
-		}
-	case raftpb.ConfChangeRemoveNode:
-		n.cluster.Remove(id)
-		if id == n.id {
-			n.loop.removed = true
-		} else {
-			n.transport.RemovePeer(id)
-		}
-	default:
-		refused = fmt.Errorf("change type %v is not used by shoal", cc.GetType())
-	}
-	if refused != nil {
-		// Cancel the change in Raft too; ApplyConfChange must still be
-		// called.
-		cc.NodeId = proto.Uint64(0)
-		refused = fmt.Errorf("%w: %w", ErrConfChangeRefused, refused)
-		n.log.Warn("membership change refused", "index", e.GetIndex(), "err", refused)
-	} else {
-		n.log.Info("membership changed", "index", e.GetIndex(), "change", cc.GetType().String(),
-			"peer", fmt.Sprintf("%x", id), "addr", member.GetAddr())
-	}
-	n.loop.confState = n.raftNode.ApplyConfChange(&cc)
-	if ctx.GetProposer() == n.id {
-		n.proposals.deliver(ctx.GetProposalId(), proposalResult{err: refused})
 	}
 	return nil
 }

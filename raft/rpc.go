@@ -30,7 +30,7 @@ func (n *Node) ProcessRaftMessage(ctx context.Context, m *raftpb.Message) error 
 	if m.GetTo() != n.id {
 		return fmt.Errorf("raft: message for %x reached %x", m.GetTo(), n.id)
 	}
-	n.lastHeard.Store(n.clock.Now().UnixNano())
+	n.heardFrom(m.GetFrom())
 	if err := n.raftNode.Step(ctx, m); err != nil {
 		if errors.Is(err, raft.ErrStopped) {
 			return ErrStopped
@@ -58,7 +58,7 @@ type membershipServer struct {
 }
 
 func (s *membershipServer) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResponse, error) {
-	id, st, err := s.n.Join(ctx, req.GetNodeId(), req.GetAddr())
+	id, st, err := s.n.Join(ctx, req.GetNodeId(), req.GetAddr(), req.GetLearner())
 	if errors.Is(err, ErrNotLeader) {
 		return forward(ctx, s.n, func(ctx context.Context, conn *grpc.ClientConn) (*api.JoinResponse, error) {
 			return api.NewRaftMembershipClient(conn).Join(ctx, req)
@@ -70,25 +70,17 @@ func (s *membershipServer) Join(ctx context.Context, req *api.JoinRequest) (*api
 	return &api.JoinResponse{RaftId: id, Members: st.GetMembers(), Removed: st.GetRemoved()}, nil
 }
 
-func (s *membershipServer) Leave(ctx context.Context, req *api.LeaveRequest) (*api.LeaveResponse, error) {
-	n := s.n
-	if req.GetRaftId() == n.id && n.leadership.isRaftLeader() {
-		// The leader leaves: hand over leadership, then let the new
-		// leader remove it.
-		if err := n.TransferLeadership(ctx, 0); err != nil {
-			return nil, ToStatus(err)
-		}
-	}
-	err := n.RemoveMember(ctx, req.GetRaftId(), false)
+func (s *membershipServer) UpdateAddress(ctx context.Context, req *api.UpdateAddressRequest) (*api.UpdateAddressResponse, error) {
+	err := s.n.UpdateAddress(ctx, req.GetRaftId(), req.GetNodeId(), req.GetAddr())
 	if errors.Is(err, ErrNotLeader) {
-		return forward(ctx, n, func(ctx context.Context, conn *grpc.ClientConn) (*api.LeaveResponse, error) {
-			return api.NewRaftMembershipClient(conn).Leave(ctx, req)
+		return forward(ctx, s.n, func(ctx context.Context, conn *grpc.ClientConn) (*api.UpdateAddressResponse, error) {
+			return api.NewRaftMembershipClient(conn).UpdateAddress(ctx, req)
 		})
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errUnchanged) {
 		return nil, ToStatus(err)
 	}
-	return &api.LeaveResponse{}, nil
+	return &api.UpdateAddressResponse{}, nil
 }
 
 // ForwardedKey is the gRPC metadata key that marks a call a follower
@@ -163,8 +155,13 @@ func ToStatus(err error) error {
 	case errors.Is(err, membership.ErrUnknownMember):
 		code = codes.NotFound
 	case errors.Is(err, membership.ErrCannotRemove), errors.Is(err, membership.ErrMemberRemoved),
+		errors.Is(err, membership.ErrCannotDemote), errors.Is(err, ErrCannotPromote),
 		errors.Is(err, ErrConfChangeRefused):
 		code = codes.FailedPrecondition
+	case errors.Is(err, membership.ErrNodeIsMember):
+		code = codes.AlreadyExists
+	case errors.Is(err, ErrWrongNode):
+		code = codes.PermissionDenied
 	case errors.Is(err, ErrProposalTooLarge):
 		code = codes.InvalidArgument
 	}

@@ -156,6 +156,7 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 	n.syncPeers()
 	n.loop.confState = proto.Clone(meta.GetConfState()).(*raftpb.ConfState)
 	n.loop.snapshotIndex = meta.GetIndex()
+	n.loop.appliedTerm = meta.GetTerm()
 	if n.cluster.IsRemoved(n.id) {
 		n.loop.removed = true
 	}
@@ -164,17 +165,22 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 	return nil
 }
 
+// setPeer makes the transport reach peer id at addr.
+func (n *Node) setPeer(id uint64, addr string) {
+	if err := n.transport.AddPeer(id, addr); err != nil {
+		if err := n.transport.UpdatePeer(id, addr); err != nil {
+			n.log.Warn("updating peer", "peer", fmt.Sprintf("%x", id), "err", err)
+		}
+	}
+}
+
 // syncPeers makes the transport's peers the current members.
 func (n *Node) syncPeers() {
 	for _, m := range n.cluster.Members() {
 		if m.RaftID == n.id {
 			continue
 		}
-		if err := n.transport.AddPeer(m.RaftID, m.Addr); err != nil {
-			if err := n.transport.UpdatePeer(m.RaftID, m.Addr); err != nil {
-				n.log.Warn("updating peer", "peer", fmt.Sprintf("%x", m.RaftID), "err", err)
-			}
-		}
+		n.setPeer(m.RaftID, m.Addr)
 	}
 	for _, id := range n.cluster.Removed() {
 		n.transport.RemovePeer(id)

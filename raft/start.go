@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"go.etcd.io/raft/v3"
@@ -43,6 +44,8 @@ func (n *Node) JoinAndStart(ctx context.Context) error {
 		err = n.restart(scfg)
 	case n.cfg.ForceNewCluster:
 		err = fmt.Errorf("raft: --force-new-cluster needs existing state, and %s holds no WAL", n.cfg.StateDir)
+	case n.cfg.JoinAddr == "" && n.cfg.Learner:
+		err = fmt.Errorf("raft: a learner joins an existing cluster: give the address of one of its managers (--join)")
 	case n.cfg.JoinAddr == "":
 		err = n.bootstrap(scfg)
 	default:
@@ -76,14 +79,10 @@ func (n *Node) newTransport() error {
 	return nil
 }
 
-func (n *Node) walMetadata() ([]byte, error) {
-	return proto.Marshal(&api.WALMetadata{RaftId: n.id, NodeId: n.cfg.NodeID})
-}
-
-// createState creates the WAL, which names this node, and the transport,
-// once n.id is known.
-func (n *Node) createState(scfg storage.Config) error {
-	meta, err := n.walMetadata()
+// createState creates the WAL, which names this node and the peers it
+// joined through, and the transport, once n.id is known.
+func (n *Node) createState(scfg storage.Config, peers []*api.RaftMember) error {
+	meta, err := proto.Marshal(&api.WALMetadata{RaftId: n.id, NodeId: n.cfg.NodeID, Peers: peers})
 	if err != nil {
 		return err
 	}
@@ -95,7 +94,7 @@ func (n *Node) createState(scfg storage.Config) error {
 
 func (n *Node) bootstrap(scfg storage.Config) error {
 	n.id = n.newRaftID()
-	if err := n.createState(scfg); err != nil {
+	if err := n.createState(scfg, nil); err != nil {
 		return err
 	}
 	self, err := n.memberContext(&api.RaftMember{RaftId: n.id, NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr})
@@ -126,26 +125,43 @@ func (n *Node) join(ctx context.Context, scfg storage.Config) error {
 		return fmt.Errorf("raft: joining through %s: %w", n.cfg.JoinAddr, err)
 	}
 	defer conn.Close()
-	resp, err := api.NewRaftMembershipClient(conn).Join(ctx, &api.JoinRequest{NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr})
+	resp, err := api.NewRaftMembershipClient(conn).Join(ctx, &api.JoinRequest{
+		NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr, Learner: n.cfg.Learner})
 	if err != nil {
 		return fmt.Errorf("raft: joining through %s: %w", n.cfg.JoinAddr, errorFromStatus(err))
 	}
 	n.id = resp.GetRaftId()
-	if err := n.createState(scfg); err != nil {
-		return err
-	}
 	// The membership itself is rebuilt from the log the leader sends, as
 	// on every member, so that each change is decided from the same state;
-	// the addresses are needed now to answer the leader.
+	// the addresses are needed to answer the leader, now and after a
+	// restart that comes before the log names any member, so the WAL
+	// keeps them.
+	var peers []*api.RaftMember
 	for _, m := range resp.GetMembers() {
 		if m.GetRaftId() != n.id {
-			if err := n.transport.AddPeer(m.GetRaftId(), m.GetAddr()); err != nil {
-				return err
-			}
+			peers = append(peers, m)
 		}
 	}
+	if err := n.createState(scfg, peers); err != nil {
+		return err
+	}
+	if err := n.addJoinPeers(peers); err != nil {
+		return err
+	}
 	n.raftNode = raft.RestartNode(n.raftConfig(0))
-	n.log.Info("joined the cluster", "raft_id", fmt.Sprintf("%x", n.id), "through", n.cfg.JoinAddr, "members", len(resp.GetMembers()))
+	n.log.Info("joined the cluster as a learner", "raft_id", fmt.Sprintf("%x", n.id), "through", n.cfg.JoinAddr,
+		"members", len(resp.GetMembers()), "stays_learner", n.cfg.Learner)
+	return nil
+}
+
+// addJoinPeers makes the members a joining node was told of its peers,
+// until its log says who the members are.
+func (n *Node) addJoinPeers(peers []*api.RaftMember) error {
+	for _, m := range peers {
+		if err := n.transport.AddPeer(m.GetRaftId(), m.GetAddr()); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -164,6 +180,9 @@ func (n *Node) restart(scfg storage.Config) error {
 	}
 	n.id = meta.GetRaftId()
 	if err := n.newTransport(); err != nil {
+		return err
+	}
+	if err := n.addJoinPeers(meta.GetPeers()); err != nil {
 		return err
 	}
 
@@ -222,22 +241,35 @@ func (n *Node) forceNewCluster(loaded *storage.Loaded) (*raftpb.HardState, []*ra
 		last = snap.GetMetadata().GetIndex()
 	}
 	var added []*raftpb.Entry
-	for _, id := range n.votersIn(loaded.Snapshot, ents) {
-		if id == n.id {
-			continue
-		}
-		cctx, err := n.memberContext(&api.RaftMember{RaftId: id})
+	appendChange := func(typ raftpb.ConfChangeType, m *api.RaftMember) error {
+		cctx, err := n.memberContext(m)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		data, err := proto.Marshal(&raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id), Context: cctx})
+		data, err := proto.Marshal(&raftpb.ConfChange{Type: typ.Enum(), NodeId: proto.Uint64(m.GetRaftId()), Context: cctx})
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		last++
 		added = append(added, &raftpb.Entry{
 			Type: raftpb.EntryConfChange.Enum(), Term: proto.Uint64(hs.GetTerm()), Index: proto.Uint64(last), Data: data,
 		})
+		return nil
+	}
+	members, learners := n.membersIn(loaded.Snapshot, ents)
+	if learners[n.id] {
+		// The only member must vote: promote it before the others go.
+		if err := appendChange(raftpb.ConfChangeAddNode, &api.RaftMember{RaftId: n.id, NodeId: n.cfg.NodeID}); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, id := range members {
+		if id == n.id {
+			continue
+		}
+		if err := appendChange(raftpb.ConfChangeRemoveNode, &api.RaftMember{RaftId: id}); err != nil {
+			return nil, nil, err
+		}
 	}
 	hs.Commit = proto.Uint64(last)
 	if err := n.disk.Save(hs, added); err != nil {
@@ -247,36 +279,39 @@ func (n *Node) forceNewCluster(loaded *storage.Loaded) (*raftpb.HardState, []*ra
 	return hs, append(ents, added...), nil
 }
 
-// votersIn returns the Raft IDs that are members after the snapshot and the
-// configuration changes in ents.
-func (n *Node) votersIn(snap *raftpb.Snapshot, ents []*raftpb.Entry) []uint64 {
-	ids := map[uint64]bool{}
+// membersIn returns the Raft IDs that are members, voters and learners,
+// after the snapshot and the configuration changes in ents, and which of
+// them are learners.
+func (n *Node) membersIn(snap *raftpb.Snapshot, ents []*raftpb.Entry) ([]uint64, map[uint64]bool) {
+	learner := map[uint64]bool{} // every member, true for a learner
 	if snap != nil {
-		for _, id := range snap.GetMetadata().GetConfState().GetVoters() {
-			ids[id] = true
+		cs := snap.GetMetadata().GetConfState()
+		for _, id := range cs.GetVoters() {
+			learner[id] = false
+		}
+		for _, id := range cs.GetLearners() {
+			learner[id] = true
 		}
 	}
 	for _, e := range ents {
-		if e.GetType() != raftpb.EntryConfChange {
+		if e.GetType() != raftpb.EntryConfChange && e.GetType() != raftpb.EntryConfChangeV2 {
 			continue
 		}
-		var cc raftpb.ConfChange
-		if proto.Unmarshal(e.GetData(), &cc) != nil {
+		change, _, err := confChangeOf(e)
+		if err != nil || change.GetNodeId() == 0 {
 			continue
 		}
-		switch cc.GetType() {
+		switch change.GetType() {
 		case raftpb.ConfChangeAddNode:
-			ids[cc.GetNodeId()] = true
+			learner[change.GetNodeId()] = false
+		case raftpb.ConfChangeAddLearnerNode:
+			learner[change.GetNodeId()] = true
 		case raftpb.ConfChangeRemoveNode:
-			delete(ids, cc.GetNodeId())
+			delete(learner, change.GetNodeId())
 		}
 	}
-	out := make([]uint64, 0, len(ids))
-	for id := range ids {
-		out = append(out, id)
-	}
-	slices.Sort(out)
-	return out
+	ids := slices.Sorted(maps.Keys(learner))
+	return ids, learner
 }
 
 // transportEvents is the Node as the transport sees it.

@@ -74,6 +74,7 @@ the control socket is STATE_DIR/control.sock.`,
 	fs.StringVar(&c.JoinToken, "token", "", "the manager join token, with --join (env SHOAL_JOIN_TOKEN; a manager shows it: shoal cluster join-token manager)")
 	fs.DurationVar(&c.CertificateValidity, "certificate-validity", c.CertificateValidity, "lifetime of the certificates this manager signs; they are renewed at half to four fifths of it")
 	fs.BoolVar(&c.Autolock, "autolock", false, "lock this manager's encrypted data with an unlock key, shown once: after a restart it serves nothing until 'shoal unlock' gives it")
+	fs.BoolVar(&c.Raft.Learner, "learner", false, "with --join: join as a learner for good, which receives the log and serves reads but never votes, until 'shoal node promote'")
 	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", false, "restart from this state directory as the only manager of a new cluster, keeping every object")
 	fs.DurationVar(&c.Raft.TickInterval, "tick", c.Raft.TickInterval, "duration of one Raft tick")
 	fs.IntVar(&c.Raft.ElectionTick, "election-tick", c.Raft.ElectionTick, "ticks without a leader before a follower campaigns")

@@ -17,16 +17,32 @@ type Member struct {
 	NodeID string
 	// Addr is where the member's peers reach its Raft service.
 	Addr string
+	// Learner is set while the member receives the log without voting: it
+	// never counts toward a quorum.
+	Learner bool
+	// AutoPromote is set on a learner that the leader makes a voter once
+	// it has caught up. A manager joins as such a learner unless it asked
+	// to stay one; a demoted voter is a learner without it.
+	AutoPromote bool
 }
 
 // Proto returns m as the wire type.
 func (m Member) Proto() *api.RaftMember {
-	return &api.RaftMember{RaftId: m.RaftID, NodeId: m.NodeID, Addr: m.Addr}
+	return &api.RaftMember{RaftId: m.RaftID, NodeId: m.NodeID, Addr: m.Addr, Learner: m.Learner, AutoPromote: m.AutoPromote}
 }
 
 // FromProto converts the wire type.
 func FromProto(p *api.RaftMember) Member {
-	return Member{RaftID: p.GetRaftId(), NodeID: p.GetNodeId(), Addr: p.GetAddr()}
+	return Member{RaftID: p.GetRaftId(), NodeID: p.GetNodeId(), Addr: p.GetAddr(), Learner: p.GetLearner(),
+		AutoPromote: p.GetAutoPromote()}
+}
+
+// Suffrage is "learner" or "voter".
+func (m Member) Suffrage() string {
+	if m.Learner {
+		return "learner"
+	}
+	return "voter"
 }
 
 // Cluster is the set of current members and of removed Raft IDs, with the
@@ -44,8 +60,10 @@ func NewCluster() *Cluster {
 	return &Cluster{members: map[uint64]Member{}, removed: map[uint64]struct{}{}, removedNodes: map[string]struct{}{}}
 }
 
-// Add adds m, or replaces the member with m's Raft ID. It fails with
-// ErrMemberRemoved when that ID was removed before: an ID is never reused.
+// Add adds m, or replaces the member with m's Raft ID (a learner promoted
+// or a voter demoted). It fails with ErrMemberRemoved when that ID was
+// removed before: an ID is never reused; and with ErrNodeIsMember when
+// another Raft ID has m's node ID: one node has one Raft ID for life.
 func (c *Cluster) Add(m Member) error {
 	if m.RaftID == 0 {
 		return fmt.Errorf("membership: Raft ID 0 is not a valid member ID")
@@ -55,10 +73,30 @@ func (c *Cluster) Add(m Member) error {
 	if _, ok := c.removed[m.RaftID]; ok {
 		return fmt.Errorf("%w: Raft ID %x", ErrMemberRemoved, m.RaftID)
 	}
+	if m.NodeID != "" {
+		for id, other := range c.members {
+			if id != m.RaftID && other.NodeID == m.NodeID {
+				return fmt.Errorf("%w: node %s has Raft ID %x, not %x", ErrNodeIsMember, m.NodeID, id, m.RaftID)
+			}
+		}
+	}
 	c.members[m.RaftID] = m
 	return nil
 }
 
+// SetSuffrage makes the member with Raft ID id a learner or a voter, with
+// autoPromote for a learner the leader is to promote.
+func (c *Cluster) SetSuffrage(id uint64, learner, autoPromote bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.members[id]
+	if !ok {
+		return fmt.Errorf("%w: Raft ID %x", ErrUnknownMember, id)
+	}
+	m.Learner, m.AutoPromote = learner, learner && autoPromote
+	c.members[id] = m
+	return nil
+}
 // UpdateAddr changes the address of a current member.
 func (c *Cluster) UpdateAddr(id uint64, addr string) error {
 	c.mu.Lock()
@@ -141,6 +179,17 @@ func (c *Cluster) Members() []Member {
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b Member) int { return cmpUint64(a.RaftID, b.RaftID) })
+	return out
+}
+
+// Voters returns the current members that vote, sorted by Raft ID.
+func (c *Cluster) Voters() []Member {
+	var out []Member
+	for _, m := range c.Members() {
+		if !m.Learner {
+			out = append(out, m)
+		}
+	}
 	return out
 }
 

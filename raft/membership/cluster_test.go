@@ -68,3 +68,43 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatalf("members = %d, want 3", got)
 	}
 }
+
+func TestOneRaftIDPerNode(t *testing.T) {
+	c := NewCluster()
+	if err := c.Add(Member{RaftID: 1, NodeID: "a", Learner: true, AutoPromote: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Add(Member{RaftID: 2, NodeID: "a"}); !errors.Is(err, ErrNodeIsMember) {
+		t.Fatalf("a second Raft ID for node a: %v, want ErrNodeIsMember", err)
+	}
+	if err := c.Add(Member{RaftID: 1, NodeID: "a"}); err != nil {
+		t.Fatalf("promoting node a under its own Raft ID: %v", err)
+	}
+	if m, _ := c.Get(1); m.Learner || len(c.Voters()) != 1 {
+		t.Fatalf("after promotion: %+v, voters %v", m, c.Voters())
+	}
+	c.Remove(1)
+	if err := c.Add(Member{RaftID: 3, NodeID: "a"}); err != nil {
+		t.Fatalf("node a joining again under a new Raft ID once removed: %v", err)
+	}
+}
+
+func TestSetSuffrage(t *testing.T) {
+	c := NewCluster()
+	if err := c.SetSuffrage(1, true, false); !errors.Is(err, ErrUnknownMember) {
+		t.Fatalf("unknown member: %v", err)
+	}
+	_ = c.Add(Member{RaftID: 1, NodeID: "a"})
+	if err := c.SetSuffrage(1, true, false); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := c.Get(1); !m.Learner || m.AutoPromote || m.Suffrage() != "learner" {
+		t.Fatalf("demoted: %+v", m)
+	}
+	st := c.State()
+	d := NewCluster()
+	d.Restore(st)
+	if m, _ := d.Get(1); !m.Learner {
+		t.Fatalf("a learner lost its suffrage through State/Restore: %+v", m)
+	}
+}

@@ -12,4 +12,10 @@ var (
 	// ErrCannotRemove means removing the member would leave the cluster
 	// without a quorum of reachable members.
 	ErrCannotRemove = errors.New("membership: removal would leave the cluster without a quorum of reachable members")
+	// ErrCannotDemote means demoting the voter would leave the voters
+	// without a reachable quorum.
+	ErrCannotDemote = errors.New("membership: demotion would leave the voters without a reachable quorum")
+	// ErrNodeIsMember means a node ID is a member already, under a Raft ID
+	// of its own: one node has one Raft ID for life.
+	ErrNodeIsMember = errors.New("membership: node is a member already")
 )

@@ -15,12 +15,28 @@ func FaultTolerance(n int) int {
 }
 
 // CanRemove reports whether removing the member with Raft ID id leaves the
-// others with a quorum of reachable members. reachable tells whether a
-// member currently answers; the caller counts itself as reachable.
+// voters with a quorum of reachable ones. Only voters count: removing a
+// learner changes no quorum. reachable tells whether a member currently
+// answers; the caller counts itself as reachable.
 func CanRemove(members []Member, id uint64, reachable func(raftID uint64) bool) bool {
+	for _, m := range members {
+		if m.RaftID == id && m.Learner {
+			return true
+		}
+	}
+	return votersLeftReachable(members, id, reachable)
+}
+
+// CanDemote reports whether making the voter id a learner leaves the other
+// voters with a quorum of reachable ones.
+func CanDemote(members []Member, id uint64, reachable func(raftID uint64) bool) bool {
+	return votersLeftReachable(members, id, reachable)
+}
+
+func votersLeftReachable(members []Member, id uint64, reachable func(raftID uint64) bool) bool {
 	remaining, up := 0, 0
 	for _, m := range members {
-		if m.RaftID == id {
+		if m.RaftID == id || m.Learner {
 			continue
 		}
 		remaining++
@@ -29,19 +45,26 @@ func CanRemove(members []Member, id uint64, reachable func(raftID uint64) bool) 
 		}
 	}
 	if remaining == 0 {
-		return false // removing the last member leaves no cluster at all
+		return false // no voter would be left
 	}
 	return up >= Quorum(remaining)
 }
 
-// CanAdd reports whether adding one member, which counts as reachable since
-// it is about to start, keeps a quorum of reachable members.
-func CanAdd(members []Member, reachable func(raftID uint64) bool) bool {
-	up := 1 // the new member
+// CanPromote reports whether making the learner id a voter keeps a quorum
+// of reachable voters: the learner must answer itself, and the larger
+// quorum must be reachable.
+func CanPromote(members []Member, id uint64, reachable func(raftID uint64) bool) bool {
+	voters, up := 0, 0
 	for _, m := range members {
+		if m.Learner && m.RaftID != id {
+			continue
+		}
+		voters++
 		if reachable(m.RaftID) {
 			up++
+		} else if m.RaftID == id {
+			return false
 		}
 	}
-	return up >= Quorum(len(members)+1)
+	return up >= Quorum(voters)
 }

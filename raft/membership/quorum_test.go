@@ -86,17 +86,36 @@ func TestCanRemoveMatchesCounting(t *testing.T) {
 	}
 }
 
-func TestCanAdd(t *testing.T) {
+// withLearners returns voters 1.. plus the given learners.
+func withLearners(voters []Member, learners ...uint64) []Member {
+	out := append([]Member(nil), voters...)
+	for _, id := range learners {
+		out = append(out, Member{RaftID: id, Learner: true})
+	}
+	return out
+}
+
+func TestQuorumChecksCountOnlyVoters(t *testing.T) {
 	tests := []struct {
 		name    string
+		check   func([]Member, uint64, func(uint64) bool) bool
 		members []Member
+		id      uint64
 		down    []uint64
 		want    bool
 	}{
-		{"one member", members(1), nil, true},
-		{"three healthy", members(1, 2, 3), nil, true},
-		{"three, one down", members(1, 2, 3), []uint64{3}, true},
-		{"three, two down", members(1, 2, 3), []uint64{2, 3}, false},
+		{"promote into three healthy", CanPromote, withLearners(members(1, 2, 3), 4), 4, nil, true},
+		{"promote into three, one down", CanPromote, withLearners(members(1, 2, 3), 4), 4, []uint64{3}, true},
+		{"promote into three, two down", CanPromote, withLearners(members(1, 2, 3), 4), 4, []uint64{2, 3}, false},
+		{"promote an unreachable learner", CanPromote, withLearners(members(1, 2, 3), 4), 4, []uint64{4}, false},
+		{"promote with other learners down", CanPromote, withLearners(members(1, 2, 3), 4, 5, 6), 4, []uint64{5, 6}, true},
+		{"promote the fourth into four voters, one down", CanPromote, withLearners(members(1, 2, 3, 4), 5), 5, []uint64{4}, true},
+		{"demote one of three", CanDemote, members(1, 2, 3), 3, nil, true},
+		{"demote one of three, another down", CanDemote, members(1, 2, 3), 3, []uint64{2}, false},
+		{"demote the last voter", CanDemote, withLearners(members(1), 2), 1, nil, false},
+		{"demote, learners do not help", CanDemote, withLearners(members(1, 2, 3), 4, 5), 3, []uint64{2}, false},
+		{"remove a learner, voters down", CanRemove, withLearners(members(1, 2, 3), 4), 4, []uint64{2, 3}, true},
+		{"remove a voter, learners up", CanRemove, withLearners(members(1, 2, 3), 4, 5), 3, []uint64{2}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,8 +123,8 @@ func TestCanAdd(t *testing.T) {
 			for _, id := range tt.down {
 				down[id] = true
 			}
-			if got := CanAdd(tt.members, func(id uint64) bool { return !down[id] }); got != tt.want {
-				t.Fatalf("CanAdd = %v, want %v", got, tt.want)
+			if got := tt.check(tt.members, tt.id, func(id uint64) bool { return !down[id] }); got != tt.want {
+				t.Fatalf("got %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -111,9 +111,30 @@ func NewCluster(t testing.TB, size int, opts Options) *Cluster {
 }
 
 // AddMember starts a new member that joins through a running member
-// (chosen in turn, so followers forward joins too) and waits until it has
-// applied everything the leader had when it joined.
+// (chosen in turn, so followers forward joins too), and waits until the
+// leader has promoted it from learner to voter and it has applied
+// everything the leader had then.
 func (c *Cluster) AddMember() *Member {
+	c.t.Helper()
+	m := c.StartMember(nil)
+	c.WaitFor(m.NodeID+" to become a voter", func() bool { return c.IsVoter(m) })
+	c.WaitApplied(c.Leader().Node().Status)
+	return m
+}
+
+// AddLearner starts a new member that joins as a learner for good, and
+// waits until it has applied everything the leader had when it joined.
+func (c *Cluster) AddLearner() *Member {
+	c.t.Helper()
+	m := c.StartMember(func(cfg *raft.Config) { cfg.Learner = true })
+	c.WaitApplied(c.Leader().Node().Status)
+	return m
+}
+
+// StartMember starts a new member that joins through a running member,
+// with its config changed by configure if set, and returns once it runs:
+// it is a learner then, and may not have caught up.
+func (c *Cluster) StartMember(configure func(*raft.Config)) *Member {
 	c.t.Helper()
 	running := c.Running()
 	if len(running) == 0 {
@@ -121,9 +142,18 @@ func (c *Cluster) AddMember() *Member {
 	}
 	through := running[len(c.members)%len(running)]
 	m := c.newMember()
-	m.start(through.Addr)
-	c.WaitApplied(c.Leader().Node().Status)
+	cfg := c.config(m, through.Addr)
+	if configure != nil {
+		configure(&cfg)
+	}
+	m.startWith(cfg)
 	return m
+}
+
+// IsVoter reports whether the leader's membership has m as a voter.
+func (c *Cluster) IsVoter(m *Member) bool {
+	got, ok := c.Leader().Node().Cluster().Get(m.ID())
+	return ok && !got.Learner
 }
 
 func (c *Cluster) newMember() *Member {
