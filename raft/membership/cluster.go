@@ -97,6 +97,7 @@ func (c *Cluster) SetSuffrage(id uint64, learner, autoPromote bool) error {
 	c.members[id] = m
 	return nil
 }
+
 // UpdateAddr changes the address of a current member.
 func (c *Cluster) UpdateAddr(id uint64, addr string) error {
 	c.mu.Lock()
