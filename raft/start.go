@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/internal/crashpoint"
 	"github.com/shoal-project/shoal/raft/storage"
 	"github.com/shoal-project/shoal/raft/transport"
 )
@@ -131,6 +132,7 @@ func (n *Node) join(ctx context.Context, scfg storage.Config) error {
 		return fmt.Errorf("raft: joining through %s: %w", n.cfg.JoinAddr, errorFromStatus(err))
 	}
 	n.id = resp.GetRaftId()
+	crashpoint.Hit(crashpoint.JoinAnswered)
 	// The membership itself is rebuilt from the log the leader sends, as
 	// on every member, so that each change is decided from the same state;
 	// the addresses are needed to answer the leader, now and after a
@@ -145,6 +147,7 @@ func (n *Node) join(ctx context.Context, scfg storage.Config) error {
 	if err := n.createState(scfg, peers); err != nil {
 		return err
 	}
+	crashpoint.Hit(crashpoint.JoinWALCreated)
 	if err := n.addJoinPeers(peers); err != nil {
 		return err
 	}

@@ -40,6 +40,11 @@ const (
 	// committed entries to the store; ApplyAfter is before Advance.
 	ApplyBefore = "apply-before"
 	ApplyAfter  = "apply-after"
+	// JoinAnswered is between the leader's answer to a join (the new
+	// learner is a member now) and the joiner's WAL; JoinWALCreated is
+	// right after that WAL is created, before the node runs.
+	JoinAnswered   = "join-answered"
+	JoinWALCreated = "join-wal-created"
 )
 
 // Names lists every crash point.
@@ -49,4 +54,5 @@ var Names = []string{
 	SnapshotReceivedBefore, SnapshotReceivedAfter,
 	SnapshotFileWritten,
 	ApplyBefore, ApplyAfter,
+	JoinAnswered, JoinWALCreated,
 }
