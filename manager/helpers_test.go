@@ -76,9 +76,31 @@ func startCluster(t *testing.T, n int) []*testManager {
 	first := startManager(t, testConfig(t, t.TempDir(), ""))
 	out := []*testManager{first}
 	for i := 1; i < n; i++ {
-		out = append(out, startManager(t, joinConfig(t, out[i-1])))
+		tm := startManager(t, joinConfig(t, out[i-1]))
+		waitVoter(t, out, tm)
+		out = append(out, tm)
 	}
 	return out
+}
+
+// waitVoter waits until the leader among managers has promoted tm from
+// learner to voter.
+func waitVoter(t *testing.T, managers []*testManager, tm *testManager) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, other := range managers {
+			if other.m.IsLeader() {
+				if mem, ok := other.m.node.Cluster().ByNodeID(tm.m.NodeID()); ok && !mem.Learner {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not promoted to voter within 20s", tm.m.NodeID())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // joinConfig configures a new manager that joins through tm with the

@@ -225,6 +225,11 @@ func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
 	n.log.Info("transferring leadership", "to", fmt.Sprintf("%x", to))
 	timeout := n.clock.After(2 * n.cfg.electionTimeout())
 	n.raftNode.TransferLeadership(ctx, n.id, to)
+	// Raft gives up a transfer after an election timeout, as when the
+	// target would not campaign with a membership change committed but
+	// not yet applied; ask again while this node still leads.
+	retry := n.clock.NewTicker(n.cfg.electionTimeout() / 2)
+	defer retry.Stop()
 	for {
 		changed := n.leadership.changes()
 		leader := n.Leader()
@@ -236,6 +241,10 @@ func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
 		}
 		select {
 		case <-changed:
+		case <-retry.Chan():
+			if st := n.raftNode.Status(); st.RaftState == raft.StateLeader && st.LeadTransferee == 0 {
+				n.raftNode.TransferLeadership(ctx, n.id, to)
+			}
 		case <-timeout:
 			return fmt.Errorf("%w: %x did not take over in time", ErrLeadershipTransfer, to)
 		case <-ctx.Done():
