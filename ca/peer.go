@@ -79,6 +79,18 @@ func ForwardingContext(ctx context.Context) (context.Context, error) {
 	return metadata.NewOutgoingContext(ctx, md), nil
 }
 
+// ForwardingContextFor returns a context for a manager to forward the server
+// call whose context is ctx on behalf of the node nodeID with role, for a
+// caller without a certificate (the local control socket): the forwarding
+// manager itself.
+func ForwardingContextFor(ctx context.Context, nodeID string, role Role) context.Context {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	md.Set(MetadataForwardedNodeID, nodeID)
+	md.Set(MetadataForwardedRole, string(role))
+	return metadata.NewOutgoingContext(ctx, md)
+}
+
 // forwardedIdentity reads the forwarded caller from ctx's incoming metadata.
 // present is false when neither key is there. The cluster is the direct
 // peer's: a manager forwards only for its own cluster.

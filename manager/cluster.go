@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/clusterrpc"
 	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/raft/membership"
 )
@@ -80,23 +80,11 @@ func (s *controlServer) ListMembers(ctx context.Context, req *api.ListMembersReq
 	resp, err := onLeader(ctx, s, local, func(ctx context.Context, c api.ControlClient) (*api.ListMembersResponse, error) {
 		return c.ListMembers(ctx, req)
 	})
-	if status.Code(err) == codes.Unavailable && !raft.IsForwarded(ctx) {
+	if status.Code(err) == codes.Unavailable && !clusterrpc.IsForwarded(ctx) {
 		resp, err = local(ctx)
 		return resp, toStatus(err)
 	}
 	return resp, err
-}
-
-// withoutForwardMark returns ctx without the mark of a forwarded call, so
-// that it may be forwarded once more.
-func withoutForwardMark(ctx context.Context) context.Context {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return ctx
-	}
-	md = md.Copy()
-	delete(md, raft.ForwardedKey)
-	return metadata.NewIncomingContext(ctx, md)
 }
 
 // memberID finds the Raft ID of a member named by its Raft ID in hex or by
@@ -131,7 +119,7 @@ func (s *controlServer) RemoveMember(ctx context.Context, req *api.RemoveMemberR
 		if err := n.TransferLeadership(ctx, 0); err != nil {
 			return nil, toStatus(err)
 		}
-		ctx = withoutForwardMark(ctx)
+		ctx = clusterrpc.WithoutForwardMark(ctx)
 	}
 	resp, err := onLeader(ctx, s, func(ctx context.Context) (*api.RemoveMemberResponse, error) {
 		err := n.RemoveMember(ctx, id, req.GetForce())
@@ -175,7 +163,7 @@ func (s *controlServer) DemoteMember(ctx context.Context, req *api.DemoteMemberR
 		if err := n.TransferLeadership(ctx, 0); err != nil {
 			return nil, toStatus(err)
 		}
-		ctx = withoutForwardMark(ctx)
+		ctx = clusterrpc.WithoutForwardMark(ctx)
 	}
 	return onLeader(ctx, s, func(ctx context.Context) (*api.DemoteMemberResponse, error) {
 		err := n.Demote(ctx, id)

@@ -112,7 +112,7 @@ func (c *Config) Validate() error {
 	// The Raft tunables, before any identity is known: the manager sets
 	// those fields itself.
 	rc := c.Raft
-	rc.NodeID, rc.StateDir, rc.AdvertiseAddr, rc.JoinAddr = "-", "-", "-", ""
+	rc.NodeID, rc.StateDir, rc.AdvertiseAddr, rc.Join = "-", "-", "-", nil
 	if err := rc.Validate(); err != nil {
 		errs = append(errs, err)
 	}

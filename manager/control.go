@@ -13,6 +13,7 @@ import (
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/ca"
+	"github.com/shoal-project/shoal/clusterrpc"
 	"github.com/shoal-project/shoal/store"
 )
 
@@ -45,17 +46,11 @@ func onLeader[T any](ctx context.Context, s *controlServer, local func(context.C
 		return res, toStatus(err)
 	}
 	var zero T
-	fctx, conn, err := n.LeaderConn(ctx)
+	// The leader authorises the original caller, not this manager; the
+	// local administrator is forwarded as this manager.
+	fctx, conn, err := clusterrpc.LeaderConn(ctx, n)
 	if err != nil {
 		return zero, toStatus(err)
-	}
-	if _, ok := ca.CallerFromContext(ctx); ok {
-		// A remote caller: the leader authorises the original caller, not
-		// this manager. The local administrator is forwarded as this
-		// manager.
-		if fctx, err = ca.ForwardingContext(fctx); err != nil {
-			return zero, toStatus(err)
-		}
 	}
 	res, err := remote(fctx, api.NewControlClient(conn))
 	return res, forwardedError(err, s.m.sec.identity.NodeID)

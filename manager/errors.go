@@ -6,7 +6,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/shoal-project/shoal/raft"
+	"github.com/shoal-project/shoal/clusterrpc"
 	"github.com/shoal-project/shoal/store"
 	"github.com/shoal-project/shoal/watch"
 )
@@ -38,7 +38,7 @@ func toStatus(err error) error {
 	case errors.Is(err, watch.ErrClosed):
 		code = codes.Unavailable
 	default:
-		return raft.ToStatus(err)
+		return clusterrpc.ToStatus(err)
 	}
 	return status.Error(code, err.Error())
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/ca"
+	"github.com/shoal-project/shoal/clusterrpc"
 	"github.com/shoal-project/shoal/keys"
 	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/raft/transport"
@@ -162,6 +163,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- m.node.Run(context.Background()) }()
+	go clusterrpc.AnnounceAddress(m.serving, m.node, advertise, m.log.With("component", "raft"))
 
 	if m.cfg.MetricsAddr != "" {
 		stopMetrics, err := m.serveMetrics(ctx, m.cfg.MetricsAddr)
@@ -240,7 +242,9 @@ func (m *Manager) raftConfig(advertise string) raft.Config {
 	cfg.NodeID = m.sec.identity.NodeID
 	cfg.StateDir = filepath.Join(m.cfg.StateDir, "raft")
 	cfg.AdvertiseAddr = advertise
-	cfg.JoinAddr = m.cfg.JoinAddr
+	if m.cfg.JoinAddr != "" {
+		cfg.Join = clusterrpc.JoinThrough(m.cfg.JoinAddr, m.sec.dialOption())
+	}
 	cfg.ForceNewCluster = m.cfg.ForceNewCluster
 	cfg.DialOptions = append([]grpc.DialOption{m.sec.dialOption()}, cfg.DialOptions...)
 	cfg.Cipher = dataKeys{Keys: m.keys, m: m}
@@ -269,7 +273,7 @@ func (m *Manager) newServers() (remote, local *grpc.Server, err error) {
 
 	remote = grpc.NewServer(append(transport.ServerOptions(), secure...)...)
 	api.RegisterRaftServer(remote, m.node.NewRaftServer())
-	api.RegisterRaftMembershipServer(remote, &membershipGuard{RaftMembershipServer: m.node.NewMembershipServer()})
+	api.RegisterRaftMembershipServer(remote, clusterrpc.NewMembershipServer(m.node, true))
 	api.RegisterControlServer(remote, control)
 	api.RegisterCAServer(remote, caServer)
 	healthpb.RegisterHealthServer(remote, m.health)

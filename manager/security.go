@@ -22,7 +22,6 @@ import (
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/internal/atomicfile"
-	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/raft/storage"
 	"github.com/shoal-project/shoal/store"
 )
@@ -354,33 +353,4 @@ func (m *Manager) removeBootstrapRoot() {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.log.Warn("removing the bootstrap root CA file", "err", err)
 	}
-}
-
-// membershipGuard lets a manager join or change its address only under the
-// node ID of its own certificate (the node checks that the Raft ID is that
-// node's). A call a manager forwarded carries the
-// forwarding manager's certificate; managers are trusted to forward as
-// they were asked.
-type membershipGuard struct {
-	api.RaftMembershipServer
-}
-
-func (g *membershipGuard) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResponse, error) {
-	if !raft.IsForwarded(ctx) {
-		caller, ok := ca.CallerFromContext(ctx)
-		if !ok || caller.NodeID != req.GetNodeId() {
-			return nil, status.Errorf(codes.PermissionDenied, "a manager may join only as the node its certificate names")
-		}
-	}
-	return g.RaftMembershipServer.Join(ctx, req)
-}
-
-func (g *membershipGuard) UpdateAddress(ctx context.Context, req *api.UpdateAddressRequest) (*api.UpdateAddressResponse, error) {
-	if !raft.IsForwarded(ctx) {
-		caller, ok := ca.CallerFromContext(ctx)
-		if !ok || caller.NodeID != req.GetNodeId() {
-			return nil, status.Errorf(codes.PermissionDenied, "a manager may change only its own address")
-		}
-	}
-	return g.RaftMembershipServer.UpdateAddress(ctx, req)
 }

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/grpc"
 
+	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/raft/storage"
 )
 
@@ -23,10 +25,11 @@ type Config struct {
 	// AdvertiseAddr is the address at which peers reach this node's Raft
 	// service (host:port). Required.
 	AdvertiseAddr string
-	// JoinAddr is the address of a member of an existing cluster to join.
-	// Empty means: bootstrap a new cluster. Ignored when StateDir already
-	// holds a WAL (the node restarts from it).
-	JoinAddr string
+	// Join, when set, asks a member of an existing cluster to add this
+	// node (clusterrpc.JoinThrough dials one). Nil means: bootstrap a new
+	// cluster. Ignored when StateDir already holds a WAL (the node
+	// restarts from it).
+	Join JoinFunc
 	// Learner joins the cluster as a learner for good: the node receives
 	// the log and can serve reads, but does not vote and is never promoted
 	// without an operator's word. Only with JoinAddr on an empty StateDir.
@@ -95,6 +98,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// JoinFunc asks an existing cluster to add a manager, and returns the
+// leader's answer: the new Raft ID and the members.
+type JoinFunc func(ctx context.Context, req *api.JoinRequest) (*api.JoinResponse, error)
+
 // DefaultConfig returns a Config with every tunable set to its default and
 // the identity fields empty.
 func DefaultConfig() Config {
@@ -160,8 +167,8 @@ func (c *Config) Validate() error {
 	if c.Learner && c.ForceNewCluster {
 		bad("Learner and ForceNewCluster exclude each other: a forced cluster's only member votes")
 	}
-	if c.ForceNewCluster && c.JoinAddr != "" {
-		bad("ForceNewCluster and JoinAddr %q exclude each other", c.JoinAddr)
+	if c.ForceNewCluster && c.Join != nil {
+		bad("ForceNewCluster and Join exclude each other")
 	}
 	return errors.Join(errs...)
 }

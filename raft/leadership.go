@@ -181,8 +181,12 @@ func (n *Node) LeaderAddr() (uint64, string, error) {
 }
 
 // WaitForLeader blocks until the cluster has a leader that this node knows,
-// or ctx ends.
+// or ctx ends. It fails at once with ErrNotStarted or ErrStopped when the
+// node does not run.
 func (n *Node) WaitForLeader(ctx context.Context) error {
+	if err := n.checkRunning(); err != nil {
+		return err
+	}
 	for {
 		changed := n.leadership.changes()
 		if n.Leader() != 0 {
@@ -294,6 +298,10 @@ func (n *Node) waitReadyLeader(ctx context.Context) error {
 		}
 	}
 }
+
+// NotLeader returns the error for a call that needs the leader, on a node
+// that is not it: a *NotLeaderError naming the leader when known.
+func (n *Node) NotLeader() error { return n.notLeader() }
 
 // notLeader builds the error for a call that needs the leader.
 func (n *Node) notLeader() error {

@@ -67,7 +67,7 @@ func (n *Node) UpdateAddress(ctx context.Context, id uint64, nodeID, addr string
 	if !n.leadership.isRaftLeader() {
 		return n.notLeader()
 	}
-	return n.changeMembership(ctx, func() (memberChange, error) {
+	err := n.changeMembership(ctx, func() (memberChange, error) {
 		m, ok := n.cluster.Get(id)
 		if !ok {
 			return memberChange{}, fmt.Errorf("%w: Raft ID %x", membership.ErrUnknownMember, id)
@@ -81,6 +81,10 @@ func (n *Node) UpdateAddress(ctx context.Context, id uint64, nodeID, addr string
 		m.Addr = addr
 		return memberChange{typ: raftpb.ConfChangeUpdateNode, member: m.Proto()}, nil
 	})
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	return err
 }
 
 // RemoveMember removes the member with Raft ID id from the cluster for
@@ -231,59 +235,6 @@ func (n *Node) promoteLearners() {
 			}
 		}
 	}
-}
-
-// announceAddress makes the cluster record Config.AdvertiseAddr when the
-// node restarted at an address other than the one its peers know. They
-// cannot reach it at the old one, so it asks them: any member forwards the
-// request to the leader. It retries every election timeout until the
-// address is recorded or the node stops.
-func (n *Node) announceAddress() {
-	select {
-	case <-n.applied.wait(n.restartCommit): // the membership is replayed
-	case <-n.stopped:
-		return
-	}
-	for {
-		m, ok := n.cluster.Get(n.id)
-		if !ok || m.Addr == n.cfg.AdvertiseAddr {
-			return
-		}
-		n.log.Info("announcing a new address", "old", m.Addr, "new", n.cfg.AdvertiseAddr)
-		for _, peer := range n.cluster.Members() {
-			if peer.RaftID != n.id && n.askToUpdateAddress(peer.RaftID) {
-				return
-			}
-		}
-		select {
-		case <-n.clock.After(n.cfg.electionTimeout()):
-		case <-n.stopped:
-			return
-		}
-	}
-}
-
-func (n *Node) askToUpdateAddress(peer uint64) bool {
-	conn, err := n.transport.PeerConn(peer)
-	if err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.electionTimeout())
-	defer cancel()
-	go func() {
-		select {
-		case <-n.stopped:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	_, err = api.NewRaftMembershipClient(conn).UpdateAddress(ctx, &api.UpdateAddressRequest{
-		RaftId: n.id, NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr})
-	if err != nil {
-		n.log.Warn("announcing the new address", "peer", fmt.Sprintf("%x", peer), "err", errorFromStatus(err))
-		return false
-	}
-	return true
 }
 
 // forgottenAfter is how many election timeouts a follower waits without a

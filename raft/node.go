@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jonboulle/clockwork"
 	"go.etcd.io/raft/v3"
@@ -82,9 +83,8 @@ type Node struct {
 	// Owned by the Run goroutine.
 	loop loopState
 
-	// restarted is set when the node started from its WAL, whose commit
-	// index was restartCommit.
-	restarted     bool
+	// restartCommit is the commit index of the WAL the node restarted
+	// from, 0 when it did not restart.
 	restartCommit uint64
 
 	// lastHeard is when a peer's message last arrived (UnixNano on the
@@ -181,6 +181,36 @@ func (n *Node) Removed() bool {
 		return true
 	}
 	return n.cluster.IsRemoved(n.id)
+}
+
+// PeerConn returns the transport's connection to the member with Raft ID
+// id, for calls to that manager other than Raft traffic (forwarding).
+func (n *Node) PeerConn(id uint64) (*grpc.ClientConn, error) {
+	if !n.started.Load() {
+		return nil, ErrNotStarted
+	}
+	return n.transport.PeerConn(id)
+}
+
+// ElectionTimeout is how long a follower waits without a leader before it
+// campaigns.
+func (n *Node) ElectionTimeout() time.Duration { return n.cfg.electionTimeout() }
+
+// WaitReplayed waits until the node has applied every entry that its WAL
+// held committed when it restarted, so that its membership is that of the
+// cluster when it stopped. A node that did not restart returns at once.
+func (n *Node) WaitReplayed(ctx context.Context) error {
+	if err := n.checkRunning(); err != nil {
+		return err
+	}
+	select {
+	case <-n.applied.wait(n.restartCommit):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stopped:
+		return ErrStopped
+	}
 }
 
 // Done is closed when the node has stopped and released its resources.
@@ -285,13 +315,6 @@ func (n *Node) runLoop(ctx context.Context) error {
 		defer n.wg.Done()
 		n.readLoop()
 	}()
-	if n.restarted {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.announceAddress()
-		}()
-	}
 	n.lastHeard.Store(n.clock.Now().UnixNano())
 	n.wg.Add(1)
 	go func() {

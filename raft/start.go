@@ -8,7 +8,6 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/api"
@@ -22,11 +21,11 @@ import (
 //   - restart: StateDir holds a WAL; the node reloads the newest snapshot
 //     and the entries after it (with ForceNewCluster, it then makes itself
 //     the only member);
-//   - bootstrap: no WAL and no JoinAddr; the node founds a one-member
+//   - bootstrap: no WAL and no Join; the node founds a one-member
 //     cluster with a random Raft ID and campaigns at once;
-//   - join: no WAL and a JoinAddr; the node asks that member to add it
-//     (RaftMembership.Join), receives its Raft ID and the members, then
-//     starts empty and catches up from the leader.
+//   - join: no WAL and a Join; the node asks the cluster to add it as a
+//     learner (RaftMembership.Join), receives its Raft ID and the members,
+//     then starts empty and catches up from the leader.
 //
 // The caller must serve the node's Raft service (NewRaftServer) before a
 // join, so the leader can reach it, and must call Run afterwards.
@@ -45,9 +44,9 @@ func (n *Node) JoinAndStart(ctx context.Context) error {
 		err = n.restart(scfg)
 	case n.cfg.ForceNewCluster:
 		err = fmt.Errorf("raft: --force-new-cluster needs existing state, and %s holds no WAL", n.cfg.StateDir)
-	case n.cfg.JoinAddr == "" && n.cfg.Learner:
+	case n.cfg.Join == nil && n.cfg.Learner:
 		err = fmt.Errorf("raft: a learner joins an existing cluster: give the address of one of its managers (--join)")
-	case n.cfg.JoinAddr == "":
+	case n.cfg.Join == nil:
 		err = n.bootstrap(scfg)
 	default:
 		err = n.join(ctx, scfg)
@@ -121,15 +120,9 @@ func (n *Node) memberContext(m *api.RaftMember) ([]byte, error) {
 }
 
 func (n *Node) join(ctx context.Context, scfg storage.Config) error {
-	conn, err := grpc.NewClient(n.cfg.JoinAddr, n.cfg.DialOptions...)
+	resp, err := n.cfg.Join(ctx, &api.JoinRequest{NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr, Learner: n.cfg.Learner})
 	if err != nil {
-		return fmt.Errorf("raft: joining through %s: %w", n.cfg.JoinAddr, err)
-	}
-	defer conn.Close()
-	resp, err := api.NewRaftMembershipClient(conn).Join(ctx, &api.JoinRequest{
-		NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr, Learner: n.cfg.Learner})
-	if err != nil {
-		return fmt.Errorf("raft: joining through %s: %w", n.cfg.JoinAddr, errorFromStatus(err))
+		return fmt.Errorf("raft: %w", err)
 	}
 	n.id = resp.GetRaftId()
 	crashpoint.Hit(crashpoint.JoinAnswered)
@@ -152,7 +145,7 @@ func (n *Node) join(ctx context.Context, scfg storage.Config) error {
 		return err
 	}
 	n.raftNode = raft.RestartNode(n.raftConfig(0))
-	n.log.Info("joined the cluster as a learner", "raft_id", fmt.Sprintf("%x", n.id), "through", n.cfg.JoinAddr,
+	n.log.Info("joined the cluster as a learner", "raft_id", fmt.Sprintf("%x", n.id),
 		"members", len(resp.GetMembers()), "stays_learner", n.cfg.Learner)
 	return nil
 }
@@ -216,7 +209,6 @@ func (n *Node) restart(scfg storage.Config) error {
 		return fmt.Errorf("raft: loading entries: %w", err)
 	}
 	n.raftNode = raft.RestartNode(n.raftConfig(applied))
-	n.restarted = true
 	n.restartCommit = hs.GetCommit()
 	n.log.Info("restarted from disk", "raft_id", fmt.Sprintf("%x", n.id), "snapshot_index", applied,
 		"entries", len(ents), "commit", hs.GetCommit())

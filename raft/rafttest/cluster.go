@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/clusterrpc"
 	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/raft/transport"
 )
@@ -172,7 +173,10 @@ func (c *Cluster) config(m *Member, joinAddr string) raft.Config {
 	cfg.NodeID = m.NodeID
 	cfg.StateDir = m.Dir
 	cfg.AdvertiseAddr = m.Addr
-	cfg.JoinAddr = joinAddr
+	cfg.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if joinAddr != "" {
+		cfg.Join = clusterrpc.JoinThrough(joinAddr, cfg.DialOptions...)
+	}
 	cfg.TickInterval = c.opts.Tick
 	cfg.ElectionTick = c.opts.ElectionTick
 	cfg.ReadTimeout = time.Duration(c.opts.ElectionTick) * c.opts.Tick * 4
@@ -182,7 +186,6 @@ func (c *Cluster) config(m *Member, joinAddr string) raft.Config {
 	if c.opts.LogEntriesForSlowFollowers != 0 {
 		cfg.LogEntriesForSlowFollowers = c.opts.LogEntriesForSlowFollowers
 	}
-	cfg.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	cfg.Logger = testLogger(c.t).With("node", m.NodeID)
 	cfg.Clock = c.opts.Clock
 	if c.opts.Configure != nil {
@@ -208,7 +211,7 @@ func (m *Member) startWith(cfg raft.Config) {
 	}
 	server := grpc.NewServer(transport.ServerOptions()...)
 	api.RegisterRaftServer(server, transport.NewServer(&cutHandler{c: c, node: node}, transport.ServerConfig{}))
-	api.RegisterRaftMembershipServer(server, node.NewMembershipServer())
+	api.RegisterRaftMembershipServer(server, clusterrpc.NewMembershipServer(node, false))
 	go func() { _ = server.Serve(lis) }()
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
@@ -219,6 +222,7 @@ func (m *Member) startWith(cfg raft.Config) {
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- node.Run(context.Background()) }()
+	go clusterrpc.AnnounceAddress(context.Background(), node, cfg.AdvertiseAddr, cfg.Logger)
 
 	m.mu.Lock()
 	m.node, m.sm, m.server, m.runErr, m.running = node, sm, server, runErr, true
