@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 
-	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/raft/membership"
 	"github.com/shoal-project/shoal/raft/transport"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 // ProcessRaftMessage steps a message from a peer into the node. It
