@@ -1,10 +1,12 @@
 package raft
 
 import (
+	"errors"
 	"io"
 	"slices"
 	"testing"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
@@ -119,5 +121,95 @@ func TestForceNewClusterKeepsEveryEntry(t *testing.T) {
 	}
 	if err := proto.Unmarshal(rctx.GetPayload(), &member); err != nil || member.GetRaftId() != other {
 		t.Fatalf("the removal's context names %v (%v), want %x", &member, err, other)
+	}
+}
+
+// recordingTransport is a peerTransport that notes when messages are sent.
+type recordingTransport struct {
+	peerTransport // nil: only Send is used
+	events        *[]string
+}
+
+func (r recordingTransport) Send(msgs []*raftpb.Message) {
+	if len(msgs) > 0 {
+		*r.events = append(*r.events, "send")
+	}
+}
+
+// advancingNode is an etcd raft.Node of which handleReady uses only Advance.
+type advancingNode struct {
+	raft.Node // nil
+	advanced  int
+}
+
+func (a *advancingNode) Advance() { a.advanced++ }
+
+func proposedEntry(t *testing.T, index, term, proposer, proposal uint64) *raftpb.Entry {
+	t.Helper()
+	data, err := proto.Marshal(&api.RaftEntry{Proposer: proposer, ProposalId: proposal, Payload: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := testEntry(index, term)
+	e.Data = data
+	return e
+}
+
+// TestLostLeadershipAfterCommittedEntriesAreDelivered: a Ready that tells
+// a leader it lost leadership may also carry entries it proposed that are
+// committed. Their proposers get their results; only the proposals still
+// waiting after them are told the outcome is unknown. The node is a
+// follower for the whole Ready: it sends its messages only after saving,
+// and does not announce itself leader.
+func TestLostLeadershipAfterCommittedEntriesAreDelivered(t *testing.T) {
+	const self, other, term = 1, 2, 3
+	n := testNode(t, self)
+	var events []string
+	n.disk = &recordingDisk{events: &events}
+	n.transport = recordingTransport{events: &events}
+	n.memStore = raft.NewMemoryStorage()
+	rn := &advancingNode{}
+	n.raftNode = rn
+	n.loop.term = term
+	n.leadership.update(self, term, raft.StateLeader)
+	n.leadership.setReady(term)
+
+	committed := n.proposals.register(7)
+	pending := n.proposals.register(8)
+	rd := raft.Ready{
+		SoftState:        &raft.SoftState{Lead: other, RaftState: raft.StateFollower},
+		HardState:        &raftpb.HardState{Term: proto.Uint64(term + 1), Commit: proto.Uint64(1)},
+		CommittedEntries: []*raftpb.Entry{proposedEntry(t, 1, term, self, 7)},
+		Messages:         []*raftpb.Message{{Type: raftpb.MessageType_MsgAppResp.Enum(), From: proto.Uint64(self), To: proto.Uint64(other)}},
+	}
+	if err := n.handleReady(rd); err != nil {
+		t.Fatal(err)
+	}
+
+	select {
+	case res := <-committed:
+		if res.err != nil || res.result != uint64(1) {
+			t.Fatalf("the committed proposal got %v, %v; want its result, 1", res.result, res.err)
+		}
+	default:
+		t.Fatal("the committed proposal got no result")
+	}
+	select {
+	case res := <-pending:
+		if !errors.Is(res.err, ErrLostLeadership) {
+			t.Fatalf("the proposal still waiting got %v, %v; want ErrLostLeadership", res.result, res.err)
+		}
+	default:
+		t.Fatal("the proposal still waiting was not told that leadership was lost")
+	}
+	if want := []string{"save", "send"}; !slices.Equal(events, want) {
+		t.Fatalf("events %v, want %v: a follower sends only after saving", events, want)
+	}
+	if n.IsLeader() || n.leadership.isRaftLeader() || n.Leader() != other || n.loop.leaderTerm != 0 {
+		t.Fatalf("after losing leadership: IsLeader %v, raft leader %v, leader %x, leaderTerm %d",
+			n.IsLeader(), n.leadership.isRaftLeader(), n.Leader(), n.loop.leaderTerm)
+	}
+	if n.applied.get() != 1 || rn.advanced != 1 {
+		t.Fatalf("applied %d, advanced %d times; want 1 and 1", n.applied.get(), rn.advanced)
 	}
 }
