@@ -67,6 +67,21 @@ func forwardedError(err error, self string) error {
 	return err
 }
 
+// appliedHere returns once this manager has applied version, the Raft
+// index of a write the leader answered for it, so that the write's caller
+// then reads it here, serializable reads included: the leader answers when
+// it has applied the entry, which this manager may not even know to be
+// committed yet. The wait ends with ctx; the write is committed all the
+// same, as the error says.
+func (s *controlServer) appliedHere(ctx context.Context, version uint64) error {
+	err := s.m.node.WaitApplied(ctx, version)
+	if err == nil {
+		return nil
+	}
+	st := status.Convert(toStatus(err))
+	return status.Errorf(st.Code(), "the write was committed at version %d, but this manager has not applied it yet: %s", version, st.Message())
+}
+
 // read makes the next read of the local store as fresh as c asks.
 func (s *controlServer) read(ctx context.Context, c api.ReadConsistency) error {
 	if c == api.ReadConsistency_READ_CONSISTENCY_SERIALIZABLE {
@@ -101,7 +116,11 @@ func (s *controlServer) CreateObject(ctx context.Context, req *api.CreateObjectR
 		}
 		return &api.CreateObjectResponse{Object: publicObject(res.Objects[0])}, nil
 	}, func(ctx context.Context, c api.ControlClient) (*api.CreateObjectResponse, error) {
-		return c.CreateObject(ctx, req)
+		resp, err := c.CreateObject(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp, s.appliedHere(ctx, resp.GetObject().GetVersion())
 	})
 }
 
@@ -181,7 +200,11 @@ func (s *controlServer) UpdateObject(ctx context.Context, req *api.UpdateObjectR
 		}
 		return &api.UpdateObjectResponse{Object: publicObject(res.Objects[0])}, nil
 	}, func(ctx context.Context, c api.ControlClient) (*api.UpdateObjectResponse, error) {
-		return c.UpdateObject(ctx, req)
+		resp, err := c.UpdateObject(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp, s.appliedHere(ctx, resp.GetObject().GetVersion())
 	})
 }
 
@@ -259,7 +282,11 @@ func (s *controlServer) DeleteObject(ctx context.Context, req *api.DeleteObjectR
 		}
 		return &api.DeleteObjectResponse{Version: res.Version}, nil
 	}, func(ctx context.Context, c api.ControlClient) (*api.DeleteObjectResponse, error) {
-		return c.DeleteObject(ctx, req)
+		resp, err := c.DeleteObject(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp, s.appliedHere(ctx, resp.GetVersion())
 	})
 }
 
@@ -325,7 +352,11 @@ func (s *controlServer) Transaction(ctx context.Context, req *api.TransactionReq
 		}
 		return &api.TransactionResponse{Objects: res.Objects, Version: res.Version}, nil
 	}, func(ctx context.Context, c api.ControlClient) (*api.TransactionResponse, error) {
-		return c.Transaction(ctx, req)
+		resp, err := c.Transaction(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp, s.appliedHere(ctx, resp.GetVersion())
 	})
 }
 

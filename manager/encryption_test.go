@@ -150,7 +150,8 @@ func TestAutolockedManagerWaitsForItsKey(t *testing.T) {
 }
 
 // TestDataKeyRotationRetiresTheOldKey rotates a manager's data key: the
-// snapshot the rotation asks for lets the old key go at once.
+// snapshot the rotation asks for lets the old key go at once, also when
+// nothing was written since the last snapshot.
 func TestDataKeyRotationRetiresTheOldKey(t *testing.T) {
 	tm := startManager(t, testConfig(t, t.TempDir(), ""))
 	c := tm.dialSocket()
@@ -169,6 +170,20 @@ func TestDataKeyRotationRetiresTheOldKey(t *testing.T) {
 	})
 	if got := tm.m.keys.Status().Current; got != resp.GetKeyId() {
 		t.Fatalf("current data key %d, want %d", got, resp.GetKeyId())
+	}
+
+	// Again with nothing written since the snapshot that retired the key:
+	// the one asked for now is at the same index, and is taken all the
+	// same.
+	again, err := c.RotateDataKey(context.Background(), &api.RotateDataKeyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the old data key to be retired on an idle manager", func() bool {
+		return len(tm.m.keys.Status().Older) == 0
+	})
+	if got := tm.m.keys.Status().Current; got != again.GetKeyId() || got == resp.GetKeyId() {
+		t.Fatalf("current data key %d, want %d", got, again.GetKeyId())
 	}
 
 	// Its TLS key was sealed again with the new data key before the old

@@ -71,6 +71,66 @@ func TestWritesThroughAFollowerAreReadEverywhere(t *testing.T) {
 	}
 }
 
+// TestFollowerReadsItsOwnForwardedWrites: a write a follower forwarded to
+// the leader is answered only once the follower has applied it, so a
+// serializable read on that follower right after sees it. The leader
+// answers as soon as it has applied the entry, when the follower may not
+// have learnt yet that it is committed.
+func TestFollowerReadsItsOwnForwardedWrites(t *testing.T) {
+	ms := startCluster(t, 3)
+	leader := leaderOf(t, ms)
+	var follower *testManager
+	for _, tm := range ms {
+		if tm != leader {
+			follower = tm
+		}
+	}
+	c := follower.dialSocket()
+	ctx := context.Background()
+	get := func(name string) (*api.Object, error) {
+		resp, err := c.GetObject(ctx, &api.GetObjectRequest{Ref: &api.ObjectRef{Kind: "job", NameOrId: name},
+			Consistency: api.ReadConsistency_READ_CONSISTENCY_SERIALIZABLE})
+		return resp.GetObject(), err
+	}
+	for i := range 50 {
+		name, other := fmt.Sprintf("j%d", i), fmt.Sprintf("t%d", i)
+		created, err := c.CreateObject(ctx, &api.CreateObjectRequest{Object: &api.Object{Kind: "job", Name: name}})
+		if err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		if got, err := get(name); err != nil || got.GetVersion() != created.GetObject().GetVersion() {
+			t.Fatalf("after creating %s at version %d, a serializable read here gives %v, %v",
+				name, created.GetObject().GetVersion(), got, err)
+		}
+
+		updated, err := c.UpdateObject(ctx, &api.UpdateObjectRequest{Ref: &api.ObjectRef{Kind: "job", NameOrId: name}, Spec: []byte(`{"n":1}`)})
+		if err != nil {
+			t.Fatalf("update %s: %v", name, err)
+		}
+		if got, err := get(name); err != nil || got.GetVersion() != updated.GetObject().GetVersion() {
+			t.Fatalf("after updating %s to version %d, a serializable read here gives %v, %v",
+				name, updated.GetObject().GetVersion(), got, err)
+		}
+
+		tx, err := c.Transaction(ctx, &api.TransactionRequest{Ops: []*api.TransactionOp{
+			{Op: &api.TransactionOp_Create{Create: &api.CreateObjectRequest{Object: &api.Object{Kind: "job", Name: other}}}}}})
+		if err != nil {
+			t.Fatalf("transaction creating %s: %v", other, err)
+		}
+		if got, err := get(other); err != nil || got.GetVersion() != tx.GetVersion() {
+			t.Fatalf("after a transaction created %s at version %d, a serializable read here gives %v, %v",
+				other, tx.GetVersion(), got, err)
+		}
+
+		if _, err := c.DeleteObject(ctx, &api.DeleteObjectRequest{Ref: &api.ObjectRef{Kind: "job", NameOrId: name}}); err != nil {
+			t.Fatalf("delete %s: %v", name, err)
+		}
+		if got, err := get(name); status.Code(err) != codes.NotFound {
+			t.Fatalf("after deleting %s, a serializable read here gives %v, %v; want NOT_FOUND", name, got, err)
+		}
+	}
+}
+
 func TestListIsPagedAndWatchSeesChangesFromOtherManagers(t *testing.T) {
 	ms := startCluster(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())

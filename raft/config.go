@@ -38,8 +38,8 @@ type Config struct {
 	// leader's commit index to be promoted to voter. Default 500.
 	PromotionLag uint64
 	// ForceNewCluster restarts the node from its WAL as the only member of
-	// a new cluster, keeping every committed entry. For recovery after
-	// the loss of a quorum for good.
+	// a new cluster, keeping every entry of the WAL, hence every committed
+	// one it has. For recovery after the loss of a quorum for good.
 	ForceNewCluster bool
 
 	// TickInterval is the duration of one Raft tick. Default 100ms.

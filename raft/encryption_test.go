@@ -178,3 +178,69 @@ func TestEncryptedClusterRestartsAndCatchesUp(t *testing.T) {
 		})
 	}
 }
+
+// newestSnapshotIndex returns the index of the newest snapshot file in the
+// member's state directory, 0 if there is none.
+func newestSnapshotIndex(t *testing.T, m *rafttest.Member) uint64 {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(m.Dir, "snap", "*.snap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest uint64
+	for _, f := range files {
+		var term, index uint64
+		if _, err := fmt.Sscanf(filepath.Base(f), "%016x-%016x.snap", &term, &index); err == nil {
+			newest = max(newest, index)
+		}
+	}
+	return newest
+}
+
+// TestRequestSnapshotOnAnIdleNode: a snapshot asked for when nothing was
+// applied since the last one is taken all the same, at the same index, so
+// that a data key rotated on an idle cluster is retired. The snapshot is
+// sealed with the new key: the member restarts from it.
+func TestRequestSnapshotOnAnIdleNode(t *testing.T) {
+	ring := newKeyRing(t)
+	c := rafttest.NewCluster(t, 1, rafttest.Options{Configure: ring.configure})
+	m := c.Leader()
+	var want []string
+	for i := range 5 {
+		p := fmt.Sprintf("v%d", i)
+		c.MustPropose(p)
+		want = append(want, p)
+	}
+	rotate := func(what string) {
+		t.Helper()
+		k := ring.keysOf(m)
+		if err := k.RotateDEK(); err != nil {
+			t.Fatal(err)
+		}
+		m.Node().RequestSnapshot()
+		c.WaitFor("the old data key to be retired "+what, func() bool { return len(k.Status().Older) == 0 })
+	}
+	rotate("after writes")
+	st, err := m.Node().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := newestSnapshotIndex(t, m); got != st.Applied {
+		t.Fatalf("the newest snapshot is at index %d, the applied index %d: the node is not idle since its last snapshot", got, st.Applied)
+	}
+
+	rotate("on an idle node")
+	if got := newestSnapshotIndex(t, m); got != st.Applied {
+		t.Fatalf("the newest snapshot is at index %d, want %d", got, st.Applied)
+	}
+
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	m.Restart()
+	c.WaitFor("the restarted member to lead", func() bool { return m.Node().IsLeader() })
+	if m.Log().Restores() == 0 {
+		t.Fatal("the member restarted without its snapshot")
+	}
+	sameLogs(t, c, want)
+}

@@ -67,6 +67,30 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 	}
 }
 
+// WaitApplied returns once this node has applied the entry at index, so
+// that its state machine reflects it, or fails with ErrStopped or ctx's
+// error. A write that another member answered (its entry's index in hand)
+// is visible here once it returns.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	applied := n.applied.wait(index)
+	select {
+	case <-applied:
+		return nil
+	default:
+	}
+	if err := n.checkRunning(); err != nil {
+		return err
+	}
+	select {
+	case <-applied:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stopped:
+		return ErrStopped
+	}
+}
+
 // readLoop runs ReadIndex rounds, one at a time, each for every reader
 // waiting when it starts.
 func (n *Node) readLoop() {

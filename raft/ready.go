@@ -21,7 +21,9 @@ import (
 //     overlaps the followers' (Raft thesis 10.2.1) — an entry still counts
 //     as committed only once a quorum, the leader's own disk included, has
 //     it;
-//  3. apply the snapshot and the committed entries;
+//  3. apply the snapshot and the committed entries; if this Ready took
+//     leadership away, only then fail the proposals still waiting, so that
+//     an entry committed in it hands its result to its proposer;
 //  4. advance.
 //
 // Any persistence error is returned and stops the node.
@@ -29,8 +31,12 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if rd.HardState != nil && rd.HardState.GetTerm() != 0 {
 		n.loop.term = rd.HardState.GetTerm()
 	}
+	// Leadership is recorded at once, so that the messages below are sent
+	// as this node's new role requires, but waiting proposals are failed
+	// only after the committed entries.
+	lostLeadership := false
 	if rd.SoftState != nil {
-		n.updateSoftState(rd.SoftState)
+		lostLeadership = n.updateSoftState(rd.SoftState)
 	}
 	for _, rs := range rd.ReadStates {
 		select {
@@ -94,6 +100,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if len(rd.CommittedEntries) > 0 {
 		crashpoint.Hit(crashpoint.ApplyAfter)
 	}
+	if lostLeadership {
+		n.proposals.failAll(ErrLostLeadership)
+	}
 	n.raftNode.Advance()
 	n.advanced.set(n.applied.get())
 	if at := n.loop.campaignAt; at != 0 && n.applied.get() >= at {
@@ -105,9 +114,11 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	return n.maybeSnapshot()
 }
 
-// updateSoftState records who leads. Losing leadership fails every waiting
-// proposal: its entry may or may not be committed by the next leader.
-func (n *Node) updateSoftState(ss *raft.SoftState) {
+// updateSoftState records who leads, and reports whether this node just
+// lost leadership. The caller then fails every proposal still waiting once
+// the Ready's committed entries are applied: the entry of each may or may
+// not be committed by the next leader.
+func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
 	wasLeader := n.leadership.isRaftLeader()
 	n.leadership.update(ss.Lead, n.loop.term, ss.RaftState)
 	isLeader := ss.RaftState == raft.StateLeader
@@ -117,9 +128,10 @@ func (n *Node) updateSoftState(ss *raft.SoftState) {
 		n.log.Info("became leader", "term", n.loop.term)
 	case !isLeader && wasLeader:
 		n.loop.leaderTerm = 0
-		n.proposals.failAll(ErrLostLeadership)
 		n.log.Info("lost leadership", "term", n.loop.term, "leader", fmt.Sprintf("%x", ss.Lead))
+		return true
 	}
+	return false
 }
 
 // applyEntries applies committed entries in order and records the applied

@@ -102,8 +102,9 @@ func (n *Node) maybeSnapshot() error {
 }
 
 // RequestSnapshot asks for a snapshot at the current applied index, soon,
-// instead of after SnapshotInterval entries: after a data key rotation, a
-// snapshot lets the old key go. It does not wait.
+// instead of after SnapshotInterval entries, and also when the last
+// snapshot is at that index already: after a data key rotation, a snapshot
+// lets the old key go. It does not wait.
 func (n *Node) RequestSnapshot() {
 	select {
 	case n.snapshotAsk <- struct{}{}:
@@ -120,7 +121,9 @@ func (n *Node) finishSnapshot(res snapshotResult) error {
 	}
 	snap, err := n.memStore.CreateSnapshot(res.index, res.confState, res.data)
 	if errors.Is(err, raft.ErrSnapOutOfDate) {
-		return nil // a newer snapshot arrived from the leader meanwhile
+		if snap, err = n.snapshotAgain(res); snap == nil && err == nil {
+			return nil // a newer snapshot arrived from the leader meanwhile
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("raft: creating snapshot at index %d: %w", res.index, err)
@@ -139,6 +142,24 @@ func (n *Node) finishSnapshot(res snapshotResult) error {
 	}
 	n.log.Info("snapshot saved", "index", res.index, "bytes", len(res.data))
 	return n.maybeSnapshot() // one may have been asked for meanwhile
+}
+
+// snapshotAgain returns the snapshot to save when the in-memory log's
+// snapshot is already at res.index: nothing was applied since, but one was
+// asked for (RequestSnapshot), so that data sealed with an older key goes.
+// The file at that index is written again, from the same state. It returns
+// nil when the in-memory snapshot is newer.
+func (n *Node) snapshotAgain(res snapshotResult) (*raftpb.Snapshot, error) {
+	cur, err := n.memStore.Snapshot()
+	if err != nil || cur.GetMetadata().GetIndex() != res.index {
+		return nil, err
+	}
+	return &raftpb.Snapshot{
+		Data: res.data,
+		Metadata: &raftpb.SnapshotMetadata{
+			Index: proto.Uint64(res.index), Term: proto.Uint64(cur.GetMetadata().GetTerm()), ConfState: res.confState,
+		},
+	}, nil
 }
 
 // restoreSnapshot replaces the membership and the state machine with a

@@ -216,22 +216,34 @@ func (n *Node) restart(scfg storage.Config) error {
 }
 
 // forceNewCluster turns the loaded state into that of a one-member cluster:
-// entries that were never committed are dropped (no one was told they
-// succeeded), and committed entries removing every other member are
-// appended and saved, as if the cluster had agreed to them. The removed
-// members can come back only by joining anew with empty state.
+// every entry in the WAL is kept, and entries removing every other member
+// are appended after the last of them and saved, all committed, as if the
+// cluster had agreed to them. The removed members can come back only by
+// joining anew with empty state.
+//
+// The WAL's commit index does not say which entries were committed: a
+// HardState that moves only the commit index is written without a sync, so
+// after a crash entries that were committed and acknowledged may lie above
+// it. Each entry in the WAL was durable here and may have been committed;
+// one the old cluster never committed was acknowledged to no one, at most
+// left with an unknown outcome. So none is dropped. (etcd's
+// --force-new-cluster drops the entries above the saved commit index.)
 func (n *Node) forceNewCluster(loaded *storage.Loaded) (*raftpb.HardState, []*raftpb.Entry, error) {
 	hs := proto.Clone(loaded.HardState).(*raftpb.HardState)
 	if hs == nil {
 		hs = &raftpb.HardState{}
 	}
 	ents := loaded.Entries
-	if i := slices.IndexFunc(ents, func(e *raftpb.Entry) bool { return e.GetIndex() > hs.GetCommit() }); i >= 0 {
-		ents = ents[:i]
-	}
 	last := hs.GetCommit()
 	if len(ents) > 0 {
-		last = ents[len(ents)-1].GetIndex()
+		e := ents[len(ents)-1]
+		last = e.GetIndex()
+		if e.GetTerm() > hs.GetTerm() {
+			// The HardState saved with these entries was lost with an
+			// unsynced tail: the appended entries must not go back
+			// to an older term.
+			hs.Term, hs.Vote = proto.Uint64(e.GetTerm()), proto.Uint64(0)
+		}
 	} else if snap := loaded.Snapshot; snap != nil && snap.GetMetadata().GetIndex() > last {
 		last = snap.GetMetadata().GetIndex()
 	}
@@ -270,7 +282,8 @@ func (n *Node) forceNewCluster(loaded *storage.Loaded) (*raftpb.HardState, []*ra
 	if err := n.disk.Save(hs, added); err != nil {
 		return nil, nil, fmt.Errorf("raft: saving the forced membership: %w", err)
 	}
-	n.log.Warn("forcing a new one-member cluster", "removed_members", len(added), "commit", last)
+	n.log.Warn("forcing a new one-member cluster", "removed_members", len(added),
+		"saved_commit", loaded.HardState.GetCommit(), "commit", last)
 	return hs, append(ents, added...), nil
 }
 

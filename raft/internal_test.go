@@ -1,0 +1,215 @@
+package raft
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"testing"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/raft/storage"
+)
+
+// recordingDisk is a logStore that keeps what it is given.
+type recordingDisk struct {
+	events *[]string
+	hs     []*raftpb.HardState
+	ents   []*raftpb.Entry
+}
+
+func (d *recordingDisk) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	if d.events != nil {
+		*d.events = append(*d.events, "save")
+	}
+	if hs != nil {
+		d.hs = append(d.hs, proto.Clone(hs).(*raftpb.HardState))
+	}
+	d.ents = append(d.ents, ents...)
+	return nil
+}
+
+func (d *recordingDisk) SaveSnapshot(*raftpb.Snapshot) error { return nil }
+func (d *recordingDisk) Close() error                        { return nil }
+
+// indexMachine is a StateMachine whose Apply returns the entry's index.
+type indexMachine struct{}
+
+func (indexMachine) Apply(index uint64, _ []byte) (any, error) { return index, nil }
+func (indexMachine) Snapshot() (func(io.Writer) error, error) {
+	return func(io.Writer) error { return nil }, nil
+}
+func (indexMachine) Restore(uint64, io.Reader) error { return nil }
+
+// testNode returns a node whose Raft parts are set by the test; nothing
+// runs.
+func testNode(t *testing.T, id uint64) *Node {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.NodeID, cfg.StateDir, cfg.AdvertiseAddr = "n1", t.TempDir(), "127.0.0.1:1"
+	n, err := NewNode(cfg, indexMachine{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.id = id
+	return n
+}
+
+func testEntry(index, term uint64) *raftpb.Entry {
+	return &raftpb.Entry{Type: raftpb.EntryNormal.Enum(), Index: proto.Uint64(index), Term: proto.Uint64(term)}
+}
+
+func addNodeEntry(t *testing.T, index, term, id uint64) *raftpb.Entry {
+	t.Helper()
+	data, err := proto.Marshal(&raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &raftpb.Entry{Type: raftpb.EntryConfChange.Enum(), Index: proto.Uint64(index), Term: proto.Uint64(term), Data: data}
+}
+
+// TestForceNewClusterKeepsEveryEntry: the saved commit index may lag
+// behind committed entries (a commit-only HardState is not synced), so
+// every entry of the WAL is kept and committed, and the removals of the
+// other members come after the last one, in a term no older than its.
+func TestForceNewClusterKeepsEveryEntry(t *testing.T) {
+	const self, other = 1, 2
+	n := testNode(t, self)
+	disk := &recordingDisk{}
+	n.disk = disk
+	loaded := &storage.Loaded{
+		// The HardState of term 3, saved with entry 6, was lost with an
+		// unsynced tail; so was every commit index above 3.
+		HardState: &raftpb.HardState{Term: proto.Uint64(2), Vote: proto.Uint64(self), Commit: proto.Uint64(3)},
+		Entries: []*raftpb.Entry{
+			addNodeEntry(t, 1, 1, self), addNodeEntry(t, 2, 1, other),
+			testEntry(3, 2), testEntry(4, 2), testEntry(5, 2), testEntry(6, 3),
+		},
+	}
+	hs, ents, err := n.forceNewCluster(loaded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indexes []uint64
+	for _, e := range ents {
+		indexes = append(indexes, e.GetIndex())
+	}
+	if want := []uint64{1, 2, 3, 4, 5, 6, 7}; !slices.Equal(indexes, want) {
+		t.Fatalf("entries %v after forcing, want %v", indexes, want)
+	}
+	removal := ents[6]
+	var cc raftpb.ConfChange
+	if err := proto.Unmarshal(removal.GetData(), &cc); err != nil {
+		t.Fatal(err)
+	}
+	if cc.GetType() != raftpb.ConfChangeRemoveNode || cc.GetNodeId() != other || removal.GetTerm() != 3 {
+		t.Fatalf("appended %v %x in term %d, want the removal of %x in term 3", cc.GetType(), cc.GetNodeId(), removal.GetTerm(), other)
+	}
+	if hs.GetCommit() != 7 || hs.GetTerm() != 3 || hs.GetVote() != 0 {
+		t.Fatalf("hard state %v, want commit 7, term 3, no vote", hs)
+	}
+	if len(disk.ents) != 1 || disk.ents[0] != removal || len(disk.hs) != 1 || !proto.Equal(disk.hs[0], hs) {
+		t.Fatalf("saved %d entries and hard states %v, want the removal and %v", len(disk.ents), disk.hs, hs)
+	}
+	var member api.RaftMember
+	var rctx api.RaftEntry
+	if err := proto.Unmarshal(cc.GetContext(), &rctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := proto.Unmarshal(rctx.GetPayload(), &member); err != nil || member.GetRaftId() != other {
+		t.Fatalf("the removal's context names %v (%v), want %x", &member, err, other)
+	}
+}
+
+// recordingTransport is a peerTransport that notes when messages are sent.
+type recordingTransport struct {
+	peerTransport // nil: only Send is used
+	events        *[]string
+}
+
+func (r recordingTransport) Send(msgs []*raftpb.Message) {
+	if len(msgs) > 0 {
+		*r.events = append(*r.events, "send")
+	}
+}
+
+// advancingNode is an etcd raft.Node of which handleReady uses only Advance.
+type advancingNode struct {
+	raft.Node // nil
+	advanced  int
+}
+
+func (a *advancingNode) Advance() { a.advanced++ }
+
+func proposedEntry(t *testing.T, index, term, proposer, proposal uint64) *raftpb.Entry {
+	t.Helper()
+	data, err := proto.Marshal(&api.RaftEntry{Proposer: proposer, ProposalId: proposal, Payload: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := testEntry(index, term)
+	e.Data = data
+	return e
+}
+
+// TestLostLeadershipAfterCommittedEntriesAreDelivered: a Ready that tells
+// a leader it lost leadership may also carry entries it proposed that are
+// committed. Their proposers get their results; only the proposals still
+// waiting after them are told the outcome is unknown. The node is a
+// follower for the whole Ready: it sends its messages only after saving,
+// and does not announce itself leader.
+func TestLostLeadershipAfterCommittedEntriesAreDelivered(t *testing.T) {
+	const self, other, term = 1, 2, 3
+	n := testNode(t, self)
+	var events []string
+	n.disk = &recordingDisk{events: &events}
+	n.transport = recordingTransport{events: &events}
+	n.memStore = raft.NewMemoryStorage()
+	rn := &advancingNode{}
+	n.raftNode = rn
+	n.loop.term = term
+	n.leadership.update(self, term, raft.StateLeader)
+	n.leadership.setReady(term)
+
+	committed := n.proposals.register(7)
+	pending := n.proposals.register(8)
+	rd := raft.Ready{
+		SoftState:        &raft.SoftState{Lead: other, RaftState: raft.StateFollower},
+		HardState:        &raftpb.HardState{Term: proto.Uint64(term + 1), Commit: proto.Uint64(1)},
+		CommittedEntries: []*raftpb.Entry{proposedEntry(t, 1, term, self, 7)},
+		Messages:         []*raftpb.Message{{Type: raftpb.MessageType_MsgAppResp.Enum(), From: proto.Uint64(self), To: proto.Uint64(other)}},
+	}
+	if err := n.handleReady(rd); err != nil {
+		t.Fatal(err)
+	}
+
+	select {
+	case res := <-committed:
+		if res.err != nil || res.result != uint64(1) {
+			t.Fatalf("the committed proposal got %v, %v; want its result, 1", res.result, res.err)
+		}
+	default:
+		t.Fatal("the committed proposal got no result")
+	}
+	select {
+	case res := <-pending:
+		if !errors.Is(res.err, ErrLostLeadership) {
+			t.Fatalf("the proposal still waiting got %v, %v; want ErrLostLeadership", res.result, res.err)
+		}
+	default:
+		t.Fatal("the proposal still waiting was not told that leadership was lost")
+	}
+	if want := []string{"save", "send"}; !slices.Equal(events, want) {
+		t.Fatalf("events %v, want %v: a follower sends only after saving", events, want)
+	}
+	if n.IsLeader() || n.leadership.isRaftLeader() || n.Leader() != other || n.loop.leaderTerm != 0 {
+		t.Fatalf("after losing leadership: IsLeader %v, raft leader %v, leader %x, leaderTerm %d",
+			n.IsLeader(), n.leadership.isRaftLeader(), n.Leader(), n.loop.leaderTerm)
+	}
+	if n.applied.get() != 1 || rn.advanced != 1 {
+		t.Fatalf("applied %d, advanced %d times; want 1 and 1", n.applied.get(), rn.advanced)
+	}
+}
