@@ -24,7 +24,15 @@ func newClusterCommand(a *app) *cobra.Command {
 	info := &cobra.Command{
 		Use:   "info",
 		Short: "Show the cluster as the called manager sees it: leader, term, indexes",
-		Args:  exactArgs(0, "no argument"),
+		Long: `Show the cluster as the called manager sees it: the cluster ID, the
+manager that answers, the leader, the number of managers and how many of
+them it reaches, the term, and its commit and applied indexes and store
+version.
+
+When there is a leader, the managers are also counted as the leader sees
+them, voters and learners, and the quorum warnings of 'shoal node ls' go
+to standard error.`,
+		Args: exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := parseFormat(output)
 			if err != nil {
@@ -35,13 +43,39 @@ func newClusterCommand(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return writeCluster(a.stdout, f, resp)
+				members := leaderMembers(ctx, c, resp)
+				if err := writeCluster(a.stdout, f, resp, members); err != nil {
+					return err
+				}
+				a.warn(quorumWarnings(members))
+				return nil
 			})
 		},
 	}
 	addOutputFlag(info, &output, formatTable)
 	cmd.AddCommand(info, newJoinTokenCommand(a), newClientCertCommand(a), newUnlockKeyCommand(a), newRotateDataKeyCommand(a))
 	return cmd
+}
+
+// membersWait bounds the extra call of cluster info for the members, so
+// that a leader slow to answer does not hold up the rest.
+const membersWait = 3 * time.Second
+
+// leaderMembers returns the members as the leader sees them (voters,
+// learners, who it reaches) for cluster info, or nil. It asks only when
+// info names a leader: without one, the call would wait for an election,
+// and info already says there is none.
+func leaderMembers(ctx context.Context, c *client.Client, info *api.GetClusterInfoResponse) []*api.Member {
+	if info.GetLeaderRaftId() == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, membersWait)
+	defer cancel()
+	members, _, err := c.Members(ctx)
+	if err != nil {
+		return nil
+	}
+	return members
 }
 
 func newNodeCommand(a *app) *cobra.Command {
@@ -60,10 +94,16 @@ func newNodeListCommand(a *app) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List the managers, as the leader sees them",
-		Long: `List the managers: node ID, Raft ID, address, role, whether the leader
-reaches it, and how far its log matches the leader's. A warning goes to
-standard error when the number of managers is even or when the cluster is
-one failure or less away from losing its quorum.`,
+		Long: `List the managers: node ID, Raft ID, address, suffrage (voter, or learner,
+and whether it is to be promoted once caught up), role (leader or follower),
+whether the answering manager reaches it, how long ago it last heard from
+it, how far its log matches the leader's and how many committed entries it
+lacks (known only when the leader answers; "-" otherwise).
+
+A warning goes to standard error when the number of voters is even, when
+the voters are one failure or less away from losing their quorum, and for
+each learner that waits to be promoted. Learners never count toward a
+quorum.`,
 		Args: exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := parseFormat(output)
@@ -71,16 +111,14 @@ one failure or less away from losing its quorum.`,
 				return err
 			}
 			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
-				members, _, err := c.Members(ctx)
+				members, answeredBy, err := c.Members(ctx)
 				if err != nil {
 					return err
 				}
-				if err := writeMembers(a.stdout, f, members); err != nil {
+				if err := writeMembers(a.stdout, f, members, answeredBy); err != nil {
 					return err
 				}
-				for _, w := range quorumWarnings(members) {
-					fmt.Fprintln(a.stderr, "warning: "+w)
-				}
+				a.warn(quorumWarnings(members))
 				return nil
 			})
 		},
@@ -89,36 +127,59 @@ one failure or less away from losing its quorum.`,
 	return cmd
 }
 
-// quorumWarnings says what a cluster of these members risks: a cluster of
-// n managers needs n/2+1 of them and so tolerates (n-1)/2 failures.
+// warn prints warnings on standard error.
+func (a *app) warn(warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintln(a.stderr, "warning: "+w)
+	}
+}
+
+// quorumWarnings says what a cluster of these members risks. Only voters
+// count: n voters need n/2+1 of them for a quorum and so tolerate (n-1)/2
+// failures; a learner receives the log but counts toward no quorum. It
+// also names the learners that wait to be promoted.
 func quorumWarnings(members []*api.Member) []string {
-	n := len(members)
-	if n <= 1 {
-		return nil
-	}
-	reachable := 0
-	for _, m := range members {
-		if m.GetReachable() {
-			reachable++
-		}
-	}
-	quorum := n/2 + 1
-	tolerated := (n - 1) / 2
+	c := countSuffrage(members)
+	n, reachable := c.voters, c.votersUp
 	var out []string
-	if n%2 == 0 {
-		what := "no failure"
-		if tolerated > 0 {
-			what = fmt.Sprintf("only %d %s, no more than %d would", tolerated, plural(tolerated, "failure", "failures"), n-1)
+	if n > 1 {
+		quorum := n/2 + 1
+		tolerated := (n - 1) / 2
+		if n%2 == 0 {
+			what := "no failure"
+			if tolerated > 0 {
+				what = fmt.Sprintf("only %d %s, no more than %d would", tolerated, plural(tolerated, "failure", "failures"), n-1)
+			}
+			out = append(out, fmt.Sprintf("%d voting managers tolerate %s; run an odd number of voters (3 or 5)", n, what))
 		}
-		out = append(out, fmt.Sprintf("%d managers tolerate %s; run an odd number (3 or 5)", n, what))
+		switch {
+		case reachable < quorum:
+			out = append(out, fmt.Sprintf("only %d of %d voting managers are reachable, fewer than the %d a quorum needs: the cluster accepts no writes until they are back (if they are lost for good, see 'shoal manager --force-new-cluster')", reachable, n, quorum))
+		case reachable == quorum && tolerated > 0:
+			out = append(out, fmt.Sprintf("only %d of %d voting managers are reachable: one more failure loses the quorum", reachable, n))
+		}
 	}
-	switch {
-	case reachable < quorum:
-		out = append(out, fmt.Sprintf("only %d of %d managers are reachable, fewer than the %d a quorum needs: the cluster accepts no writes until they are back (if they are lost for good, see 'shoal manager --force-new-cluster')", reachable, n, quorum))
-	case reachable == quorum && tolerated > 0:
-		out = append(out, fmt.Sprintf("only %d of %d managers are reachable: one more failure loses the quorum", reachable, n))
+	for _, m := range members {
+		if !isLearner(m) || !m.GetAutoPromote() {
+			continue
+		}
+		id := memberName(m)
+		if m.GetReachable() {
+			out = append(out, fmt.Sprintf("learner %s is to be promoted to a voter once it has caught up; until then it counts toward no quorum", id))
+		} else {
+			out = append(out, fmt.Sprintf("learner %s, to be promoted once it has caught up, is unreachable; if it is gone for good, remove it with 'shoal node rm %s'", id, id))
+		}
 	}
 	return out
+}
+
+// memberName names a member as the commands accept it: its node ID, else
+// its Raft ID.
+func memberName(m *api.Member) string {
+	if m.GetNodeId() != "" {
+		return m.GetNodeId()
+	}
+	return raftID(m.GetRaftId())
 }
 
 func plural(n int, one, many string) string {
@@ -136,8 +197,10 @@ func newNodeRemoveCommand(a *app) *cobra.Command {
 		Short:   "Remove a manager from the cluster for good",
 		Long: `Remove a manager, named by its node ID or its Raft ID (see 'shoal node ls').
 The removed manager stops; its state directory cannot be used again. The
-removal is refused (exit code 4) when the other managers would be left
-without a quorum of reachable members, unless --force.`,
+removal of a voter is refused (exit code 4) when the other voters would be
+left without a quorum of reachable ones, unless --force; a learner can
+always be removed. It retries while the cluster has no leader, within
+--timeout.`,
 		Args: exactArgs(1, "a node ID or Raft ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
@@ -149,7 +212,7 @@ without a quorum of reachable members, unless --force.`,
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "remove it even if the others keep no quorum of reachable members")
+	cmd.Flags().BoolVar(&force, "force", false, "remove it even if the other voters keep no quorum of reachable ones")
 	return cmd
 }
 
