@@ -81,10 +81,23 @@ func leaderMembers(ctx context.Context, c *client.Client, info *api.GetClusterIn
 func newNodeCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "List, remove and hand leadership between managers",
+		Short: "List, promote, demote and remove managers, and hand leadership between them",
+		Long: `List, promote, demote and remove managers, and hand leadership between them.
+
+A manager is a voter or a learner. Voters elect the leader and make up the
+quorum: a write is acknowledged once most voters have it, so n voters
+tolerate (n-1)/2 failures. A learner receives the log and serves reads but
+never votes and counts toward no quorum. A manager joins as a learner and
+the leader promotes it once it has caught up, so a joiner that fails before
+then leaves the cluster's fault tolerance as it was; one started with
+'shoal manager --learner' stays a learner until 'shoal node promote'.
+
+Commands taking an ID accept a node ID or a Raft ID in hex, as 'shoal node ls'
+shows them.`,
 	}
 	a.addConnFlags(cmd, true)
-	cmd.AddCommand(newNodeListCommand(a), newNodeRemoveCommand(a), newNodeTransferCommand(a))
+	cmd.AddCommand(newNodeListCommand(a), newNodePromoteCommand(a), newNodeDemoteCommand(a),
+		newNodeRemoveCommand(a), newNodeTransferCommand(a))
 	return cmd
 }
 
@@ -189,6 +202,55 @@ func plural(n int, one, many string) string {
 	return many
 }
 
+func newNodePromoteCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "promote ID",
+		Short: "Make a learner a voter",
+		Long: `Make the learner ID (its node ID or Raft ID) a voter: it then votes and
+counts toward the quorum. A manager that joined without --learner is
+promoted by the leader once it has caught up; this is for one that joined
+with --learner, or was demoted. The promotion is refused (exit code 4) while
+the learner is unreachable or behind the leader: wait until 'shoal node ls'
+shows it reachable with a lag near 0. Promoting a voter changes nothing. It
+retries while the cluster has no leader, within --timeout.`,
+		Args: exactArgs(1, "a node ID or Raft ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				if err := retryUnavailable(ctx, func() error { return c.PromoteMember(ctx, args[0]) }, nil); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(a.stdout, "manager %s is a voter\n", args[0])
+				return err
+			})
+		},
+	}
+}
+
+func newNodeDemoteCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "demote ID",
+		Short: "Make a voter a learner, which keeps the log but no longer votes",
+		Long: `Make the voter ID (its node ID or Raft ID) a learner: it keeps receiving the
+log and serving reads, but no longer votes or counts toward the quorum, and
+the leader does not promote it again by itself ('shoal node promote' does).
+Demoting the leader hands leadership to another voter first. The demotion is
+refused (exit code 4) when the other voters would be left without a quorum
+of reachable ones. A learner that was to be promoted stays a learner for
+good; demoting any other learner changes nothing. It retries while the
+cluster has no leader, within --timeout.`,
+		Args: exactArgs(1, "a node ID or Raft ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				if err := retryUnavailable(ctx, func() error { return c.DemoteMember(ctx, args[0]) }, nil); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(a.stdout, "manager %s is a learner; 'shoal node promote %s' makes it a voter again\n", args[0], args[0])
+				return err
+			})
+		},
+	}
+}
+
 func newNodeRemoveCommand(a *app) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
@@ -217,18 +279,30 @@ always be removed. It retries while the cluster has no leader, within
 }
 
 // removeMember removes a manager, trying again while the cluster is
-// unavailable (an election, or the leader handing over before it removes
-// itself) until ctx ends. A retry that finds the member gone, or already
-// removed, means an earlier attempt whose outcome was unknown went through.
+// unavailable (see retryUnavailable). A retry that finds the member gone,
+// or already removed, means an earlier attempt whose outcome was unknown
+// went through.
 func removeMember(ctx context.Context, c *client.Client, id string, force bool) error {
+	return retryUnavailable(ctx, func() error { return c.RemoveMember(ctx, id, force) }, func(err error) bool {
+		return client.IsNotFound(err) ||
+			status.Code(err) == codes.FailedPrecondition && strings.Contains(status.Convert(err).Message(), "removed")
+	})
+}
+
+// retryUnavailable calls call until it returns anything but UNAVAILABLE
+// (an election, or a leader handing over before it is removed or demoted)
+// or ctx ends, waiting 100 ms, doubling up to 1 s, between attempts; it
+// returns the last error. An attempt whose outcome was unknown may have gone
+// through: when done is given and says so of a retry's error, the call
+// succeeded.
+func retryUnavailable(ctx context.Context, call func() error, done func(error) bool) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := c.RemoveMember(ctx, id, force)
-		if attempt > 1 && (client.IsNotFound(err) ||
-			status.Code(err) == codes.FailedPrecondition && strings.Contains(status.Convert(err).Message(), "removed")) {
+		err := call()
+		if attempt > 1 && err != nil && done != nil && done(err) {
 			return nil
 		}
-		if !client.IsUnavailable(err) || status.Code(err) == codes.DeadlineExceeded {
+		if status.Code(err) != codes.Unavailable {
 			return err
 		}
 		select {

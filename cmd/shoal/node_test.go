@@ -2,17 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
 )
@@ -104,6 +109,143 @@ func serveFake(t *testing.T, fake *fakeControl) string {
 	return path
 }
 
+func TestNodeMembershipCommands(t *testing.T) {
+	unavailable := status.Error(codes.Unavailable, "raft: no leader")
+	tests := []struct {
+		name   string
+		args   []string
+		errs   []error
+		code   int
+		stdout string
+		stderr string   // a part of the one error line
+		calls  []string // nil: one call, args without the command
+		// atLeast, when set, is the number of calls the command makes at
+		// least, each the same as the first of calls.
+		atLeast int
+	}{
+		{name: "promote", args: []string{"promote", "node-c"},
+			stdout: "manager node-c is a voter\n"},
+		{name: "promote by Raft ID", args: []string{"promote", "3c"},
+			stdout: "manager 3c is a voter\n"},
+		{name: "promote retries while there is no leader", args: []string{"promote", "node-c"},
+			errs:   []error{unavailable, unavailable, nil},
+			stdout: "manager node-c is a voter\n", calls: []string{"promote node-c", "promote node-c", "promote node-c"}},
+		{name: "promote of a learner behind is a conflict", args: []string{"promote", "node-c"},
+			errs: []error{status.Error(codes.FailedPrecondition, "raft: learner cannot be promoted now: 3c has 30 of 40 entries (probe); wait until it has caught up")},
+			code: exitConflict, stderr: "shoal: raft: learner cannot be promoted now: 3c has 30 of 40 entries (probe); wait until it has caught up"},
+		{name: "promote of an unknown manager", args: []string{"promote", "nope"},
+			errs: []error{status.Error(codes.NotFound, `no manager has the node ID or Raft ID "nope" (see shoal node ls)`)},
+			code: exitNotFound, stderr: `no manager has the node ID or Raft ID "nope"`},
+		{name: "demote", args: []string{"demote", "node-a"},
+			stdout: "manager node-a is a learner; 'shoal node promote node-a' makes it a voter again\n"},
+		{name: "demote retries while the leader hands over", args: []string{"demote", "node-a"},
+			errs:   []error{status.Error(codes.Unavailable, "raft: leadership transfer failed"), nil},
+			stdout: "manager node-a is a learner; 'shoal node promote node-a' makes it a voter again\n",
+			calls:  []string{"demote node-a", "demote node-a"}},
+		{name: "demote that would lose the quorum is a conflict", args: []string{"demote", "node-b"},
+			errs: []error{status.Error(codes.FailedPrecondition, "demoting node-b would leave the other voters without a reachable quorum; bring members back first")},
+			code: exitConflict, stderr: "shoal: demoting node-b would leave the other voters without a reachable quorum; bring members back first"},
+		{name: "a deadline is not retried", args: []string{"demote", "node-b"},
+			errs: []error{status.Error(codes.DeadlineExceeded, "context deadline exceeded")},
+			code: exitUnavailable, stderr: "timed out"},
+		{name: "demote gives up at --timeout", args: []string{"demote", "node-b", "--timeout", "1s"},
+			errs: []error{unavailable}, code: exitUnavailable, stderr: "no leader",
+			calls: []string{"demote node-b"}, atLeast: 2},
+		{name: "rm", args: []string{"rm", "node-d"}, stdout: "removed manager node-d\n"},
+		{name: "rm --force", args: []string{"rm", "node-d", "--force"}, stdout: "removed manager node-d\n"},
+		{name: "rm retried finds the manager gone", args: []string{"rm", "node-d"},
+			errs:   []error{unavailable, status.Error(codes.NotFound, "no manager has the node ID")},
+			stdout: "removed manager node-d\n", calls: []string{"rm node-d", "rm node-d"}},
+		{name: "rm retried finds the manager removed", args: []string{"rm", "node-d"},
+			errs:   []error{unavailable, status.Error(codes.FailedPrecondition, "manager node-d was removed from the cluster already")},
+			stdout: "removed manager node-d\n", calls: []string{"rm node-d", "rm node-d"}},
+		{name: "rm of an unknown manager", args: []string{"rm", "node-d"},
+			errs: []error{status.Error(codes.NotFound, "no manager has the node ID")}, code: exitNotFound, stderr: "no manager has"},
+		{name: "rm that would lose the quorum", args: []string{"rm", "node-b"},
+			errs: []error{status.Error(codes.FailedPrecondition, "removing node-b would leave the other managers without a quorum of reachable members; bring members back first, or use --force")},
+			code: exitConflict, stderr: "use --force"},
+		{name: "promote needs an ID", args: []string{"promote"}, code: exitUsage,
+			stderr: "shoal node promote needs a node ID or Raft ID, got 0 argument(s)", calls: []string{}},
+		{name: "demote takes one ID", args: []string{"demote", "a", "b"}, code: exitUsage,
+			stderr: "shoal node demote needs a node ID or Raft ID, got 2 argument(s)", calls: []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := &fakeControl{errs: tt.errs}
+			sock := serveFake(t, fake)
+			code, stdout, stderr := runCLI(t, nil, "", append(append([]string{"node"}, tt.args...), "--socket", sock)...)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d; stderr: %s", code, tt.code, stderr)
+			}
+			if stdout != tt.stdout {
+				t.Errorf("stdout %q, want %q", stdout, tt.stdout)
+			}
+			if tt.stderr == "" && stderr != "" || !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr %q, want %q", stderr, tt.stderr)
+			}
+			if n := strings.Count(stderr, "\n"); n > 1 {
+				t.Errorf("stderr has %d lines, want at most one: %q", n, stderr)
+			}
+			got := fake.recorded()
+			if tt.atLeast > 0 {
+				if len(got) < tt.atLeast || slices.ContainsFunc(got, func(c string) bool { return c != tt.calls[0] }) {
+					t.Errorf("calls %q, want %q at least %d times", got, tt.calls[0], tt.atLeast)
+				}
+				return
+			}
+			want := tt.calls
+			if want == nil {
+				want = []string{strings.Join(tt.args, " ")}
+			}
+			if !reflect.DeepEqual(got, want) && !(len(want) == 0 && len(got) == 0) {
+				t.Errorf("calls %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestRetryUnavailable(t *testing.T) {
+	unavailable := status.Error(codes.Unavailable, "no leader")
+	gone := status.Error(codes.NotFound, "gone")
+	isGone := func(err error) bool { return status.Code(err) == codes.NotFound }
+	tests := []struct {
+		name  string
+		errs  []error
+		done  func(error) bool
+		want  codes.Code
+		calls int
+	}{
+		{"success", []error{nil}, nil, codes.OK, 1},
+		{"another error is not retried", []error{status.Error(codes.FailedPrecondition, "quorum")}, nil, codes.FailedPrecondition, 1},
+		{"a deadline is not retried", []error{status.Error(codes.DeadlineExceeded, "slow")}, nil, codes.DeadlineExceeded, 1},
+		{"unavailable is retried", []error{unavailable, unavailable, nil}, nil, codes.OK, 3},
+		{"a retry that finds it done succeeds", []error{unavailable, gone}, isGone, codes.OK, 2},
+		{"a first attempt that finds it done fails", []error{gone}, isGone, codes.NotFound, 1},
+		{"without done, a retry's error is returned", []error{unavailable, gone}, nil, codes.NotFound, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			err := retryUnavailable(context.Background(), func() error {
+				calls++
+				return tt.errs[min(calls, len(tt.errs))-1]
+			}, tt.done)
+			if status.Code(err) != tt.want || calls != tt.calls {
+				t.Errorf("got %v after %d calls, want %v after %d", err, calls, tt.want, tt.calls)
+			}
+		})
+	}
+	t.Run("gives up when the context ends", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+		defer cancel()
+		calls := 0
+		err := retryUnavailable(ctx, func() error { calls++; return unavailable }, nil)
+		if !errors.Is(err, unavailable) || calls < 2 {
+			t.Errorf("got %v after %d calls, want the last unavailable error after at least 2", err, calls)
+		}
+	})
+}
+
 func TestNodeListAndClusterInfoWarn(t *testing.T) {
 	voters := []*api.Member{
 		{RaftId: 0x1a, NodeId: "node-a", Role: "leader", Reachable: true, Suffrage: "voter"},
@@ -154,5 +296,17 @@ func TestNodeListAndClusterInfoWarn(t *testing.T) {
 				t.Errorf("calls %q, want %q", got, tt.calls)
 			}
 		})
+	}
+}
+
+func TestNodeHelpNamesEveryCommand(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "", "node", "--help")
+	if code != exitOK {
+		t.Fatalf("exit code %d", code)
+	}
+	for _, want := range []string{"ls ", "promote ", "demote ", "rm ", "transfer-leadership ", "voter", "learner", "--learner"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("node --help does not say %q:\n%s", want, out)
+		}
 	}
 }
