@@ -211,7 +211,7 @@ counts toward the quorum. A manager that joined without --learner is
 promoted by the leader once it has caught up; this is for one that joined
 with --learner, or was demoted. The promotion is refused (exit code 4) while
 the learner is unreachable or behind the leader: wait until 'shoal node ls'
-shows it reachable with a lag near 0. Promoting a voter changes nothing. It
+shows it reachable with a small lag. Promoting a voter changes nothing. It
 retries while the cluster has no leader, within --timeout.`,
 		Args: exactArgs(1, "a node ID or Raft ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
