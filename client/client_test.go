@@ -74,7 +74,7 @@ func (f *fakeControl) Watch(req *api.WatchRequest, stream grpc.ServerStreamingSe
 
 // serve runs fake on lis with a health service in state st, with the
 // managers' keepalive policy.
-func serve(t *testing.T, lis net.Listener, fake *fakeControl, st healthpb.HealthCheckResponse_ServingStatus) {
+func serve(t *testing.T, lis net.Listener, fake api.ControlServer, st healthpb.HealthCheckResponse_ServingStatus) {
 	t.Helper()
 	srv := grpc.NewServer(transport.ServerOptions()...)
 	api.RegisterControlServer(srv, fake)
@@ -85,7 +85,7 @@ func serve(t *testing.T, lis net.Listener, fake *fakeControl, st healthpb.Health
 	t.Cleanup(srv.Stop)
 }
 
-func tcpServer(t *testing.T, fake *fakeControl) string {
+func tcpServer(t *testing.T, fake api.ControlServer) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -35,6 +35,8 @@ func TestExitCodes(t *testing.T) {
 		{"update of an unknown object", []string{"update", "service", "nope", "--label", "a=b"}, 3, "not found"},
 		{"rm of an unknown object", []string{"rm", "service", "nope"}, 3, "not found"},
 		{"unknown manager", []string{"node", "rm", "nosuchnode"}, 3, "no manager has"},
+		{"promote of an unknown manager", []string{"node", "promote", "nosuchnode"}, 3, "no manager has"},
+		{"demote of an unknown manager", []string{"node", "demote", "ffff"}, 3, "no manager has"},
 		{"name taken", []string{"create", "service", "web"}, 4, "exists"},
 		{"stale --if-version", []string{"update", "service", "web", "--label", "a=b", "--if-version", fmt.Sprint(created.Version + 100)}, 4, "version"},
 		{"stale --if-version on rm", []string{"rm", "service", "web", "--if-version", fmt.Sprint(created.Version + 100)}, 4, "version"},

@@ -180,7 +180,7 @@ func TestClusterSurvivesTheLossOfItsLeader(t *testing.T) {
 	if r.code != 0 || strings.Contains(r.stdout, gone.nodeID) {
 		t.Fatalf("node ls after the removal: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "warning: 2 managers tolerate no failure; run an odd number (3 or 5)") {
+	if !strings.Contains(r.stderr, "warning: 2 voting managers tolerate no failure; run an odd number of voters (3 or 5)") {
 		t.Errorf("node ls of 2 managers does not warn: %q", r.stderr)
 	}
 	// The two left still write.

@@ -113,6 +113,16 @@ func (m *managerProc) socket() string { return filepath.Join(m.dir, "control.soc
 // certificate (see withClientCert).
 func startManager(t *testing.T, name, dir, listen string, extra ...string) *managerProc {
 	t.Helper()
+	m := launchManager(t, name, dir, listen, extra...)
+	m.waitServing()
+	m.register()
+	return m
+}
+
+// launchManager starts a manager as startManager does, without waiting for
+// it to answer: for a start that is to fail.
+func launchManager(t *testing.T, name, dir, listen string, extra ...string) *managerProc {
+	t.Helper()
 	m := &managerProc{t: t, name: name, dir: dir}
 	joinAddr := flagValue(extra, "--join")
 	if joinAddr != "" && flagValue(extra, "--token") == "" {
@@ -132,16 +142,22 @@ func startManager(t *testing.T, name, dir, listen string, extra ...string) *mana
 			t.Logf("--- output of %s (%s):\n%s", m.name, strings.Join(m.args, " "), m.out.String())
 		}
 	})
-	m.waitServing()
-	if joinAddr == "" {
-		m.clientDir = filepath.Join(dir, "client")
-		mustShoal(t, "cluster", "client-cert", "--out", m.clientDir, "--socket", m.socket())
+	return m
+}
+
+// register records a manager that answers: its client certificate (its
+// own when it founded the cluster, else the one of the manager it joined
+// through) and its address, for withClientCert.
+func (m *managerProc) register() {
+	m.t.Helper()
+	if joinAddr := flagValue(m.args, "--join"); joinAddr == "" {
+		m.clientDir = filepath.Join(m.dir, "client")
+		mustShoal(m.t, "cluster", "client-cert", "--out", m.clientDir, "--socket", m.socket())
 	} else {
 		through, _ := managers.Load(joinAddr)
 		m.clientDir = through.(*managerProc).clientDir
 	}
 	managers.Store(m.addr, m)
-	return m
 }
 
 // managers maps the address of every manager the tests started to it, so
@@ -408,11 +424,16 @@ func freeAddr(t *testing.T) string {
 // The JSON the CLI prints, as far as the tests read it.
 type (
 	member struct {
-		NodeID    string `json:"node_id"`
-		RaftID    string `json:"raft_id"`
-		Addr      string `json:"addr"`
-		Role      string `json:"role"`
-		Reachable bool   `json:"reachable"`
+		NodeID        string `json:"node_id"`
+		RaftID        string `json:"raft_id"`
+		Addr          string `json:"addr"`
+		Suffrage      string `json:"suffrage"`
+		AutoPromote   bool   `json:"auto_promote"`
+		Role          string `json:"role"`
+		Reachable     bool   `json:"reachable"`
+		LastContactMs int64  `json:"last_contact_ms"`
+		MatchIndex    uint64 `json:"match_index"`
+		Lag           uint64 `json:"lag"`
 	}
 	clusterInfo struct {
 		Manager      *member `json:"manager"`
@@ -497,3 +518,52 @@ func names(t *testing.T, kind string, via ...string) map[string]uint64 {
 	}
 	return out
 }
+
+// voters returns the members that vote, and how many of them are
+// reachable.
+func voters(ms []member) (vs []member, reachable int) {
+	for _, m := range ms {
+		if m.Suffrage == "voter" {
+			vs = append(vs, m)
+			if m.Reachable {
+				reachable++
+			}
+		}
+	}
+	return vs, reachable
+}
+
+// memberOf finds the member with nodeID.
+func memberOf(ms []member, nodeID string) (member, bool) {
+	for _, m := range ms {
+		if m.NodeID == nodeID {
+			return m, true
+		}
+	}
+	return member{}, false
+}
+
+// waitMember polls node ls through via until the member with nodeID
+// satisfies cond, and returns it as last seen.
+func waitMember(t *testing.T, timeout time.Duration, what, nodeID string, cond func(member) bool, via ...string) member {
+	t.Helper()
+	var last member
+	waitFor(t, timeout, what, func() (bool, string) {
+		r := shoal(t, append([]string{"node", "ls", "-o", "json", "--timeout", "5s"}, via...)...)
+		if r.code != 0 {
+			return false, r.stderr
+		}
+		m, ok := memberOf(decode[[]member](t, r.stdout), nodeID)
+		if !ok {
+			return false, nodeID + " is not listed: " + r.stdout
+		}
+		last = m
+		return cond(m), fmt.Sprintf("%+v", m)
+	})
+	return last
+}
+
+// isVoter and isCaughtUpLearner are conditions for waitMember.
+func isVoter(m member) bool { return m.Suffrage == "voter" }
+
+func isCaughtUpLearner(m member) bool { return m.Suffrage == "learner" && m.Reachable && m.Lag == 0 }

@@ -24,7 +24,15 @@ func newClusterCommand(a *app) *cobra.Command {
 	info := &cobra.Command{
 		Use:   "info",
 		Short: "Show the cluster as the called manager sees it: leader, term, indexes",
-		Args:  exactArgs(0, "no argument"),
+		Long: `Show the cluster as the called manager sees it: the cluster ID, the
+manager that answers, the leader, the number of managers and how many of
+them it reaches, the term, and its commit and applied indexes and store
+version.
+
+When there is a leader, the managers are also counted as the leader sees
+them, voters and learners, and the quorum warnings of 'shoal node ls' go
+to standard error.`,
+		Args: exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := parseFormat(output)
 			if err != nil {
@@ -35,7 +43,12 @@ func newClusterCommand(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return writeCluster(a.stdout, f, resp)
+				members := leaderMembers(ctx, c, resp)
+				if err := writeCluster(a.stdout, f, resp, members); err != nil {
+					return err
+				}
+				a.warn(quorumWarnings(members))
+				return nil
 			})
 		},
 	}
@@ -44,13 +57,47 @@ func newClusterCommand(a *app) *cobra.Command {
 	return cmd
 }
 
+// membersWait bounds the extra call of cluster info for the members, so
+// that a leader slow to answer does not hold up the rest.
+const membersWait = 3 * time.Second
+
+// leaderMembers returns the members as the leader sees them (voters,
+// learners, who it reaches) for cluster info, or nil. It asks only when
+// info names a leader: without one, the call would wait for an election,
+// and info already says there is none.
+func leaderMembers(ctx context.Context, c *client.Client, info *api.GetClusterInfoResponse) []*api.Member {
+	if info.GetLeaderRaftId() == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, membersWait)
+	defer cancel()
+	members, _, err := c.Members(ctx)
+	if err != nil {
+		return nil
+	}
+	return members
+}
+
 func newNodeCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "List, remove and hand leadership between managers",
+		Short: "List, promote, demote and remove managers, and hand leadership between them",
+		Long: `List, promote, demote and remove managers, and hand leadership between them.
+
+A manager is a voter or a learner. Voters elect the leader and make up the
+quorum: a write is acknowledged once most voters have it, so n voters
+tolerate (n-1)/2 failures. A learner receives the log and serves reads but
+never votes and counts toward no quorum. A manager joins as a learner and
+the leader promotes it once it has caught up, so a joiner that fails before
+then leaves the cluster's fault tolerance as it was; one started with
+'shoal manager --learner' stays a learner until 'shoal node promote'.
+
+Commands taking an ID accept a node ID or a Raft ID in hex, as 'shoal node ls'
+shows them.`,
 	}
 	a.addConnFlags(cmd, true)
-	cmd.AddCommand(newNodeListCommand(a), newNodeRemoveCommand(a), newNodeTransferCommand(a))
+	cmd.AddCommand(newNodeListCommand(a), newNodePromoteCommand(a), newNodeDemoteCommand(a),
+		newNodeRemoveCommand(a), newNodeTransferCommand(a))
 	return cmd
 }
 
@@ -60,10 +107,16 @@ func newNodeListCommand(a *app) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List the managers, as the leader sees them",
-		Long: `List the managers: node ID, Raft ID, address, role, whether the leader
-reaches it, and how far its log matches the leader's. A warning goes to
-standard error when the number of managers is even or when the cluster is
-one failure or less away from losing its quorum.`,
+		Long: `List the managers: node ID, Raft ID, address, suffrage (voter, or learner,
+and whether it is to be promoted once caught up), role (leader or follower),
+whether the answering manager reaches it, how long ago it last heard from
+it, how far its log matches the leader's and how many committed entries it
+lacks (known only when the leader answers; "-" otherwise).
+
+A warning goes to standard error when the number of voters is even, when
+the voters are one failure or less away from losing their quorum, and for
+each learner that waits to be promoted. Learners never count toward a
+quorum.`,
 		Args: exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := parseFormat(output)
@@ -71,16 +124,14 @@ one failure or less away from losing its quorum.`,
 				return err
 			}
 			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
-				members, _, err := c.Members(ctx)
+				members, answeredBy, err := c.Members(ctx)
 				if err != nil {
 					return err
 				}
-				if err := writeMembers(a.stdout, f, members); err != nil {
+				if err := writeMembers(a.stdout, f, members, answeredBy); err != nil {
 					return err
 				}
-				for _, w := range quorumWarnings(members) {
-					fmt.Fprintln(a.stderr, "warning: "+w)
-				}
+				a.warn(quorumWarnings(members))
 				return nil
 			})
 		},
@@ -89,36 +140,59 @@ one failure or less away from losing its quorum.`,
 	return cmd
 }
 
-// quorumWarnings says what a cluster of these members risks: a cluster of
-// n managers needs n/2+1 of them and so tolerates (n-1)/2 failures.
+// warn prints warnings on standard error.
+func (a *app) warn(warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintln(a.stderr, "warning: "+w)
+	}
+}
+
+// quorumWarnings says what a cluster of these members risks. Only voters
+// count: n voters need n/2+1 of them for a quorum and so tolerate (n-1)/2
+// failures; a learner receives the log but counts toward no quorum. It
+// also names the learners that wait to be promoted.
 func quorumWarnings(members []*api.Member) []string {
-	n := len(members)
-	if n <= 1 {
-		return nil
-	}
-	reachable := 0
-	for _, m := range members {
-		if m.GetReachable() {
-			reachable++
-		}
-	}
-	quorum := n/2 + 1
-	tolerated := (n - 1) / 2
+	c := countSuffrage(members)
+	n, reachable := c.voters, c.votersUp
 	var out []string
-	if n%2 == 0 {
-		what := "no failure"
-		if tolerated > 0 {
-			what = fmt.Sprintf("only %d %s, no more than %d would", tolerated, plural(tolerated, "failure", "failures"), n-1)
+	if n > 1 {
+		quorum := n/2 + 1
+		tolerated := (n - 1) / 2
+		if n%2 == 0 {
+			what := "no failure"
+			if tolerated > 0 {
+				what = fmt.Sprintf("only %d %s, no more than %d would", tolerated, plural(tolerated, "failure", "failures"), n-1)
+			}
+			out = append(out, fmt.Sprintf("%d voting managers tolerate %s; run an odd number of voters (3 or 5)", n, what))
 		}
-		out = append(out, fmt.Sprintf("%d managers tolerate %s; run an odd number (3 or 5)", n, what))
+		switch {
+		case reachable < quorum:
+			out = append(out, fmt.Sprintf("only %d of %d voting managers are reachable, fewer than the %d a quorum needs: the cluster accepts no writes until they are back (if they are lost for good, see 'shoal manager --force-new-cluster')", reachable, n, quorum))
+		case reachable == quorum && tolerated > 0:
+			out = append(out, fmt.Sprintf("only %d of %d voting managers are reachable: one more failure loses the quorum", reachable, n))
+		}
 	}
-	switch {
-	case reachable < quorum:
-		out = append(out, fmt.Sprintf("only %d of %d managers are reachable, fewer than the %d a quorum needs: the cluster accepts no writes until they are back (if they are lost for good, see 'shoal manager --force-new-cluster')", reachable, n, quorum))
-	case reachable == quorum && tolerated > 0:
-		out = append(out, fmt.Sprintf("only %d of %d managers are reachable: one more failure loses the quorum", reachable, n))
+	for _, m := range members {
+		if !isLearner(m) || !m.GetAutoPromote() {
+			continue
+		}
+		id := memberName(m)
+		if m.GetReachable() {
+			out = append(out, fmt.Sprintf("learner %s is to be promoted to a voter once it has caught up; until then it counts toward no quorum", id))
+		} else {
+			out = append(out, fmt.Sprintf("learner %s, to be promoted once it has caught up, is unreachable; if it is gone for good, remove it with 'shoal node rm %s'", id, id))
+		}
 	}
 	return out
+}
+
+// memberName names a member as the commands accept it: its node ID, else
+// its Raft ID.
+func memberName(m *api.Member) string {
+	if m.GetNodeId() != "" {
+		return m.GetNodeId()
+	}
+	return raftID(m.GetRaftId())
 }
 
 func plural(n int, one, many string) string {
@@ -126,6 +200,55 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+func newNodePromoteCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "promote ID",
+		Short: "Make a learner a voter",
+		Long: `Make the learner ID (its node ID or Raft ID) a voter: it then votes and
+counts toward the quorum. A manager that joined without --learner is
+promoted by the leader once it has caught up; this is for one that joined
+with --learner, or was demoted. The promotion is refused (exit code 4) while
+the learner is unreachable or behind the leader: wait until 'shoal node ls'
+shows it reachable with a small lag. Promoting a voter changes nothing. It
+retries while the cluster has no leader, within --timeout.`,
+		Args: exactArgs(1, "a node ID or Raft ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				if err := retryUnavailable(ctx, func() error { return c.PromoteMember(ctx, args[0]) }, nil); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(a.stdout, "manager %s is a voter\n", args[0])
+				return err
+			})
+		},
+	}
+}
+
+func newNodeDemoteCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "demote ID",
+		Short: "Make a voter a learner, which keeps the log but no longer votes",
+		Long: `Make the voter ID (its node ID or Raft ID) a learner: it keeps receiving the
+log and serving reads, but no longer votes or counts toward the quorum, and
+the leader does not promote it again by itself ('shoal node promote' does).
+Demoting the leader hands leadership to another voter first. The demotion is
+refused (exit code 4) when the other voters would be left without a quorum
+of reachable ones. A learner that was to be promoted stays a learner for
+good; demoting any other learner changes nothing. It retries while the
+cluster has no leader, within --timeout.`,
+		Args: exactArgs(1, "a node ID or Raft ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				if err := retryUnavailable(ctx, func() error { return c.DemoteMember(ctx, args[0]) }, nil); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(a.stdout, "manager %s is a learner; 'shoal node promote %s' makes it a voter again\n", args[0], args[0])
+				return err
+			})
+		},
+	}
 }
 
 func newNodeRemoveCommand(a *app) *cobra.Command {
@@ -136,8 +259,10 @@ func newNodeRemoveCommand(a *app) *cobra.Command {
 		Short:   "Remove a manager from the cluster for good",
 		Long: `Remove a manager, named by its node ID or its Raft ID (see 'shoal node ls').
 The removed manager stops; its state directory cannot be used again. The
-removal is refused (exit code 4) when the other managers would be left
-without a quorum of reachable members, unless --force.`,
+removal of a voter is refused (exit code 4) when the other voters would be
+left without a quorum of reachable ones, unless --force; a learner can
+always be removed. It retries while the cluster has no leader, within
+--timeout.`,
 		Args: exactArgs(1, "a node ID or Raft ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
@@ -149,23 +274,35 @@ without a quorum of reachable members, unless --force.`,
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "remove it even if the others keep no quorum of reachable members")
+	cmd.Flags().BoolVar(&force, "force", false, "remove it even if the other voters keep no quorum of reachable ones")
 	return cmd
 }
 
 // removeMember removes a manager, trying again while the cluster is
-// unavailable (an election, or the leader handing over before it removes
-// itself) until ctx ends. A retry that finds the member gone, or already
-// removed, means an earlier attempt whose outcome was unknown went through.
+// unavailable (see retryUnavailable). A retry that finds the member gone,
+// or already removed, means an earlier attempt whose outcome was unknown
+// went through.
 func removeMember(ctx context.Context, c *client.Client, id string, force bool) error {
+	return retryUnavailable(ctx, func() error { return c.RemoveMember(ctx, id, force) }, func(err error) bool {
+		return client.IsNotFound(err) ||
+			status.Code(err) == codes.FailedPrecondition && strings.Contains(status.Convert(err).Message(), "removed")
+	})
+}
+
+// retryUnavailable calls call until it returns anything but UNAVAILABLE
+// (an election, or a leader handing over before it is removed or demoted)
+// or ctx ends, waiting 100 ms, doubling up to 1 s, between attempts; it
+// returns the last error. An attempt whose outcome was unknown may have gone
+// through: when done is given and says so of a retry's error, the call
+// succeeded.
+func retryUnavailable(ctx context.Context, call func() error, done func(error) bool) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := c.RemoveMember(ctx, id, force)
-		if attempt > 1 && (client.IsNotFound(err) ||
-			status.Code(err) == codes.FailedPrecondition && strings.Contains(status.Convert(err).Message(), "removed")) {
+		err := call()
+		if attempt > 1 && err != nil && done != nil && done(err) {
 			return nil
 		}
-		if !client.IsUnavailable(err) || status.Code(err) == codes.DeadlineExceeded {
+		if status.Code(err) != codes.Unavailable {
 			return err
 		}
 		select {

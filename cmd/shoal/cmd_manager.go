@@ -35,7 +35,10 @@ certificate authority and its own certificate. The others join with --join,
 the address of any manager, and --token, the manager join token (shown by
 'shoal cluster join-token manager' on a manager): they check the cluster's
 CA against the token, get a certificate, and join over mutual TLS. A
-manager restarts from its state directory (--join is then ignored). When the cluster lost its quorum for
+joining manager is a learner, which receives the log but does not vote,
+until the leader promotes it to a voter once it has caught up; --learner
+keeps it a learner until 'shoal node promote'. A manager restarts from its
+state directory (--join and --learner are then ignored). When the cluster lost its quorum for
 good, --force-new-cluster restarts one manager from its own state as a
 one-member cluster, keeping every committed object; others then join it.
 

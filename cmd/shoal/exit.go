@@ -16,7 +16,7 @@ const (
 	exitError       = 1 // anything else
 	exitUsage       = 2 // bad usage or invalid input
 	exitNotFound    = 3 // no such object or manager
-	exitConflict    = 4 // already exists, version mismatch, refused to keep quorum
+	exitConflict    = 4 // already exists, version mismatch, refused to keep quorum, learner not caught up
 	exitUnavailable = 5 // no manager reachable, no leader, timed out
 	exitDenied      = 6 // the certificate used may not do this
 )
@@ -27,7 +27,8 @@ const exitCodesHelp = `Exit codes:
   2  bad usage or invalid input (unknown flag, bad JSON, invalid name or kind)
   3  not found (no such object or manager)
   4  conflict (name already taken, --if-version did not match, a removal
-     refused to keep quorum, a watch version too old: list again)
+     or demotion refused to keep quorum, a learner not caught up yet for a
+     promotion, a watch version too old: list again)
   5  unavailable (no manager reachable, no leader elected, timed out)
   6  denied (the certificate used may not do this, or none was given)`
 

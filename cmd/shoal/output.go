@@ -111,19 +111,45 @@ func eventType(t api.EventType) string {
 	return "unknown"
 }
 
+// memberView is a manager as node ls prints it. last_contact_ms is as the
+// API gives it: -1 when the answering manager never heard from the member,
+// 0 for the answering manager itself. match_index and lag are known only
+// when the leader answered (0 otherwise).
 type memberView struct {
-	NodeID     string `json:"node_id"`
-	RaftID     string `json:"raft_id"`
-	Addr       string `json:"addr"`
-	Role       string `json:"role"`
-	Reachable  bool   `json:"reachable"`
-	MatchIndex uint64 `json:"match_index"`
+	NodeID        string `json:"node_id"`
+	RaftID        string `json:"raft_id"`
+	Addr          string `json:"addr"`
+	Suffrage      string `json:"suffrage"`
+	AutoPromote   bool   `json:"auto_promote"`
+	Role          string `json:"role"`
+	Reachable     bool   `json:"reachable"`
+	LastContactMs int64  `json:"last_contact_ms"`
+	MatchIndex    uint64 `json:"match_index"`
+	Lag           uint64 `json:"lag"`
 }
 
 func viewMember(m *api.Member) memberView {
-	return memberView{NodeID: m.GetNodeId(), RaftID: raftID(m.GetRaftId()), Addr: m.GetAddr(), Role: m.GetRole(),
-		Reachable: m.GetReachable(), MatchIndex: m.GetMatchIndex()}
+	return memberView{NodeID: m.GetNodeId(), RaftID: raftID(m.GetRaftId()), Addr: m.GetAddr(),
+		Suffrage: suffrage(m), AutoPromote: m.GetAutoPromote(), Role: m.GetRole(), Reachable: m.GetReachable(),
+		LastContactMs: m.GetLastContactMs(), MatchIndex: m.GetMatchIndex(), Lag: m.GetLag()}
 }
+
+// Suffrages of a member: a learner receives the log but does not vote.
+const (
+	suffrageVoter   = "voter"
+	suffrageLearner = "learner"
+)
+
+// suffrage is the member's suffrage; a manager too old to say is a voter,
+// as every member was before learners.
+func suffrage(m *api.Member) string {
+	if s := m.GetSuffrage(); s != "" {
+		return s
+	}
+	return suffrageVoter
+}
+
+func isLearner(m *api.Member) bool { return suffrage(m) == suffrageLearner }
 
 type clusterView struct {
 	ClusterID        string      `json:"cluster_id"`
@@ -242,7 +268,9 @@ func writeEvent(w io.Writer, f format, ev *api.WatchEvent) error {
 	return err
 }
 
-func writeMembers(w io.Writer, f format, members []*api.Member) error {
+// writeMembers prints the managers of a ListMembers answer, given by the
+// manager with Raft ID answeredBy.
+func writeMembers(w io.Writer, f format, members []*api.Member, answeredBy uint64) error {
 	if f != formatTable {
 		views := make([]memberView, 0, len(members))
 		for _, m := range members {
@@ -250,16 +278,63 @@ func writeMembers(w io.Writer, f format, members []*api.Member) error {
 		}
 		return writeStructured(w, f, views)
 	}
+	byLeader := answeredByLeader(members, answeredBy)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE ID\tRAFT ID\tADDRESS\tROLE\tREACHABLE\tMATCH INDEX")
+	fmt.Fprintln(tw, "NODE ID\tRAFT ID\tADDRESS\tSUFFRAGE\tROLE\tREACHABLE\tLAST CONTACT\tMATCH INDEX\tLAG")
 	for _, m := range members {
 		v := viewMember(m)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", v.NodeID, v.RaftID, v.Addr, v.Role, yesNo(v.Reachable), v.MatchIndex)
+		suff := v.Suffrage
+		if v.AutoPromote && isLearner(m) {
+			suff += " (to be promoted)"
+		}
+		contact := lastContact(v.LastContactMs)
+		if m.GetRaftId() == answeredBy {
+			contact = "-"
+		}
+		match, lag := "-", "-"
+		if byLeader {
+			match, lag = fmt.Sprint(v.MatchIndex), fmt.Sprint(v.Lag)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.NodeID, v.RaftID, v.Addr, suff, v.Role,
+			yesNo(v.Reachable), contact, match, lag)
 	}
 	return tw.Flush()
 }
 
-func writeCluster(w io.Writer, f format, info *api.GetClusterInfoResponse) error {
+// answeredByLeader tells whether the member that answered leads: only the
+// leader knows how far each member's log matches.
+func answeredByLeader(members []*api.Member, answeredBy uint64) bool {
+	for _, m := range members {
+		if m.GetRaftId() == answeredBy {
+			return m.GetRole() == "leader"
+		}
+	}
+	return false
+}
+
+// lastContact prints how long ago a member was last heard from, for people:
+// "120ms", "3s", "4m12s", "2h5m", "3d4h"; "never" for -1.
+func lastContact(ms int64) string {
+	if ms < 0 {
+		return "never"
+	}
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", ms)
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", d/time.Second)
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", d/time.Minute, d%time.Minute/time.Second)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%dm", d/time.Hour, d%time.Hour/time.Minute)
+	}
+	return fmt.Sprintf("%dd%dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
+}
+
+// writeCluster prints a GetClusterInfo answer; members, when known, are
+// the managers as the leader sees them, which the table counts by suffrage.
+func writeCluster(w io.Writer, f format, info *api.GetClusterInfoResponse, members []*api.Member) error {
 	v := viewCluster(info)
 	if f != formatTable {
 		return writeStructured(w, f, v)
@@ -271,15 +346,51 @@ func writeCluster(w io.Writer, f format, info *api.GetClusterInfoResponse) error
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "cluster id:\t%s\n", orNone(v.ClusterID))
 	if v.Manager != nil {
-		fmt.Fprintf(tw, "answered by:\t%s (raft id %s, %s, %s)\n", v.Manager.NodeID, v.Manager.RaftID, v.Manager.Addr, v.Manager.Role)
+		fmt.Fprintf(tw, "answered by:\t%s (raft id %s, %s, %s, %s)\n", v.Manager.NodeID, v.Manager.RaftID, v.Manager.Addr,
+			v.Manager.Suffrage, v.Manager.Role)
 	}
 	fmt.Fprintf(tw, "leader:\t%s\n", leader)
 	fmt.Fprintf(tw, "managers:\t%d (%d reachable)\n", v.Members, v.ReachableMembers)
+	if len(members) > 0 {
+		c := countSuffrage(members)
+		fmt.Fprintf(tw, "voters:\t%d (%d reachable)\n", c.voters, c.votersUp)
+		learners := fmt.Sprintf("%d", c.learners)
+		if c.learners > 0 {
+			learners += fmt.Sprintf(" (%d reachable, %d to be promoted)", c.learnersUp, c.toPromote)
+		}
+		fmt.Fprintf(tw, "learners:\t%s\n", learners)
+	}
 	fmt.Fprintf(tw, "term:\t%d\n", v.Term)
 	fmt.Fprintf(tw, "commit index:\t%d\n", v.CommitIndex)
 	fmt.Fprintf(tw, "applied index:\t%d\n", v.AppliedIndex)
 	fmt.Fprintf(tw, "store version:\t%d\n", v.StoreVersion)
 	return tw.Flush()
+}
+
+// suffrageCount counts the voters and the learners, and those reachable.
+type suffrageCount struct {
+	voters, votersUp, learners, learnersUp, toPromote int
+}
+
+func countSuffrage(members []*api.Member) suffrageCount {
+	var c suffrageCount
+	for _, m := range members {
+		if isLearner(m) {
+			c.learners++
+			if m.GetReachable() {
+				c.learnersUp++
+			}
+			if m.GetAutoPromote() {
+				c.toPromote++
+			}
+			continue
+		}
+		c.voters++
+		if m.GetReachable() {
+			c.votersUp++
+		}
+	}
+	return c
 }
 
 // labelString prints labels as k=v,k=v in key order; "-" for none.

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -192,72 +194,198 @@ func TestWriteEvent(t *testing.T) {
 }
 
 var members = []*api.Member{
-	{RaftId: 0x1a, NodeId: "node-a", Addr: "10.0.0.1:2377", Role: "leader", Reachable: true, MatchIndex: 40},
-	{RaftId: 0x2b, NodeId: "node-b", Addr: "10.0.0.2:2377", Role: "follower", Reachable: false, MatchIndex: 31},
+	{RaftId: 0x1a, NodeId: "node-a", Addr: "10.0.0.1:2377", Role: "leader", Reachable: true, MatchIndex: 40,
+		Suffrage: "voter", LastContactMs: 0},
+	{RaftId: 0x2b, NodeId: "node-b", Addr: "10.0.0.2:2377", Role: "follower", Reachable: false, MatchIndex: 31, Lag: 9,
+		Suffrage: "voter", LastContactMs: 3450},
+	{RaftId: 0x3c, NodeId: "node-c", Addr: "10.0.0.3:2377", Role: "follower", Reachable: true, MatchIndex: 38, Lag: 2,
+		Suffrage: "learner", AutoPromote: true, LastContactMs: 120},
+	{RaftId: 0x4d, NodeId: "node-d", Addr: "10.0.0.4:2377", Role: "follower", Reachable: false,
+		Suffrage: "learner", LastContactMs: -1},
 }
 
 func TestWriteMembers(t *testing.T) {
 	tests := []struct {
-		f    format
-		want string
+		name       string
+		members    []*api.Member
+		answeredBy uint64
+		f          format
+		want       string
 	}{
-		{formatTable, `
-			NODE ID  RAFT ID  ADDRESS        ROLE      REACHABLE  MATCH INDEX
-			node-a   1a       10.0.0.1:2377  leader    yes        40
-			node-b   2b       10.0.0.2:2377  follower  no         31
+		{"table answered by the leader", members, 0x1a, formatTable, `
+			NODE ID  RAFT ID  ADDRESS        SUFFRAGE                  ROLE      REACHABLE  LAST CONTACT  MATCH INDEX  LAG
+			node-a   1a       10.0.0.1:2377  voter                     leader    yes        -             40           0
+			node-b   2b       10.0.0.2:2377  voter                     follower  no         3s            31           9
+			node-c   3c       10.0.0.3:2377  learner (to be promoted)  follower  yes        120ms         38           2
+			node-d   4d       10.0.0.4:2377  learner                   follower  no         never         0            0
 			`},
-		{formatJSON, `
+		// Without a leader, a follower answers: it knows no match
+		// indexes, and a peer it heard from within a millisecond has a
+		// last contact of 0, as the answering manager itself does.
+		{"table answered by a follower", []*api.Member{
+			{RaftId: 0x1a, NodeId: "node-a", Addr: "10.0.0.1:2377", Role: "follower", Reachable: true, Suffrage: "voter", LastContactMs: 0},
+			{RaftId: 0x2b, NodeId: "node-b", Addr: "10.0.0.2:2377", Role: "follower", Reachable: true, Suffrage: "voter", LastContactMs: 0},
+		}, 0x2b, formatTable, `
+			NODE ID  RAFT ID  ADDRESS        SUFFRAGE  ROLE      REACHABLE  LAST CONTACT  MATCH INDEX  LAG
+			node-a   1a       10.0.0.1:2377  voter     follower  yes        0ms           -            -
+			node-b   2b       10.0.0.2:2377  voter     follower  yes        -             -            -
+			`},
+		{"a manager that does not say is a voter", []*api.Member{{RaftId: 0x1a, NodeId: "node-a", Role: "leader", Reachable: true}}, 0x1a, formatTable, `
+			NODE ID  RAFT ID  ADDRESS  SUFFRAGE  ROLE    REACHABLE  LAST CONTACT  MATCH INDEX  LAG
+			node-a   1a                voter     leader  yes        -             0            0
+			`},
+		{"json has every field", members[1:3], 0x1a, formatJSON, `
 			[
-			  {
-			    "node_id": "node-a",
-			    "raft_id": "1a",
-			    "addr": "10.0.0.1:2377",
-			    "role": "leader",
-			    "reachable": true,
-			    "match_index": 40
-			  },
 			  {
 			    "node_id": "node-b",
 			    "raft_id": "2b",
 			    "addr": "10.0.0.2:2377",
+			    "suffrage": "voter",
+			    "auto_promote": false,
 			    "role": "follower",
 			    "reachable": false,
-			    "match_index": 31
+			    "last_contact_ms": 3450,
+			    "match_index": 31,
+			    "lag": 9
+			  },
+			  {
+			    "node_id": "node-c",
+			    "raft_id": "3c",
+			    "addr": "10.0.0.3:2377",
+			    "suffrage": "learner",
+			    "auto_promote": true,
+			    "role": "follower",
+			    "reachable": true,
+			    "last_contact_ms": 120,
+			    "match_index": 38,
+			    "lag": 2
 			  }
 			]
 			`},
+		{"json of no members is an empty list", nil, 0, formatJSON, `
+			[]
+			`},
+		{"yaml", members[3:], 0x1a, formatYAML, `
+			- addr: 10.0.0.4:2377
+			  auto_promote: false
+			  lag: 0
+			  last_contact_ms: -1
+			  match_index: 0
+			  node_id: node-d
+			  raft_id: 4d
+			  reachable: false
+			  role: follower
+			  suffrage: learner
+			`},
 	}
 	for _, tt := range tests {
-		var b bytes.Buffer
-		if err := writeMembers(&b, tt.f, members); err != nil {
-			t.Fatal(err)
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := writeMembers(&b, tt.f, tt.members, tt.answeredBy); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, b.String(), tt.want)
+		})
+	}
+}
+
+func TestLastContact(t *testing.T) {
+	tests := []struct {
+		ms   int64
+		want string
+	}{
+		{-1, "never"},
+		{0, "0ms"},
+		{120, "120ms"},
+		{999, "999ms"},
+		{1000, "1s"},
+		{3999, "3s"},
+		{59_999, "59s"},
+		{60_000, "1m0s"},
+		{252_000, "4m12s"},
+		{3_600_000, "1h0m"},
+		{7_500_000, "2h5m"},
+		{86_400_000, "1d0h"},
+		{(3*24 + 4) * 3_600_000, "3d4h"},
+	}
+	for _, tt := range tests {
+		if got := lastContact(tt.ms); got != tt.want {
+			t.Errorf("lastContact(%d) = %q, want %q", tt.ms, got, tt.want)
 		}
-		golden(t, b.String(), tt.want)
 	}
 }
 
 func TestWriteCluster(t *testing.T) {
 	info := &api.GetClusterInfoResponse{ClusterId: "c0ffee", Manager: members[1], LeaderRaftId: 0x1a, LeaderAddr: "10.0.0.1:2377",
-		Term: 3, CommitIndex: 41, AppliedIndex: 40, StoreVersion: 40, Members: 2, ReachableMembers: 1}
-	var b bytes.Buffer
-	if err := writeCluster(&b, formatTable, info); err != nil {
-		t.Fatal(err)
-	}
-	golden(t, b.String(), `
+		Term: 3, CommitIndex: 41, AppliedIndex: 40, StoreVersion: 40, Members: 4, ReachableMembers: 2}
+	tests := []struct {
+		name    string
+		info    *api.GetClusterInfoResponse
+		members []*api.Member
+		f       format
+		want    string
+	}{
+		{"table with the members as the leader sees them", info, members, formatTable, `
 			cluster id:     c0ffee
-			answered by:    node-b (raft id 2b, 10.0.0.2:2377, follower)
+			answered by:    node-b (raft id 2b, 10.0.0.2:2377, voter, follower)
 			leader:         1a at 10.0.0.1:2377
-			managers:       2 (1 reachable)
+			managers:       4 (2 reachable)
+			voters:         2 (1 reachable)
+			learners:       2 (1 reachable, 1 to be promoted)
 			term:           3
 			commit index:   41
 			applied index:  40
 			store version:  40
-			`)
-	b.Reset()
-	if err := writeCluster(&b, formatYAML, &api.GetClusterInfoResponse{Term: 1, Members: 1}); err != nil {
-		t.Fatal(err)
-	}
-	golden(t, b.String(), `
+			`},
+		{"table without learners", info, members[:2], formatTable, `
+			cluster id:     c0ffee
+			answered by:    node-b (raft id 2b, 10.0.0.2:2377, voter, follower)
+			leader:         1a at 10.0.0.1:2377
+			managers:       4 (2 reachable)
+			voters:         2 (1 reachable)
+			learners:       0
+			term:           3
+			commit index:   41
+			applied index:  40
+			store version:  40
+			`},
+		{"table without the members (no leader)", &api.GetClusterInfoResponse{ClusterId: "c0ffee", Manager: members[2],
+			Term: 4, CommitIndex: 41, AppliedIndex: 41, StoreVersion: 40, Members: 4, ReachableMembers: 1}, nil, formatTable, `
+			cluster id:     c0ffee
+			answered by:    node-c (raft id 3c, 10.0.0.3:2377, learner, follower)
+			leader:         none (an election is under way, or a quorum is unreachable)
+			managers:       4 (1 reachable)
+			term:           4
+			commit index:   41
+			applied index:  41
+			store version:  40
+			`},
+		{"json is the answer alone", info, members, formatJSON, `
+			{
+			  "cluster_id": "c0ffee",
+			  "manager": {
+			    "node_id": "node-b",
+			    "raft_id": "2b",
+			    "addr": "10.0.0.2:2377",
+			    "suffrage": "voter",
+			    "auto_promote": false,
+			    "role": "follower",
+			    "reachable": false,
+			    "last_contact_ms": 3450,
+			    "match_index": 31,
+			    "lag": 9
+			  },
+			  "leader_raft_id": "1a",
+			  "leader_addr": "10.0.0.1:2377",
+			  "term": 3,
+			  "commit_index": 41,
+			  "applied_index": 40,
+			  "store_version": 40,
+			  "members": 4,
+			  "reachable_members": 2
+			}
+			`},
+		{"yaml of an empty answer", &api.GetClusterInfoResponse{Term: 1, Members: 1}, nil, formatYAML, `
 			applied_index: 0
 			cluster_id: ""
 			commit_index: 0
@@ -267,36 +395,77 @@ func TestWriteCluster(t *testing.T) {
 			reachable_members: 0
 			store_version: 0
 			term: 1
-			`)
+			`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := writeCluster(&b, tt.f, tt.info, tt.members); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, b.String(), tt.want)
+		})
+	}
 }
 
 func TestQuorumWarnings(t *testing.T) {
-	mk := func(n, reachable int) []*api.Member {
-		out := make([]*api.Member, n)
-		for i := range out {
-			out[i] = &api.Member{RaftId: uint64(i + 1), Reachable: i < reachable}
+	// mk makes one member per letter: V a reachable voter, v one that is
+	// not; L and l a learner to be promoted, P and p a learner for good.
+	mk := func(spec string) []*api.Member {
+		var out []*api.Member
+		for i, c := range spec {
+			m := &api.Member{RaftId: uint64(i + 1), NodeId: fmt.Sprintf("node-%d", i+1), Suffrage: "voter",
+				Reachable: unicode.IsUpper(c)}
+			switch unicode.ToLower(c) {
+			case 'l':
+				m.Suffrage, m.AutoPromote = "learner", true
+			case 'p':
+				m.Suffrage = "learner"
+			}
+			out = append(out, m)
 		}
 		return out
 	}
+	const lost = ", fewer than the 2 a quorum needs: the cluster accepts no writes until they are back (if they are lost for good, see 'shoal manager --force-new-cluster')"
 	tests := []struct {
-		n, reachable int
-		want         []string
+		members string
+		want    []string
 	}{
-		{1, 1, nil},
-		{3, 3, nil},
-		{5, 4, nil},
-		{2, 2, []string{"2 managers tolerate no failure; run an odd number (3 or 5)"}},
-		{4, 4, []string{"4 managers tolerate only 1 failure, no more than 3 would; run an odd number (3 or 5)"}},
-		{3, 2, []string{"only 2 of 3 managers are reachable: one more failure loses the quorum"}},
-		{5, 3, []string{"only 3 of 5 managers are reachable: one more failure loses the quorum"}},
-		{3, 1, []string{"only 1 of 3 managers are reachable, fewer than the 2 a quorum needs: the cluster accepts no writes until they are back (if they are lost for good, see 'shoal manager --force-new-cluster')"}},
-		{2, 1, []string{"2 managers tolerate no failure; run an odd number (3 or 5)",
-			"only 1 of 2 managers are reachable, fewer than the 2 a quorum needs: the cluster accepts no writes until they are back (if they are lost for good, see 'shoal manager --force-new-cluster')"}},
+		{"V", nil},
+		{"VVV", nil},
+		{"VVVVv", nil},
+		{"VV", []string{"2 voting managers tolerate no failure; run an odd number of voters (3 or 5)"}},
+		{"VVVV", []string{"4 voting managers tolerate only 1 failure, no more than 3 would; run an odd number of voters (3 or 5)"}},
+		{"VVv", []string{"only 2 of 3 voting managers are reachable: one more failure loses the quorum"}},
+		{"VVVvv", []string{"only 3 of 5 voting managers are reachable: one more failure loses the quorum"}},
+		{"Vvv", []string{"only 1 of 3 voting managers are reachable" + lost}},
+		{"Vv", []string{"2 voting managers tolerate no failure; run an odd number of voters (3 or 5)",
+			"only 1 of 2 voting managers are reachable" + lost}},
+		// Learners count toward no quorum: neither toward the number of
+		// voters nor among the reachable ones.
+		{"VVVP", nil},
+		{"VVVpp", nil},
+		{"VVpP", []string{"2 voting managers tolerate no failure; run an odd number of voters (3 or 5)"}},
+		{"VvvPP", []string{"only 1 of 3 voting managers are reachable" + lost}},
+		{"VP", nil},
+		// Learners to be promoted are named, and what to do when they are
+		// unreachable.
+		{"VVVL", []string{"learner node-4 is to be promoted to a voter once it has caught up; until then it counts toward no quorum"}},
+		{"VVVl", []string{"learner node-4, to be promoted once it has caught up, is unreachable; if it is gone for good, remove it with 'shoal node rm node-4'"}},
+		{"VL", []string{"learner node-2 is to be promoted to a voter once it has caught up; until then it counts toward no quorum"}},
+		{"VVvlP", []string{"only 2 of 3 voting managers are reachable: one more failure loses the quorum",
+			"learner node-4, to be promoted once it has caught up, is unreachable; if it is gone for good, remove it with 'shoal node rm node-4'"}},
+		{"", nil},
 	}
 	for _, tt := range tests {
-		got := quorumWarnings(mk(tt.n, tt.reachable))
+		got := quorumWarnings(mk(tt.members))
 		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
-			t.Errorf("%d managers, %d reachable: got %q, want %q", tt.n, tt.reachable, got, tt.want)
+			t.Errorf("%q: got %q, want %q", tt.members, got, tt.want)
 		}
+	}
+	// A manager too old to say its suffrage is a voter.
+	old := []*api.Member{{RaftId: 1, Reachable: true}, {RaftId: 2}, {RaftId: 3}}
+	if got := quorumWarnings(old); len(got) != 1 || !strings.HasPrefix(got[0], "only 1 of 3 voting managers") {
+		t.Errorf("members without a suffrage: got %q", got)
 	}
 }
