@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -460,17 +459,9 @@ func lineWith(s, sub string) string {
 }
 
 // The last voter cannot be demoted: the refusal is a conflict (exit code
-// 4), not an unavailable cluster to wait for.
-//
-// Known to fail: the manager's DemoteMember hands leadership over before
-// it checks anything, and with no other voter the handover fails with
-// UNAVAILABLE ("leadership transfer failed: no other reachable member"),
-// which the CLI retries until --timeout, then exits with 5. It runs with
-// SHOAL_E2E_KNOWN_BUGS=1.
+// 4), not an unavailable cluster to wait for, and it comes before the
+// leader tries to hand over leadership.
 func TestDemotingTheLastVoterIsRefused(t *testing.T) {
-	if os.Getenv("SHOAL_E2E_KNOWN_BUGS") == "" {
-		t.Skip("a known bug of the manager's DemoteMember; SHOAL_E2E_KNOWN_BUGS=1 runs it")
-	}
 	t.Parallel()
 	ms := startCluster(t, 1)
 	replica := startManager(t, "m2", filepath.Join(filepath.Dir(ms[0].dir), "m2"), "127.0.0.1:0",

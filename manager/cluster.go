@@ -115,7 +115,13 @@ func (s *controlServer) RemoveMember(ctx context.Context, req *api.RemoveMemberR
 	if id == n.ID() && n.Leader() == id {
 		// The leader is to go: hand over first, then the new leader
 		// removes it. This hop may follow the one that brought the call
-		// here: a handover is not a loop.
+		// here: a handover is not a loop. A removal that would be refused
+		// is refused before anything moves.
+		if !req.GetForce() {
+			if err := n.CheckRemove(ctx, id); errors.Is(err, membership.ErrCannotRemove) {
+				return nil, cannotRemove(req.GetId())
+			}
+		}
 		if err := n.TransferLeadership(ctx, 0); err != nil {
 			return nil, toStatus(err)
 		}
@@ -124,8 +130,7 @@ func (s *controlServer) RemoveMember(ctx context.Context, req *api.RemoveMemberR
 	resp, err := onLeader(ctx, s, func(ctx context.Context) (*api.RemoveMemberResponse, error) {
 		err := n.RemoveMember(ctx, id, req.GetForce())
 		if errors.Is(err, membership.ErrCannotRemove) {
-			return nil, status.Errorf(codes.FailedPrecondition,
-				"removing %s would leave the other managers without a quorum of reachable members; bring members back first, or use --force", req.GetId())
+			return nil, cannotRemove(req.GetId())
 		}
 		return &api.RemoveMemberResponse{}, err
 	}, func(ctx context.Context, c api.ControlClient) (*api.RemoveMemberResponse, error) {
@@ -137,6 +142,16 @@ func (s *controlServer) RemoveMember(ctx context.Context, req *api.RemoveMemberR
 		return &api.RemoveMemberResponse{}, nil
 	}
 	return resp, err
+}
+
+func cannotRemove(id string) error {
+	return status.Errorf(codes.FailedPrecondition,
+		"removing %s would leave the other voters without a quorum of reachable members; bring members back first, or use --force", id)
+}
+
+func cannotDemote(id string) error {
+	return status.Errorf(codes.FailedPrecondition,
+		"demoting %s would leave the other voters without a reachable quorum (a cluster needs at least one voter); bring members back first", id)
 }
 
 func (s *controlServer) PromoteMember(ctx context.Context, req *api.PromoteMemberRequest) (*api.PromoteMemberResponse, error) {
@@ -159,7 +174,11 @@ func (s *controlServer) DemoteMember(ctx context.Context, req *api.DemoteMemberR
 	n := s.m.node
 	if id == n.ID() && n.Leader() == id {
 		// The leader is to be demoted: hand over first, then the new
-		// leader demotes it (a handover is not a forwarding loop).
+		// leader demotes it (a handover is not a forwarding loop). A
+		// demotion that would be refused is refused before anything moves.
+		if err := n.CheckDemote(ctx, id); errors.Is(err, membership.ErrCannotDemote) {
+			return nil, cannotDemote(req.GetId())
+		}
 		if err := n.TransferLeadership(ctx, 0); err != nil {
 			return nil, toStatus(err)
 		}
@@ -168,8 +187,7 @@ func (s *controlServer) DemoteMember(ctx context.Context, req *api.DemoteMemberR
 	return onLeader(ctx, s, func(ctx context.Context) (*api.DemoteMemberResponse, error) {
 		err := n.Demote(ctx, id)
 		if errors.Is(err, membership.ErrCannotDemote) {
-			return nil, status.Errorf(codes.FailedPrecondition,
-				"demoting %s would leave the other voters without a reachable quorum; bring members back first", req.GetId())
+			return nil, cannotDemote(req.GetId())
 		}
 		return &api.DemoteMemberResponse{}, err
 	}, func(ctx context.Context, c api.ControlClient) (*api.DemoteMemberResponse, error) {

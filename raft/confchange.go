@@ -111,7 +111,7 @@ func (n *Node) proposeMemberChange(ctx context.Context, decide func() (memberCha
 		return nil, n.proposeError(err)
 	}
 	n.log.Info("proposed a membership change", "change", change.typ.String(),
-		"peer", fmt.Sprintf("%x", change.member.GetRaftId()), "node_id", change.member.GetNodeId())
+		"peer", fmt.Sprintf("%x", change.member.GetRaftId()), "peer_node_id", change.member.GetNodeId())
 	return done, nil
 }
 
@@ -165,7 +165,7 @@ func (n *Node) applyConfChange(e *raftpb.Entry) error {
 	} else {
 		m, _ := n.cluster.Get(id)
 		n.log.Info("membership changed", "index", e.GetIndex(), "change", change.GetType().String(),
-			"peer", fmt.Sprintf("%x", id), "node_id", m.NodeID, "addr", m.Addr, "suffrage", m.Suffrage())
+			"peer", fmt.Sprintf("%x", id), "peer_node_id", m.NodeID, "addr", m.Addr, "suffrage", m.Suffrage())
 	}
 	n.loop.confState = n.raftNode.ApplyConfChange(&raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{change}})
 	if ctx.GetProposer() == n.id {

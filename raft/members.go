@@ -207,6 +207,35 @@ func (n *Node) Demote(ctx context.Context, id uint64) error {
 	return err
 }
 
+// CheckDemote reports, with the quorum check Demote makes, whether
+// demoting the member id would be refused: for the leader itself, before
+// it hands over leadership to let another demote it. It returns
+// membership.ErrCannotDemote, membership.ErrUnknownMember, or nil (a
+// learner is demoted already).
+func (n *Node) CheckDemote(ctx context.Context, id uint64) error {
+	return n.checkVoterLeaves(ctx, id, membership.CanDemote, membership.ErrCannotDemote)
+}
+
+// CheckRemove is CheckDemote for RemoveMember without force.
+func (n *Node) CheckRemove(ctx context.Context, id uint64) error {
+	return n.checkVoterLeaves(ctx, id, membership.CanRemove, membership.ErrCannotRemove)
+}
+
+func (n *Node) checkVoterLeaves(ctx context.Context, id uint64,
+	allowed func([]membership.Member, uint64, func(uint64) bool) bool, refused error) error {
+	if err := n.checkRunning(); err != nil {
+		return err
+	}
+	m, ok := n.cluster.Get(id)
+	if !ok {
+		return fmt.Errorf("%w: Raft ID %x", membership.ErrUnknownMember, id)
+	}
+	if m.Learner || n.confirm(ctx, func() bool { return allowed(n.cluster.Members(), id, n.reachable) }) {
+		return nil
+	}
+	return refused
+}
+
 // promoteLearners promotes, while this node leads, every learner that
 // joined to become a voter once it has caught up and answers. It checks
 // every heartbeat interval.
