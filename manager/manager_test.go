@@ -298,7 +298,7 @@ func TestMetricsAreServedWhenAsked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"shoal_raft_is_leader 1", "shoal_raft_members 1", "shoal_store_version", "go_goroutines"} {
+	for _, want := range []string{"shoal_raft_is_leader 1", "shoal_raft_members 1", "shoal_raft_voters 1", "shoal_store_version", "go_goroutines"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -23,14 +23,16 @@ var (
 	descCommit    = prometheus.NewDesc("shoal_raft_commit_index", "The highest log index known committed.", nil, nil)
 	descApplied   = prometheus.NewDesc("shoal_raft_applied_index", "The highest log index applied to the store.", nil, nil)
 	descLeader    = prometheus.NewDesc("shoal_raft_is_leader", "1 when this manager leads and has caught up.", nil, nil)
-	descMembers   = prometheus.NewDesc("shoal_raft_members", "Managers in the cluster.", nil, nil)
+	descMembers   = prometheus.NewDesc("shoal_raft_members", "Managers in the cluster, voters and learners.", nil, nil)
 	descReachable = prometheus.NewDesc("shoal_raft_reachable_members", "Managers this one reaches, itself included.", nil, nil)
+	descVoters    = prometheus.NewDesc("shoal_raft_voters", "Managers that vote; a quorum is a majority of them.", nil, nil)
+	descReachVote = prometheus.NewDesc("shoal_raft_reachable_voters", "Voters this manager reaches, itself included.", nil, nil)
 	descVersion   = prometheus.NewDesc("shoal_store_version", "The store's version: the Raft index of its last change.", nil, nil)
 	descCertExp   = prometheus.NewDesc("shoal_certificate_expiry_timestamp_seconds", "When this manager's certificate expires.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descMembers, descReachable, descVersion, descCertExp} {
+	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descMembers, descReachable, descVoters, descReachVote, descVersion, descCertExp} {
 		ch <- d
 	}
 }
@@ -48,13 +50,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descLeader, leader)
 		gauge(descMembers, float64(len(st.Members)))
-		reachable := 0
+		reachable, voters, reachableVoters := 0, 0, 0
 		for _, mem := range st.Members {
 			if mem.Reachable {
 				reachable++
 			}
+			if !mem.Learner {
+				voters++
+				if mem.Reachable {
+					reachableVoters++
+				}
+			}
 		}
 		gauge(descReachable, float64(reachable))
+		gauge(descVoters, float64(voters))
+		gauge(descReachVote, float64(reachableVoters))
 	}
 	gauge(descVersion, float64(m.store.Version()))
 	gauge(descCertExp, float64(m.sec.holder.Leaf().NotAfter.Unix()))
