@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/shoal-project/shoal/ca"
@@ -85,14 +87,34 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate checks what it can before anything is opened.
+// Validate checks what it can before anything is opened; its errors wrap
+// ErrBadConfig. Run checks the rest before it writes anything: what the
+// state directory holds against these settings, and every listener.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.StateDir == "" {
 		errs = append(errs, errors.New("manager: a state directory is required"))
 	}
+	if c.StateDir != "" {
+		if p := filepath.Join(c.StateDir, SocketName); len(p) > maxSocketPath {
+			errs = append(errs, fmt.Errorf("manager: the control socket path %s is longer than %d bytes; use a shorter --state-dir", p, maxSocketPath))
+		}
+	}
 	if c.ListenAddr == "" {
 		errs = append(errs, errors.New("manager: a listen address is required"))
+	}
+	for _, a := range []struct{ flag, addr string }{
+		{"--listen-addr", c.ListenAddr}, {"--advertise-addr", c.AdvertiseAddr}, {"--join", c.JoinAddr}, {"--metrics-addr", c.MetricsAddr},
+	} {
+		if a.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("manager: %s %q is not host:port: %w", a.flag, a.addr, err))
+		}
+	}
+	if _, port, _ := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && c.MetricsAddr == c.ListenAddr && port != "0" {
+		errs = append(errs, fmt.Errorf("manager: --metrics-addr and --listen-addr are both %s: choose another address for the metrics", c.MetricsAddr))
 	}
 	if c.ForceNewCluster && c.JoinAddr != "" {
 		errs = append(errs, fmt.Errorf("manager: --force-new-cluster and --join %s exclude each other", c.JoinAddr))
@@ -116,5 +138,8 @@ func (c *Config) Validate() error {
 	if err := rc.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return configError{errors.Join(errs...)}
 }

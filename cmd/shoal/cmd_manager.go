@@ -39,6 +39,11 @@ manager restarts from its state directory (--join is then ignored). When the clu
 good, --force-new-cluster restarts one manager from its own state as a
 one-member cluster, keeping every committed object; others then join it.
 
+Before it writes anything or contacts the cluster, it checks its flags
+against each other and against its state directory, and binds every address
+it serves (--listen-addr, --metrics-addr, the control socket); a start that
+cannot work exits with code 2 and says what to change.
+
 The state directory defaults to ` + defaultStateDirHelp + `;
 the control socket is STATE_DIR/control.sock.`,
 		Example: `  shoal manager --state-dir /var/lib/shoal --advertise-addr 10.0.0.1:2377
@@ -51,7 +56,9 @@ the control socket is STATE_DIR/control.sock.`,
 			if mf.cfg.StateDir == "" {
 				mf.cfg.StateDir = a.defaultStateDir()
 			}
-			if mf.cfg.JoinToken == "" {
+			if mf.cfg.JoinToken == "" && mf.cfg.JoinAddr != "" {
+				// Only with --join: a token left in the environment must
+				// not turn the start of a new cluster into an error.
 				mf.cfg.JoinToken = a.getenv("SHOAL_JOIN_TOKEN")
 			}
 			logger, err := newLogger(a.stderr, mf.logLevel, mf.logFormat)
@@ -137,6 +144,10 @@ func managerStopped(log *slog.Logger, cfg manager.Config, err error) error {
 	case err == nil:
 		log.Info("manager stopped")
 		return nil
+	case errors.Is(err, manager.ErrBadConfig):
+		// Refused before anything was written or contacted: bad usage,
+		// which the one error line says.
+		return usageError{err}
 	case errors.Is(err, raft.ErrMemberRemoved):
 		log.Error("this manager was removed from the cluster and stopped; its state directory cannot rejoin: remove it to join again as a new manager",
 			"state_dir", cfg.StateDir)
