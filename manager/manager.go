@@ -110,23 +110,34 @@ func (m *Manager) JoinToken() (string, error) {
 // the cluster contacted: the state directory against the flags, and every
 // listener, bound then (see start.go); those errors wrap ErrBadConfig,
 // except the refusals of a state directory whose content is inconsistent.
+// A first start that fails before its Raft state exists leaves the state
+// directory as it found it.
 func (m *Manager) Run(ctx context.Context) error {
 	defer m.stopServing()
-	if _, err := m.checkStateDir(); err != nil {
+	found, err := m.checkStateDir()
+	if err != nil {
 		return err
 	}
 	lis, err := m.listen()
 	if err != nil {
 		return err
 	}
-	err = m.run(ctx, lis)
+	err = m.run(ctx, found, lis)
 	lis.close()
+	if err != nil && !found.raft {
+		m.undoFirstStart(found)
+	}
 	return err
 }
 
 // run starts the manager on the listeners Run bound, after every check
 // passed (see start.go for the order), and serves until ctx ends.
-func (m *Manager) run(ctx context.Context, lis *listeners) error {
+func (m *Manager) run(ctx context.Context, found stateFound, lis *listeners) error {
+	if !found.raft {
+		if err := m.discardFailedStart(found); err != nil {
+			return err
+		}
+	}
 	k, err := m.openKeys(ctx, lis.socket)
 	if err != nil {
 		return err
@@ -136,7 +147,7 @@ func (m *Manager) run(ctx context.Context, lis *listeners) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, m.cfg.StartTimeout)
 	defer cancel()
-	sec, err := m.obtainCredentials(startCtx)
+	sec, err := m.obtainCredentials(startCtx, found)
 	if err != nil {
 		return err
 	}
@@ -168,6 +179,15 @@ func (m *Manager) run(ctx context.Context, lis *listeners) error {
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- m.node.Run(context.Background()) }()
 
+	if !found.raft {
+		// The WAL exists: from now on this identity is bound to it.
+		if err := m.commitIdentity(); err != nil {
+			m.stopServers(remote, local)
+			m.node.Stop()
+			<-nodeDone
+			return err
+		}
+	}
 	if lis.metrics != nil {
 		m.metricsAddr = lis.metrics.Addr().String()
 		stopMetrics := m.serveMetrics(lis.metrics)

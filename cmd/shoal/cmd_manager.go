@@ -42,7 +42,11 @@ one-member cluster, keeping every committed object; others then join it.
 Before it writes anything or contacts the cluster, it checks its flags
 against each other and against its state directory, and binds every address
 it serves (--listen-addr, --metrics-addr, the control socket); a start that
-cannot work exits with code 2 and says what to change.
+cannot work exits with code 2 and says what to change. A first start that
+fails later (a join refused or unreachable) removes what it wrote, so it can
+simply be run again. A manager whose state directory kept its certificates
+but lost its Raft state refuses to start: remove it with 'shoal node rm ID'
+on another manager, then start it from an empty state directory.
 
 The state directory defaults to ` + defaultStateDirHelp + `;
 the control socket is STATE_DIR/control.sock.`,
