@@ -34,7 +34,8 @@ type Config struct {
 	// found a new cluster. Ignored when StateDir already holds state.
 	JoinAddr string
 	// JoinToken is the manager join token of the cluster to join
-	// (SHLTKN-1-...); required with JoinAddr for a new manager.
+	// (SHLTKN-1-...); required with JoinAddr for a new manager, and
+	// refused without it (a new cluster would be founded instead).
 	JoinToken string
 	// CertificateValidity is the lifetime of the certificates this manager
 	// signs for itself and for clients; they are renewed well before they
