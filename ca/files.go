@@ -215,6 +215,22 @@ func finishPending(dir string) error {
 	return installPending(dir, pem.EncodeToMemory(blocks[0]), pem.EncodeToMemory(blocks[1]))
 }
 
+// ReadIdentity returns the identity that the node certificate in dir names,
+// without opening the key or checking the signature: for messages about a
+// state directory, not for trusting it. When dir holds no node certificate
+// the error wraps fs.ErrNotExist.
+func ReadIdentity(dir string) (Identity, error) {
+	b, err := os.ReadFile(filepath.Join(dir, nodeCrtFile))
+	if err != nil {
+		return Identity{}, fmt.Errorf("ca: %w", err)
+	}
+	cert, err := ParseCertificatePEM(b)
+	if err != nil {
+		return Identity{}, fmt.Errorf("ca: %s: %w", nodeCrtFile, err)
+	}
+	return IdentityFromCertificate(cert)
+}
+
 // checkSignedBy checks that leaf is a node certificate signed by root for
 // root's cluster, ignoring its validity dates.
 func checkSignedBy(root *RootCA, leaf *x509.Certificate) error {

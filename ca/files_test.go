@@ -146,6 +146,26 @@ func TestLoadCredentialsNotSaved(t *testing.T) {
 	}
 }
 
+func TestReadIdentityWithoutTheKey(t *testing.T) {
+	root := newTestRoot(t, "c1")
+	dir := CertificatesPath(t.TempDir())
+	if _, err := ReadIdentity(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ReadIdentity of nothing = %v, want fs.ErrNotExist", err)
+	}
+	kp := issuePairFor(t, root, "n1", RoleManager, time.Now())
+	if err := SaveCredentials(dir, Credentials{RootCA: root, KeyPair: kp}, newTestSealer(t)); err != nil {
+		t.Fatal(err)
+	}
+	// No sealer: the key stays closed, the certificate is enough.
+	id, err := ReadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Identity{NodeID: "n1", Role: RoleManager, ClusterID: "c1"}); id != want {
+		t.Fatalf("ReadIdentity = %+v, want %+v", id, want)
+	}
+}
+
 func TestSaveKeyPairReplaces(t *testing.T) {
 	root := newTestRoot(t, "c1")
 	dir := CertificatesPath(t.TempDir())

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/shoal-project/shoal/ca"
@@ -32,7 +34,8 @@ type Config struct {
 	// found a new cluster. Ignored when StateDir already holds state.
 	JoinAddr string
 	// JoinToken is the manager join token of the cluster to join
-	// (SHLTKN-1-...); required with JoinAddr for a new manager.
+	// (SHLTKN-1-...); required with JoinAddr for a new manager, and
+	// refused without it (a new cluster would be founded instead).
 	JoinToken string
 	// CertificateValidity is the lifetime of the certificates this manager
 	// signs for itself and for clients; they are renewed well before they
@@ -85,14 +88,34 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate checks what it can before anything is opened.
+// Validate checks what it can before anything is opened; its errors wrap
+// ErrBadConfig. Run checks the rest before it writes anything: what the
+// state directory holds against these settings, and every listener.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.StateDir == "" {
 		errs = append(errs, errors.New("manager: a state directory is required"))
 	}
+	if c.StateDir != "" {
+		if p := filepath.Join(c.StateDir, SocketName); len(p) > maxSocketPath {
+			errs = append(errs, fmt.Errorf("manager: the control socket path %s is longer than %d bytes; use a shorter --state-dir", p, maxSocketPath))
+		}
+	}
 	if c.ListenAddr == "" {
 		errs = append(errs, errors.New("manager: a listen address is required"))
+	}
+	for _, a := range []struct{ flag, addr string }{
+		{"--listen-addr", c.ListenAddr}, {"--advertise-addr", c.AdvertiseAddr}, {"--join", c.JoinAddr}, {"--metrics-addr", c.MetricsAddr},
+	} {
+		if a.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("manager: %s %q is not host:port: %w", a.flag, a.addr, err))
+		}
+	}
+	if _, port, _ := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && c.MetricsAddr == c.ListenAddr && port != "0" {
+		errs = append(errs, fmt.Errorf("manager: --metrics-addr and --listen-addr are both %s: choose another address for the metrics", c.MetricsAddr))
 	}
 	if c.ForceNewCluster && c.JoinAddr != "" {
 		errs = append(errs, fmt.Errorf("manager: --force-new-cluster and --join %s exclude each other", c.JoinAddr))
@@ -116,5 +139,8 @@ func (c *Config) Validate() error {
 	if err := rc.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return configError{errors.Join(errs...)}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,9 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
-	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/keys"
-	"github.com/shoal-project/shoal/raft/storage"
 )
 
 // keysDirName is the directory of the data encryption keys in the state
@@ -28,8 +27,9 @@ func (m *Manager) keysConfig() keys.Config {
 
 // openKeys returns the keys that encrypt this manager's Raft data: created
 // on its first start, read on a restart, after waiting for the unlock key
-// when the manager runs with autolock.
-func (m *Manager) openKeys(ctx context.Context) (*keys.Keys, error) {
+// on the control socket, socket, when the manager runs with autolock.
+// checkStateDir refused a state directory that needs keys it lacks.
+func (m *Manager) openKeys(ctx context.Context, socket net.Listener) (*keys.Keys, error) {
 	cfg := m.keysConfig()
 	var k *keys.Keys
 	if keys.Exists(cfg.Dir) {
@@ -38,19 +38,13 @@ func (m *Manager) openKeys(ctx context.Context) (*keys.Keys, error) {
 		case err != nil:
 			return nil, fmt.Errorf("manager: %w", err)
 		case locked:
-			if k, err = m.waitForUnlock(ctx, cfg); err != nil {
+			if k, err = m.waitForUnlock(ctx, cfg, socket); err != nil {
 				return nil, err
 			}
 		default:
 			k = opened
 		}
 	} else {
-		if storage.Exists(filepath.Join(m.cfg.StateDir, "raft")) {
-			return nil, fmt.Errorf("manager: %s holds Raft state but no data keys in %s; restore them, or remove the state directory and join again", m.cfg.StateDir, cfg.Dir)
-		}
-		if _, err := os.Stat(ca.CertificatesPath(m.cfg.StateDir)); err == nil {
-			return nil, fmt.Errorf("manager: %s holds certificates, sealed with data keys that are not in %s; restore them, or remove the state directory and join again", m.cfg.StateDir, cfg.Dir)
-		}
 		var err error
 		if k, err = keys.Create(cfg); err != nil {
 			return nil, fmt.Errorf("manager: %w", err)
@@ -98,11 +92,14 @@ func (m *Manager) currentUnlockKey() string {
 }
 
 // waitForUnlock serves only the Unlock service on the control socket until
-// the administrator gives the right unlock key, and returns the keys.
-func (m *Manager) waitForUnlock(ctx context.Context, cfg keys.Config) (*keys.Keys, error) {
-	lis, err := listenControlSocket(m.SocketPath())
+// the administrator gives the right unlock key, and returns the keys. It
+// serves on a duplicate of socket, which stopping its server closes, so
+// that socket stays bound for the manager's own server: a client that
+// connects in between waits in the socket's backlog.
+func (m *Manager) waitForUnlock(ctx context.Context, cfg keys.Config, socket net.Listener) (*keys.Keys, error) {
+	lis, err := duplicateListener(socket)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("manager: serving the unlock service on the control socket: %w", err)
 	}
 	unlocked := make(chan *keys.Keys, 1)
 	// Every call but Unlock is refused with a message that says what to do.
@@ -119,6 +116,21 @@ func (m *Manager) waitForUnlock(ctx context.Context, cfg keys.Config) (*keys.Key
 		srv.Stop()
 		return nil, fmt.Errorf("manager: stopped while locked: %w", ctx.Err())
 	}
+}
+
+// duplicateListener returns a listener on the socket lis listens on, whose
+// Close leaves lis open and the socket's file in place.
+func duplicateListener(lis net.Listener) (net.Listener, error) {
+	fl, ok := lis.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, fmt.Errorf("a %T cannot be duplicated", lis)
+	}
+	f, err := fl.File()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return net.FileListener(f)
 }
 
 func lockedError() error {

@@ -208,7 +208,9 @@ func TestStateWithoutItsDataKeysIsRefused(t *testing.T) {
 		wantErr string
 	}{
 		{"raft state without keys", []string{keysDirName}, "holds Raft state but no data keys"},
-		{"certificates without keys", []string{keysDirName, "raft"}, "holds certificates, sealed with data keys"},
+		// Certificates without Raft state are refused whatever else is
+		// there: see TestCertificatesWithoutRaftStateAreRefused.
+		{"certificates without keys", []string{keysDirName, "raft"}, "but no Raft state"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -10,6 +11,26 @@ import (
 	"github.com/shoal-project/shoal/store"
 	"github.com/shoal-project/shoal/watch"
 )
+
+// ErrBadConfig is wrapped by the errors of a start refused for its
+// configuration: a flag that cannot work (an address that is not
+// host:port, is in use or is not this machine's; flags that contradict
+// each other or the state directory; a state directory that cannot be
+// used). Such a start stops before it writes anything but the state
+// directory itself, and before it contacts the cluster: change the
+// configuration and start again.
+var ErrBadConfig = errors.New("bad configuration")
+
+// configError marks err as ErrBadConfig while keeping its own chain.
+type configError struct{ err error }
+
+func (e configError) Error() string        { return e.err.Error() }
+func (e configError) Unwrap() error        { return e.err }
+func (e configError) Is(target error) bool { return target == ErrBadConfig }
+
+func configErrorf(format string, args ...any) error {
+	return configError{fmt.Errorf(format, args...)}
+}
 
 // toStatus turns the errors of the store, the watch queue and the Raft node
 // into gRPC status errors whose codes a client can act on (see the Control

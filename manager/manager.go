@@ -37,12 +37,13 @@ type Manager struct {
 	log *slog.Logger
 
 	// Set by Run before ready is closed, read-only afterwards.
-	keys   *keys.Keys
-	sec    *security
-	addr   string // the TCP address actually listened on
-	store  *store.Store
-	node   *raft.Node
-	health *health.Server
+	keys        *keys.Keys
+	sec         *security
+	addr        string // the TCP address actually listened on
+	metricsAddr string // the address the metrics are served on, if any
+	store       *store.Store
+	node        *raft.Node
+	health      *health.Server
 
 	ready chan struct{}
 	// serving ends when shutdown starts; long calls (watches) end with it.
@@ -78,6 +79,10 @@ func (m *Manager) Ready() <-chan struct{} { return m.ready }
 // Addr returns the address the remote API listens on; valid after Ready.
 func (m *Manager) Addr() string { return m.addr }
 
+// MetricsAddr returns the address the metrics are served on, empty without
+// MetricsAddr; valid after Ready.
+func (m *Manager) MetricsAddr() string { return m.metricsAddr }
+
 // SocketPath returns the path of the control socket.
 func (m *Manager) SocketPath() string { return filepath.Join(m.cfg.StateDir, SocketName) }
 
@@ -101,12 +106,40 @@ func (m *Manager) JoinToken() (string, error) {
 // the Raft node. It returns nil after a clean shutdown, and the error
 // otherwise: a failure to start, or a fatal error of the Raft node (a disk
 // error, or this manager's removal from the cluster).
+//
+// Everything that can be checked is checked before anything is written or
+// the cluster contacted: the state directory against the flags, and every
+// listener, bound then (see start.go); those errors wrap ErrBadConfig,
+// except the refusals of a state directory whose content is inconsistent.
+// A first start that fails before its Raft state exists leaves the state
+// directory as it found it.
 func (m *Manager) Run(ctx context.Context) error {
 	defer m.stopServing()
-	if err := os.MkdirAll(m.cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("manager: creating the state directory: %w", err)
+	found, err := m.checkStateDir()
+	if err != nil {
+		return err
 	}
-	k, err := m.openKeys(ctx)
+	lis, err := m.listen()
+	if err != nil {
+		return err
+	}
+	err = m.run(ctx, found, lis)
+	lis.close()
+	if err != nil && !found.raft {
+		m.undoFirstStart(found)
+	}
+	return err
+}
+
+// run starts the manager on the listeners Run bound, after every check
+// passed (see start.go for the order), and serves until ctx ends.
+func (m *Manager) run(ctx context.Context, found stateFound, lis *listeners) error {
+	if !found.raft {
+		if err := m.discardFailedStart(found); err != nil {
+			return err
+		}
+	}
+	k, err := m.openKeys(ctx, lis.socket)
 	if err != nil {
 		return err
 	}
@@ -115,35 +148,18 @@ func (m *Manager) Run(ctx context.Context) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, m.cfg.StartTimeout)
 	defer cancel()
-	sec, err := m.obtainCredentials(startCtx)
+	sec, err := m.obtainCredentials(startCtx, found)
 	if err != nil {
 		return err
 	}
 	m.sec = sec
 	m.log = m.log.With("node_id", sec.identity.NodeID)
 
-	tcp, err := net.Listen("tcp", m.cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("manager: listening on %s: %w (is another manager running? choose another --listen-addr)", m.cfg.ListenAddr, err)
-	}
-	defer tcp.Close()
-	m.addr = tcp.Addr().String()
-	advertise, err := advertiseAddr(m.cfg.AdvertiseAddr, tcp.Addr().(*net.TCPAddr))
-	if err != nil {
-		return err
-	}
-	unix, err := listenControlSocket(m.SocketPath())
-	if err != nil {
-		return err
-	}
-	defer os.Remove(m.SocketPath())
-	defer unix.Close()
-
 	if m.store, err = store.New(m.storeConfig(), (*proposer)(m)); err != nil {
 		return err
 	}
 	defer m.store.Close()
-	if m.node, err = raft.NewNode(m.raftConfig(advertise), m.store); err != nil {
+	if m.node, err = raft.NewNode(m.raftConfig(lis.advertise), m.store); err != nil {
 		return err
 	}
 
@@ -151,9 +167,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	go func() { _ = remote.Serve(tcp) }()
-	go func() { _ = local.Serve(unix) }()
-	m.log.Info("listening", "addr", m.addr, "advertise", advertise, "socket", m.SocketPath(),
+	go func() { _ = remote.Serve(lis.tcp) }()
+	go func() { _ = local.Serve(lis.socket) }()
+	m.log.Info("listening", "addr", m.addr, "advertise", lis.advertise, "socket", m.SocketPath(),
 		"cluster_id", m.sec.identity.ClusterID)
 
 	if err := m.node.JoinAndStart(startCtx); err != nil {
@@ -163,16 +179,20 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- m.node.Run(context.Background()) }()
-	go clusterrpc.AnnounceAddress(m.serving, m.node, advertise, m.log.With("component", "raft"))
+	go clusterrpc.AnnounceAddress(m.serving, m.node, lis.advertise, m.log.With("component", "raft"))
 
-	if m.cfg.MetricsAddr != "" {
-		stopMetrics, err := m.serveMetrics(ctx, m.cfg.MetricsAddr)
-		if err != nil {
+	if !found.raft {
+		// The WAL exists: from now on this identity is bound to it.
+		if err := m.commitIdentity(); err != nil {
 			m.stopServers(remote, local)
 			m.node.Stop()
 			<-nodeDone
 			return err
 		}
+	}
+	if lis.metrics != nil {
+		m.metricsAddr = lis.metrics.Addr().String()
+		stopMetrics := m.serveMetrics(lis.metrics)
 		defer stopMetrics()
 	}
 	go m.followLeadership()
@@ -362,21 +382,22 @@ func advertiseAddr(configured string, listen *net.TCPAddr) (string, error) {
 }
 
 // listenControlSocket listens on the control socket, readable and writable
-// by the owner only: whoever can reach it administers the cluster.
+// by the owner only: whoever can reach it administers the cluster. Once it
+// is bound, no other manager starts on the same state directory.
 func listenControlSocket(path string) (net.Listener, error) {
 	if len(path) > maxSocketPath {
-		return nil, fmt.Errorf("manager: the control socket path %s is longer than %d bytes; use a shorter --state-dir", path, maxSocketPath)
+		return nil, configErrorf("manager: the control socket path %s is longer than %d bytes; use a shorter --state-dir", path, maxSocketPath)
 	}
 	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		conn.Close()
-		return nil, fmt.Errorf("manager: another manager is running on %s; stop it or use another --state-dir", path)
+		return nil, configErrorf("manager: another manager is running on %s; stop it or use another --state-dir", path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("manager: removing a stale control socket: %w", err)
 	}
 	lis, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("manager: listening on the control socket: %w", err)
+		return nil, configErrorf("manager: listening on the control socket %s: %w", path, err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		lis.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -280,16 +279,10 @@ func TestMemberRemovedRightAfterJoiningStops(t *testing.T) {
 }
 
 func TestMetricsAreServedWhenAsked(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
 	cfg := testConfig(t, t.TempDir(), "")
-	cfg.MetricsAddr = addr
-	startManager(t, cfg)
-	resp, err := http.Get("http://" + addr + "/metrics")
+	cfg.MetricsAddr = "127.0.0.1:0"
+	tm := startManager(t, cfg)
+	resp, err := http.Get("http://" + tm.m.MetricsAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

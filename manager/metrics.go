@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -71,13 +70,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // serveMetrics serves Prometheus metrics on /metrics and the runtime
-// profiles on /debug/pprof/ at addr, until ctx ends. Both are opt-in:
-// they are plain HTTP, for a private address.
-func (m *Manager) serveMetrics(ctx context.Context, addr string) (func(), error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("manager: listening for metrics on %s: %w", addr, err)
-	}
+// profiles on /debug/pprof/ on lis, bound at start with the other
+// listeners, until the returned function is called. Both are opt-in: they
+// are plain HTTP, for a private address.
+func (m *Manager) serveMetrics(lis net.Listener) func() {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister((*collector)(m), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
@@ -101,5 +97,5 @@ func (m *Manager) serveMetrics(ctx context.Context, addr string) (func(), error)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		<-done
-	}, nil
+	}
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/internal/atomicfile"
-	"github.com/shoal-project/shoal/raft/storage"
 	"github.com/shoal-project/shoal/store"
 )
 
@@ -39,21 +38,35 @@ type security struct {
 	root     *ca.RootCA // the trust root, without its key
 	holder   *ca.CertificateHolder
 	identity ca.Identity
-	dir      string
+	// dir holds the credential files: certificates.pending during a first
+	// start until commitIdentity, then certificates. Guarded by the
+	// manager's credMu once the Raft node runs.
+	dir string
 }
 
-// obtainCredentials loads this manager's certificate, or gets one: the
-// first manager of a cluster creates the root CA and signs its own; a
-// joining manager asks the cluster's CA with the join token.
-func (m *Manager) obtainCredentials(ctx context.Context) (*security, error) {
+// obtainCredentials loads this manager's certificate, or gets one on a
+// first start: the first manager of a cluster creates the root CA and signs
+// its own; a joining manager asks the cluster's CA with the join token.
+// A first start's credentials go to certificates.pending, which becomes
+// certificates once the Raft state exists (see start.go).
+func (m *Manager) obtainCredentials(ctx context.Context, found stateFound) (*security, error) {
 	dir := ca.CertificatesPath(m.cfg.StateDir)
-	creds, err := ca.LoadCredentials(dir, m.keys)
-	switch {
-	case err == nil:
-	case errors.Is(err, fs.ErrNotExist):
-		if storage.Exists(filepath.Join(m.cfg.StateDir, "raft")) {
-			return nil, fmt.Errorf("manager: %s holds Raft state but no certificates in %s; restore them, or remove the state directory and join again", m.cfg.StateDir, dir)
+	var creds ca.Credentials
+	var err error
+	if found.raft {
+		if !found.certs {
+			// A first start stopped after it created its WAL, with the
+			// pending certificates, and before it installed them.
+			if err := m.commitIdentity(); err != nil {
+				return nil, err
+			}
+			m.log.Info("installed the certificates that an interrupted first start left pending")
 		}
+		if creds, err = ca.LoadCredentials(dir, m.keys); err != nil {
+			return nil, fmt.Errorf("manager: loading the certificates in %s: %w", dir, err)
+		}
+	} else {
+		dir = m.pendingCertificatesPath()
 		if m.cfg.JoinAddr == "" {
 			creds, err = m.bootstrapCredentials(dir)
 		} else {
@@ -62,8 +75,6 @@ func (m *Manager) obtainCredentials(ctx context.Context) (*security, error) {
 		if err != nil {
 			return nil, err
 		}
-	default:
-		return nil, fmt.Errorf("manager: loading the certificates in %s: %w", dir, err)
 	}
 	cert, err := creds.KeyPair.TLSCertificate()
 	if err != nil {
@@ -80,9 +91,9 @@ func (m *Manager) obtainCredentials(ctx context.Context) (*security, error) {
 }
 
 // bootstrapCredentials creates the cluster's root CA and this manager's
-// certificate. The root with its key is written first, so that a crash in
-// between leaves a manager that bootstraps again rather than one without a
-// CA.
+// certificate in dir (certificates.pending: a crash before the Raft state
+// exists leaves a manager that bootstraps again). The root with its key is
+// written first, so that credentials are never without their CA.
 func (m *Manager) bootstrapCredentials(dir string) (ca.Credentials, error) {
 	now := time.Now()
 	root, err := ca.CreateRootCA(ca.NewID(), now)

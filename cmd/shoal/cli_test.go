@@ -36,6 +36,15 @@ func TestExitCodesOfBadUsage(t *testing.T) {
 	if err := os.WriteFile(spec, []byte(`{"replicas": 3}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	// A manager refused for its flags exits before it writes anything.
+	manager := func(flags ...string) []string {
+		return append([]string{"manager", "--state-dir", filepath.Join(t.TempDir(), "m"), "--listen-addr", "127.0.0.1:0"}, flags...)
+	}
 	tests := []struct {
 		name   string
 		args   []string
@@ -63,6 +72,14 @@ func TestExitCodesOfBadUsage(t *testing.T) {
 		{"election not above heartbeat", []string{"manager", "--election-tick", "1"}, "", exitUsage, "--election-tick 1"},
 		{"force and join", []string{"manager", "--force-new-cluster", "--join", "a:1"}, "", exitUsage, "exclude each other"},
 		{"bad log level", []string{"manager", "--log-level", "loud", "--state-dir", t.TempDir()}, "", exitUsage, "--log-level"},
+		{"token without join", manager("--token", "SHLTKN-1-x"), "", exitUsage, "--token is for joining a cluster, and --join is not given"},
+		{"join without token", manager("--join", "127.0.0.1:1"), "", exitUsage, "needs a join token"},
+		{"force without state", manager("--force-new-cluster"), "", exitUsage, "holds no Raft state"},
+		{"listen address taken", []string{"manager", "--state-dir", filepath.Join(t.TempDir(), "m"), "--listen-addr", taken.Addr().String()}, "",
+			exitUsage, "--listen-addr " + taken.Addr().String() + " is in use by another process: choose another address"},
+		{"metrics address taken", manager("--metrics-addr", taken.Addr().String()), "",
+			exitUsage, "--metrics-addr " + taken.Addr().String() + " is in use by another process: choose another address"},
+		{"bad advertise address", manager("--advertise-addr", "10.0.0.1"), "", exitUsage, `--advertise-addr "10.0.0.1" is not host:port`},
 		{"dev managers", []string{"dev", "--managers", "0"}, "", exitUsage, "--managers 0"},
 		{"unreachable manager", []string{"ls", "service", "--host", host}, "", exitUnavailable, "cannot reach a manager at " + host},
 		{"good spec file, unreachable", []string{"create", "service", "web", "--spec", "@" + spec, "--host", host}, "", exitUnavailable, "connection refused"},

@@ -42,6 +42,15 @@ state directory (--join and --learner are then ignored). When the cluster lost i
 good, --force-new-cluster restarts one manager from its own state as a
 one-member cluster, keeping every committed object; others then join it.
 
+Before it writes anything or contacts the cluster, it checks its flags
+against each other and against its state directory, and binds every address
+it serves (--listen-addr, --metrics-addr, the control socket); a start that
+cannot work exits with code 2 and says what to change. A first start that
+fails later (a join refused or unreachable) removes what it wrote, so it can
+simply be run again. A manager whose state directory kept its certificates
+but lost its Raft state refuses to start: remove it with 'shoal node rm ID'
+on another manager, then start it from an empty state directory.
+
 The state directory defaults to ` + defaultStateDirHelp + `;
 the control socket is STATE_DIR/control.sock.`,
 		Example: `  shoal manager --state-dir /var/lib/shoal --advertise-addr 10.0.0.1:2377
@@ -54,7 +63,9 @@ the control socket is STATE_DIR/control.sock.`,
 			if mf.cfg.StateDir == "" {
 				mf.cfg.StateDir = a.defaultStateDir()
 			}
-			if mf.cfg.JoinToken == "" {
+			if mf.cfg.JoinToken == "" && mf.cfg.JoinAddr != "" {
+				// Only with --join: a token left in the environment must
+				// not turn the start of a new cluster into an error.
 				mf.cfg.JoinToken = a.getenv("SHOAL_JOIN_TOKEN")
 			}
 			logger, err := newLogger(a.stderr, mf.logLevel, mf.logFormat)
@@ -141,6 +152,10 @@ func managerStopped(log *slog.Logger, cfg manager.Config, err error) error {
 	case err == nil:
 		log.Info("manager stopped")
 		return nil
+	case errors.Is(err, manager.ErrBadConfig):
+		// Refused before anything was written or contacted: bad usage,
+		// which the one error line says.
+		return usageError{err}
 	case errors.Is(err, raft.ErrMemberRemoved):
 		log.Error("this manager was removed from the cluster and stopped; its state directory cannot rejoin: remove it to join again as a new manager",
 			"state_dir", cfg.StateDir)
