@@ -17,11 +17,13 @@ import (
 	"github.com/shoal-project/shoal/client"
 )
 
-// A start that fails does not weaken the cluster: a manager that joins,
-// then stops on an error before it has caught up (here its metrics port is
-// taken), is a learner, which counts toward no quorum. The three voters
-// still tolerate the loss of one; started again from its state directory,
-// the failed manager catches up, becomes a voter and has every object.
+// A start that fails does not weaken the cluster: a manager whose metrics
+// port is taken is refused before it contacts the cluster, so the three
+// voters still tolerate the loss of one; started again without the clash,
+// the manager joins, catches up as a learner, becomes a voter and has every
+// object. (A joiner that dies after its join was answered is a learner,
+// which counts toward no quorum: the robustness suite kills joiners at the
+// crash points around the join.)
 func TestAFailedStartDoesNotWeakenTheCluster(t *testing.T) {
 	t.Parallel()
 	ms := startCluster(t, 3)
@@ -38,37 +40,15 @@ func TestAFailedStartDoesNotWeakenTheCluster(t *testing.T) {
 	listen := freeAddr(t)
 	failed := launchManager(t, "m4", filepath.Join(filepath.Dir(ms[0].dir), "m4"), listen,
 		"--join", ms[2].addr, "--metrics-addr", taken.Addr().String())
-	if code := failed.waitExit(60 * time.Second); code == 0 {
-		t.Fatalf("m4 exited with 0 although its metrics address was taken:\n%s", failed.out.String())
+	if code := failed.waitExit(60 * time.Second); code != 2 {
+		t.Fatalf("m4 exited with %d although its metrics address was taken, want 2:\n%s", code, failed.out.String())
 	}
-	firstRun := failed.out.String()
-	if !strings.Contains(firstRun, "listening for metrics on "+taken.Addr().String()) {
+	if firstRun := failed.out.String(); !strings.Contains(firstRun, "--metrics-addr "+taken.Addr().String()+" is in use") {
 		t.Errorf("m4's log does not say why it stopped:\n%s", firstRun)
 	}
-
-	// m4 stopped after its join was answered (metrics are served once
-	// the node runs): it is a member, a learner, and the voters are the
-	// three.
 	got := members(t, "--socket", ms[0].socket())
-	vs, _ := voters(got)
-	if len(vs) != 3 || len(got) != 4 {
-		t.Fatalf("after the failed start, %d voters of %d members, want 3 of 4: %+v", len(vs), len(got), got)
-	}
-	for _, m := range got {
-		if !slices.ContainsFunc(ms, func(p *managerProc) bool { return p.nodeID == m.NodeID }) &&
-			(m.Suffrage != "learner" || !m.AutoPromote || m.Addr != listen) {
-			t.Errorf("the failed manager is listed as %+v, want a learner to be promoted at %s", m, listen)
-		}
-	}
-	// The leader sees it gone within an election timeout or so, and node
-	// ls says what to do, without a word about the quorum.
-	var r result
-	waitFor(t, 20*time.Second, "node ls to warn of the unreachable learner", func() (bool, string) {
-		r = shoal(t, "node", "ls", "--socket", ms[0].socket())
-		return strings.Contains(r.stderr, "is unreachable; if it is gone for good, remove it with 'shoal node rm"), r.stderr
-	})
-	if strings.Contains(r.stderr, "voting managers tolerate") || strings.Contains(r.stderr, "one more failure") {
-		t.Errorf("node ls warns as if the learner weakened the cluster: %q", r.stderr)
+	if vs, _ := voters(got); len(vs) != 3 || len(got) != 3 {
+		t.Fatalf("after the failed start, %d voters of %d members, want 3 of 3: %+v", len(vs), len(got), got)
 	}
 
 	// The three survive the loss of one, the leader.

@@ -262,11 +262,11 @@ func (m *Manager) raftConfig(advertise string) raft.Config {
 	cfg.NodeID = m.sec.identity.NodeID
 	cfg.StateDir = filepath.Join(m.cfg.StateDir, "raft")
 	cfg.AdvertiseAddr = advertise
-	if m.cfg.JoinAddr != "" {
-		cfg.Join = clusterrpc.JoinThrough(m.cfg.JoinAddr, m.sec.dialOption())
-	}
 	cfg.ForceNewCluster = m.cfg.ForceNewCluster
 	cfg.DialOptions = append([]grpc.DialOption{m.sec.dialOption()}, cfg.DialOptions...)
+	if m.cfg.JoinAddr != "" {
+		cfg.Join = clusterrpc.JoinThrough(m.cfg.JoinAddr, cfg.DialOptions...)
+	}
 	cfg.Cipher = dataKeys{Keys: m.keys, m: m}
 	if cfg.Logger == nil {
 		cfg.Logger = m.log.With("component", "raft")
