@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/internal/crashpoint"
+	"github.com/shoal-project/shoal/raft/storage"
 )
 
 // A snapshot's data is the membership, then the state machine's bytes:
@@ -58,17 +60,21 @@ func decodeSnapshot(data []byte) (*api.RaftMembershipState, io.Reader, error) {
 	return st, bytes.NewReader(data[n+int(size):]), nil
 }
 
-// snapshotResult is a snapshot written in the background.
+// snapshotResult is a snapshot taken in the background.
 type snapshotResult struct {
-	index     uint64
-	confState *raftpb.ConfState
-	data      []byte
-	err       error
+	index uint64
+	saved bool // false when a newer snapshot was saved meanwhile
+	bytes int
+	took  time.Duration
+	err   error
 }
 
 // maybeSnapshot starts a snapshot once SnapshotInterval entries were applied
 // since the last one. The state machine captures a view on this goroutine;
-// the bytes are written on another, so applying goes on meanwhile.
+// everything else runs on another, so that ticks, heartbeats and applying
+// go on meanwhile: writing the bytes, and saving them (sealing, the file
+// and its fsyncs, the WAL record), which takes seconds for a large store,
+// longer than an election timeout.
 func (n *Node) maybeSnapshot() error {
 	applied := n.applied.get()
 	asked := n.loop.snapshotAt != 0 && applied >= n.loop.snapshotAt
@@ -86,19 +92,71 @@ func (n *Node) maybeSnapshot() error {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		res := snapshotResult{index: applied, confState: cs}
-		var buf bytes.Buffer
-		res.err = encodeSnapshotHeader(&buf, members)
-		if res.err == nil {
-			res.err = write(&buf)
-		}
-		res.data = buf.Bytes()
+		start := n.clock.Now()
+		res := n.takeSnapshot(applied, cs, members, write)
+		res.took = n.clock.Since(start)
 		select {
 		case n.snapshotDone <- res:
 		case <-n.stopped:
 		}
 	}()
 	return nil
+}
+
+// takeSnapshot writes the snapshot at index, makes it durable, and compacts
+// the in-memory log, keeping LogEntriesForSlowFollowers entries before it.
+// It runs off the Run goroutine: MemoryStorage and the Storage are safe for
+// that, and the Storage refuses a snapshot older than one it saved (one
+// received from the leader meanwhile), which is then dropped.
+func (n *Node) takeSnapshot(index uint64, cs *raftpb.ConfState, members *api.RaftMembershipState,
+	write func(io.Writer) error) snapshotResult {
+	res := snapshotResult{index: index}
+	var buf bytes.Buffer
+	if err := encodeSnapshotHeader(&buf, members); err != nil {
+		res.err = fmt.Errorf("raft: writing snapshot at index %d: %w", index, err)
+		return res
+	}
+	if err := write(&buf); err != nil {
+		res.err = fmt.Errorf("raft: writing snapshot at index %d: %w", index, err)
+		return res
+	}
+	data := buf.Bytes()
+	res.bytes = len(data)
+	snap, err := n.memStore.CreateSnapshot(index, cs, data)
+	if errors.Is(err, raft.ErrSnapOutOfDate) {
+		if snap, err = n.snapshotAgain(index, cs, data); snap == nil && err == nil {
+			return res // a newer snapshot arrived from the leader meanwhile
+		}
+	}
+	if err != nil {
+		res.err = fmt.Errorf("raft: creating snapshot at index %d: %w", index, err)
+		return res
+	}
+	crashpoint.Hit(crashpoint.SnapshotSaveBefore)
+	err = n.disk.SaveSnapshot(snap)
+	if errors.Is(err, storage.ErrInvalidSnapshot) && n.loopSavedNewer(index) {
+		return res
+	}
+	if err != nil {
+		res.err = fmt.Errorf("raft: saving snapshot at index %d: %w", index, err)
+		return res
+	}
+	crashpoint.Hit(crashpoint.SnapshotSaveAfter)
+	res.saved = true
+	if index > n.cfg.LogEntriesForSlowFollowers {
+		compact := index - n.cfg.LogEntriesForSlowFollowers
+		if err := n.memStore.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			res.err = fmt.Errorf("raft: compacting the in-memory log to %d: %w", compact, err)
+		}
+	}
+	return res
+}
+
+// loopSavedNewer reports whether the in-memory log holds a snapshot newer
+// than index: one received from the leader, saved on the Run goroutine.
+func (n *Node) loopSavedNewer(index uint64) bool {
+	cur, err := n.memStore.Snapshot()
+	return err == nil && cur.GetMetadata().GetIndex() > index
 }
 
 // RequestSnapshot asks for a snapshot at the current applied index, soon,
@@ -112,52 +170,33 @@ func (n *Node) RequestSnapshot() {
 	}
 }
 
-// finishSnapshot makes a written snapshot durable, then compacts the
-// in-memory log, keeping LogEntriesForSlowFollowers entries before it.
+// finishSnapshot records a snapshot taken in the background.
 func (n *Node) finishSnapshot(res snapshotResult) error {
 	n.loop.snapshotting = false
 	if res.err != nil {
-		return fmt.Errorf("raft: writing snapshot at index %d: %w", res.index, res.err)
+		return res.err
 	}
-	snap, err := n.memStore.CreateSnapshot(res.index, res.confState, res.data)
-	if errors.Is(err, raft.ErrSnapOutOfDate) {
-		if snap, err = n.snapshotAgain(res); snap == nil && err == nil {
-			return nil // a newer snapshot arrived from the leader meanwhile
-		}
+	if res.saved {
+		n.loop.snapshotIndex = max(n.loop.snapshotIndex, res.index)
+		n.log.Info("snapshot saved", "index", res.index, "bytes", res.bytes, "took", res.took)
 	}
-	if err != nil {
-		return fmt.Errorf("raft: creating snapshot at index %d: %w", res.index, err)
-	}
-	crashpoint.Hit(crashpoint.SnapshotSaveBefore)
-	if err := n.disk.SaveSnapshot(snap); err != nil {
-		return fmt.Errorf("raft: saving snapshot at index %d: %w", res.index, err)
-	}
-	crashpoint.Hit(crashpoint.SnapshotSaveAfter)
-	n.loop.snapshotIndex = res.index
-	if res.index > n.cfg.LogEntriesForSlowFollowers {
-		compact := res.index - n.cfg.LogEntriesForSlowFollowers
-		if err := n.memStore.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
-			return fmt.Errorf("raft: compacting the in-memory log to %d: %w", compact, err)
-		}
-	}
-	n.log.Info("snapshot saved", "index", res.index, "bytes", len(res.data))
 	return n.maybeSnapshot() // one may have been asked for meanwhile
 }
 
 // snapshotAgain returns the snapshot to save when the in-memory log's
-// snapshot is already at res.index: nothing was applied since, but one was
+// snapshot is already at index: nothing was applied since, but one was
 // asked for (RequestSnapshot), so that data sealed with an older key goes.
 // The file at that index is written again, from the same state. It returns
 // nil when the in-memory snapshot is newer.
-func (n *Node) snapshotAgain(res snapshotResult) (*raftpb.Snapshot, error) {
+func (n *Node) snapshotAgain(index uint64, cs *raftpb.ConfState, data []byte) (*raftpb.Snapshot, error) {
 	cur, err := n.memStore.Snapshot()
-	if err != nil || cur.GetMetadata().GetIndex() != res.index {
+	if err != nil || cur.GetMetadata().GetIndex() != index {
 		return nil, err
 	}
 	return &raftpb.Snapshot{
-		Data: res.data,
+		Data: data,
 		Metadata: &raftpb.SnapshotMetadata{
-			Index: proto.Uint64(res.index), Term: proto.Uint64(cur.GetMetadata().GetTerm()), ConfState: res.confState,
+			Index: proto.Uint64(index), Term: proto.Uint64(cur.GetMetadata().GetTerm()), ConfState: cs,
 		},
 	}, nil
 }
