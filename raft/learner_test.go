@@ -244,3 +244,25 @@ func TestJoinerRestartedBeforeItsLogNamesAnyone(t *testing.T) {
 	index := c.MustPropose("after")
 	c.WaitAppliedIndex(index)
 }
+
+// TestStopBeforeRun releases a node that started but never ran.
+func TestStopBeforeRun(t *testing.T) {
+	cfg := raft.DefaultConfig()
+	cfg.NodeID, cfg.StateDir, cfg.AdvertiseAddr = "alone", t.TempDir(), "127.0.0.1:1"
+	n, err := raft.NewNode(cfg, &rafttest.LogMachine{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.JoinAndStart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n.Stop() // must not wait for a Run that never comes
+	select {
+	case <-n.Done():
+	default:
+		t.Fatal("Done is open after Stop")
+	}
+	if err := n.Run(context.Background()); !errors.Is(err, raft.ErrStopped) {
+		t.Fatalf("Run after Stop: %v, want ErrStopped", err)
+	}
+}

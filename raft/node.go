@@ -92,6 +92,7 @@ type Node struct {
 	lastHeard atomic.Int64
 
 	started      atomic.Bool
+	ran          atomic.Bool // Run was called, or Stop released the node instead
 	stopOnce     sync.Once
 	stopped      chan struct{} // closed when the node starts stopping
 	done         chan struct{} // closed when Run has released everything
@@ -217,12 +218,19 @@ func (n *Node) WaitReplayed(ctx context.Context) error {
 func (n *Node) Done() <-chan struct{} { return n.done }
 
 // Stop asks the node to stop and waits until Run has returned. It is safe
-// to call more than once, and before Run (Run then returns at once).
+// to call more than once, and before Run: it then releases what
+// JoinAndStart opened itself, and Run returns ErrStopped at once.
 func (n *Node) Stop() {
 	n.stop(nil)
-	if n.started.Load() {
-		<-n.done
+	if !n.started.Load() {
+		return
 	}
+	if n.ran.CompareAndSwap(false, true) {
+		// Run was never called: release what JoinAndStart opened here.
+		n.shutdown()
+		return
+	}
+	<-n.done
 }
 
 // stop starts stopping the node for reason (nil for a requested stop).
@@ -297,6 +305,9 @@ func (n *Node) newRaftID() uint64 {
 func (n *Node) Run(ctx context.Context) error {
 	if !n.started.Load() {
 		return ErrNotStarted
+	}
+	if !n.ran.CompareAndSwap(false, true) {
+		return ErrStopped // Run again, or after Stop
 	}
 	err := n.runLoop(ctx)
 	n.stop(err)
