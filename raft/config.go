@@ -32,7 +32,7 @@ type Config struct {
 	Join JoinFunc
 	// Learner joins the cluster as a learner for good: the node receives
 	// the log and can serve reads, but does not vote and is never promoted
-	// without an operator's word. Only with JoinAddr on an empty StateDir.
+	// without an operator's word. Only with Join on an empty StateDir.
 	Learner bool
 	// PromotionLag is the most entries a learner may be behind the
 	// leader's commit index to be promoted to voter. Default 500.
