@@ -107,7 +107,7 @@ func runOnce(t *testing.T, cfg runConfig, repeat string) (rep runReport) {
 	defer func() {
 		if c != nil {
 			c.shutdown()
-			for _, m := range c.managers {
+			for _, m := range c.all() {
 				rep.Restores += m.logCount("restored snapshot")
 				rep.Crashes += m.logCount("crashpoint: ")
 			}
