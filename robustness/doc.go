@@ -34,9 +34,12 @@
 // Flags (after -args) or environment: -runs (SHOAL_ROBUSTNESS_RUNS) runs
 // of the long profile, 0 skips it; -seed (SHOAL_ROBUSTNESS_SEED), default
 // random and always logged; -run-duration (SHOAL_ROBUSTNESS_DURATION) of
-// the traffic of each run; -out (SHOAL_ROBUSTNESS_OUT), where a failed
-// run's history, visualisation and manager logs go (default under the
-// temporary directory); -keep keeps them for passing runs too. A failing
+// the traffic of each run; -faults (SHOAL_ROBUSTNESS_FAULTS), a
+// comma-separated list of faults every run of the long profile injects
+// in turn, instead of faults drawn from the seed; -out
+// (SHOAL_ROBUSTNESS_OUT), where a failed run's history, visualisation and
+// manager logs go (default under the temporary directory); -keep keeps
+// them for passing runs too. A failing
 // run logs the exact command that repeats it (the faults and their
 // parameters come from the seed; the timing of the processes does not, so
 // a repeat is close, not identical). -recheck DIR (TestRecheck) checks a

@@ -55,17 +55,31 @@ func TestLongProfile(t *testing.T) {
 	if *flagDuration > 0 {
 		duration = *flagDuration
 	}
+	var only []string
+	if *flagFaults != "" {
+		only = strings.Split(*flagFaults, ",")
+		for _, name := range only {
+			if _, ok := faults[name]; !ok {
+				t.Fatalf("-faults: no fault %q; the catalogue: %s", name, strings.Join(faultNames, ", "))
+			}
+		}
+	}
 	t.Logf("seed %d, %d runs of %v", s, *flagRuns, duration)
 	var totals struct {
 		ops, checked, unknown, failed, violations int
 		faults, crashes, restores, resumes        int
+		injected                                  map[string]int
 	}
+	totals.injected = map[string]int{}
 	for i := 0; i < *flagRuns; i++ {
 		runSeed := s + uint64(i)
 		rng := rand.New(rand.NewPCG(runSeed, 0xfa17))
 		picked := make([]string, 2+rng.IntN(3))
 		for j := range picked {
 			picked[j] = faultNames[rng.IntN(len(faultNames))]
+		}
+		if only != nil {
+			picked = only
 		}
 		managers := 3
 		if rng.IntN(4) == 0 {
@@ -74,7 +88,14 @@ func TestLongProfile(t *testing.T) {
 		cfg := runConfig{seed: runSeed, managers: managers, clients: managers + 1, watchers: 2, keys: 10,
 			duration: duration, faults: picked, budget: 2 * time.Minute}
 		ok := t.Run(fmt.Sprintf("run-%d-seed-%d", i, runSeed), func(t *testing.T) {
-			rep := runOnce(t, cfg, fmt.Sprintf("go test ./robustness/ -run 'LongProfile' -count=1 -timeout 0 -args -runs 1 -seed %d", runSeed))
+			repeat := fmt.Sprintf("go test ./robustness/ -run 'LongProfile' -count=1 -timeout 0 -args -runs 1 -seed %d", runSeed)
+			if only != nil {
+				repeat += " -faults " + *flagFaults
+			}
+			rep := runOnce(t, cfg, repeat)
+			for name, n := range rep.Injected {
+				totals.injected[name] += n
+			}
 			totals.ops += rep.Ops["total"]
 			totals.checked += rep.Checked
 			for k, n := range rep.Ops {
@@ -92,6 +113,12 @@ func TestLongProfile(t *testing.T) {
 			totals.failed++
 		}
 	}
-	t.Logf("long profile, seed %d: %d runs, %d failed; %d operations (%d of unknown outcome), %d checked; %d fault steps, %d crash points reached, %d snapshots restored (received or at restart), %d watch resumptions; %d violations",
-		s, *flagRuns, totals.failed, totals.ops, totals.unknown, totals.checked, totals.faults, totals.crashes, totals.restores, totals.resumes, totals.violations)
+	var injected []string
+	for _, name := range faultNames {
+		if n := totals.injected[name]; n > 0 {
+			injected = append(injected, fmt.Sprintf("%s %d", name, n))
+		}
+	}
+	t.Logf("long profile, seed %d: %d runs, %d failed; %d operations (%d of unknown outcome), %d checked; faults injected: %s; %d fault steps, %d crash points reached, %d snapshots restored (received or at restart), %d watch resumptions; %d violations",
+		s, *flagRuns, totals.failed, totals.ops, totals.unknown, totals.checked, strings.Join(injected, ", "), totals.faults, totals.crashes, totals.restores, totals.resumes, totals.violations)
 }
