@@ -299,47 +299,6 @@ func snapshotCatchUp(f *faultRun) error {
 	return nil
 }
 
-// memberReplace removes a member, wipes its directory and joins it again
-// as a new manager.
-func memberReplace(f *faultRun) error {
-	m := f.pick(f.c.managers)
-	var via *manager
-	for _, o := range f.c.others(m) {
-		if o.running() && !o.isPaused() {
-			via = o
-			break
-		}
-	}
-	if via == nil {
-		return fmt.Errorf("no manager to remove %s through", m.name)
-	}
-	_, nodeID := m.identity()
-	f.note("remove %s (node %s) through %s, wipe it, join it again", m.name, nodeID, via.name)
-	m.expectExit()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f.c.admin(via, 10*time.Second, func(ctx context.Context, cl *client.Client) error {
-			return cl.RemoveMember(ctx, nodeID, false)
-		})
-		if err == nil || client.IsNotFound(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("removing %s: %w", m.name, err)
-		}
-		f.c.logf("removing %s: %v; again", m.name, err)
-		time.Sleep(200 * time.Millisecond)
-	}
-	if !m.waitExited(15 * time.Second) {
-		f.note("%s still runs 15s after its removal; killing it", m.name)
-		_ = m.kill()
-	}
-	if err := removeAll(m.dir); err != nil {
-		return err
-	}
-	return f.c.join(m, via)
-}
-
 // crashPointFault arms a crash point in one manager (restarting it to do
 // so), makes it the leader if asked, and waits for it to crash there; it
 // then restarts it unarmed.
