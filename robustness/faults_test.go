@@ -61,6 +61,9 @@ var faults = map[string]fault{
 	"crash-point":               {"crash-point", crashPointFault(false)},
 	"crash-point-leader":        {"crash-point-leader", crashPointFault(true)},
 	"crash-point-snapshot-recv": {"crash-point-snapshot-recv", crashPointSnapshotReceived},
+	"concurrent-join":           {"concurrent-join", concurrentJoin},
+	"demote-follower":           {"demote-follower", demotePromote(false)},
+	"demote-leader":             {"demote-leader", demotePromote(true)},
 }
 
 // faultNames lists the catalogue in a stable order.
@@ -69,6 +72,7 @@ var faultNames = []string{
 	"partition-leader", "partition-random", "one-way-from-leader", "one-way-to-leader",
 	"drop-connections", "delay", "snapshot-catch-up", "member-replace",
 	"crash-point", "crash-point-leader", "crash-point-snapshot-recv",
+	"concurrent-join", "demote-follower", "demote-leader",
 }
 
 // restart starts m again from its directory and waits until it serves.
