@@ -61,7 +61,10 @@ var faults = map[string]fault{
 	"crash-point":               {"crash-point", crashPointFault(false)},
 	"crash-point-leader":        {"crash-point-leader", crashPointFault(true)},
 	"crash-point-snapshot-recv": {"crash-point-snapshot-recv", crashPointSnapshotReceived},
+	"join-crash-answered":       {"join-crash-answered", joinCrash(crashpoint.JoinAnswered)},
+	"join-crash-wal-created":    {"join-crash-wal-created", joinCrash(crashpoint.JoinWALCreated)},
 	"concurrent-join":           {"concurrent-join", concurrentJoin},
+	"learner-catch-up":          {"learner-catch-up", learnerCatchUp},
 	"demote-follower":           {"demote-follower", demotePromote(false)},
 	"demote-leader":             {"demote-leader", demotePromote(true)},
 }
@@ -72,7 +75,8 @@ var faultNames = []string{
 	"partition-leader", "partition-random", "one-way-from-leader", "one-way-to-leader",
 	"drop-connections", "delay", "snapshot-catch-up", "member-replace",
 	"crash-point", "crash-point-leader", "crash-point-snapshot-recv",
-	"concurrent-join", "demote-follower", "demote-leader",
+	"join-crash-answered", "join-crash-wal-created", "concurrent-join",
+	"learner-catch-up", "demote-follower", "demote-leader",
 }
 
 // restart starts m again from its directory and waits until it serves.

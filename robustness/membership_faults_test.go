@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -16,10 +18,15 @@ import (
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/client"
+	"github.com/shoal-project/shoal/internal/crashpoint"
+	"github.com/shoal-project/shoal/robustness/proxy"
 )
 
 // The faults of membership: members that go and come back as new ones,
-// joins that race, demotions and promotions.
+// joins that fail half-way or race, learners that fall behind, demotions
+// and promotions. The faults that join a manager of their own use the
+// cluster's spare manager, and remove it again before they end: the run's
+// checks count the managers of the run only.
 
 // liveOther returns a manager other than not (which may be nil) that runs
 // and is not paused, at random; nil when there is none.
@@ -112,6 +119,68 @@ func (f *faultRun) removeNode(nodeID string, target *manager, timeout time.Durat
 	}
 }
 
+// nodeIDOf returns the node ID of the certificate in a state directory.
+func nodeIDOf(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(ca.CertificatesPath(dir), "node.crt"))
+	if err != nil {
+		return "", err
+	}
+	cert, err := ca.ParseCertificatePEM(b)
+	if err != nil {
+		return "", err
+	}
+	id, err := ca.IdentityFromCertificate(cert)
+	return id.NodeID, err
+}
+
+// waitLog waits until m's log holds more than n lines with s.
+func (m *manager) waitLog(s string, n int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if m.logCount(s) > n {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// logSince returns m's log after its first offset bytes.
+func (m *manager) logSince(offset int64) string {
+	b, _ := os.ReadFile(m.log)
+	if int64(len(b)) < offset {
+		return ""
+	}
+	return string(b[offset:])
+}
+
+func (m *manager) logSize() int64 {
+	st, err := os.Stat(m.log)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// removeSpare removes the spare manager with node ID nodeID from the
+// cluster, waits for it to stop, and wipes its directory.
+func (f *faultRun) removeSpare(s *manager, nodeID string) error {
+	s.expectExit()
+	if err := f.removeNode(nodeID, s, 30*time.Second); err != nil {
+		return err
+	}
+	if s.running() && !s.waitExited(15*time.Second) {
+		f.note("%s still runs 15s after its removal; killing it", s.name)
+		_ = s.kill()
+	}
+	return removeAll(s.dir)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
 // joinAsLearner joins m with an empty state directory through via and
 // checks that it joined as a learner and is promoted once caught up.
 func (f *faultRun) joinAsLearner(m, via *manager) error {
@@ -155,6 +224,269 @@ func memberReplace(f *faultRun) error {
 		return err
 	}
 	return f.joinAsLearner(m, via)
+}
+
+// joinCrash makes the spare manager join and crash at point: after the
+// leader answered its join (a learner it never starts), or right after
+// its WAL exists. The learner must not count toward the quorum: with as
+// many voters down as the cluster tolerates, a write still commits. A
+// joiner that crashed before its WAL existed has certificates and no Raft
+// state: started again as before, it must refuse, and is cleaned up with
+// node rm. One that crashed after must catch up when started again, and
+// be promoted.
+func joinCrash(point string) func(*faultRun) error {
+	return func(f *faultRun) error {
+		s, err := f.c.spareManager()
+		if err != nil {
+			return err
+		}
+		via := f.liveOther(nil)
+		if via == nil {
+			return errors.New("no manager runs")
+		}
+		flags, err := f.c.joinFlags(via)
+		if err != nil {
+			return err
+		}
+		f.note("%s joins through %s with %s armed", s.name, via.name, point)
+		if err := s.start(flags, point); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		crashed := s.crashed
+		s.mu.Unlock()
+		select {
+		case <-crashed:
+		case <-time.After(30 * time.Second):
+			f.c.problem("%s did not reach %s within 30s of starting to join", s.name, point)
+			_ = s.kill()
+		}
+		nodeID, err := nodeIDOf(s.dir)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		ghost, err := f.waitMember(nodeID, 10*time.Second, func(m *api.Member) bool { return m != nil })
+		if err != nil {
+			f.c.problem("%s crashed at %s after its join was answered, but is no member: %v", s.name, point, err)
+			return removeAll(s.dir)
+		}
+		if !isLearner(ghost) {
+			f.c.problem("%s crashed at %s and is %s, not a learner", s.name, point, describeMember(ghost))
+		}
+		f.note("%s crashed at %s; it is %s", s.name, point, describeMember(ghost))
+		if err := f.writeWithVotersDown(); err != nil {
+			return err
+		}
+		switch point {
+		case crashpoint.JoinAnswered:
+			offset := s.logSize()
+			if err := s.startMayExit(flags); err != nil {
+				return err
+			}
+			if !s.waitExited(20 * time.Second) {
+				f.c.problem("%s, with certificates but no Raft state, started again with --join, did not refuse within 20s", s.name)
+				_ = s.kill()
+			} else if log := s.logSince(offset); !strings.Contains(log, "shoal node rm") {
+				f.c.problem("%s, started again without Raft state, stopped without naming 'shoal node rm': %s", s.name, lastLine(log))
+			} else {
+				f.note("%s, started again, refused: %s is a member already", s.name, nodeID)
+			}
+			f.note("remove node %s (the learner that never started) and wipe %s", nodeID, s.name)
+			s.expectExit()
+			if err := f.removeNode(nodeID, s, 30*time.Second); err != nil {
+				return err
+			}
+			return removeAll(s.dir)
+		default:
+			if f.rng.IntN(2) == 0 {
+				flags = nil // --join is ignored once the WAL exists
+			}
+			if err := s.start(flags, ""); err != nil {
+				return err
+			}
+			start := time.Now()
+			if _, err := f.waitMember(nodeID, 45*time.Second, isVoter); err != nil {
+				f.c.problem("%s, restarted after crashing at %s, was not promoted: %v", s.name, point, err)
+			} else {
+				f.note("%s, restarted, caught up and was promoted within %v", s.name, time.Since(start).Round(100*time.Millisecond))
+			}
+			return f.removeSpare(s, nodeID)
+		}
+	}
+}
+
+// writeWithVotersDown pauses as many voters as the cluster tolerates to
+// lose, never the leader, and checks that a write still commits: the
+// learners, whatever state they are in, count toward no quorum.
+func (f *faultRun) writeWithVotersDown() error {
+	l, err := f.c.leader(10 * time.Second)
+	if err != nil {
+		return err
+	}
+	ms, err := f.c.members(5 * time.Second)
+	if err != nil {
+		return err
+	}
+	voters := 0
+	for _, m := range ms {
+		if isVoter(m) {
+			voters++
+		}
+	}
+	followers := f.c.others(l)
+	f.rng.Shuffle(len(followers), func(i, j int) { followers[i], followers[j] = followers[j], followers[i] })
+	paused := followers[:min((voters-1)/2, len(followers))]
+	var names []string
+	for _, m := range paused {
+		if err := m.pause(); err != nil {
+			return err
+		}
+		names = append(names, m.name)
+	}
+	defer func() {
+		for _, m := range paused {
+			_ = m.resume()
+		}
+	}()
+	start := time.Now()
+	var werr error
+	for time.Since(start) < 15*time.Second {
+		werr = f.c.admin(l, 5*time.Second, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Create(ctx, &api.Object{Kind: "probe", Name: fmt.Sprintf("p%d", time.Now().UnixNano())})
+			return err
+		})
+		if werr == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if werr != nil {
+		f.c.problem("with %v paused (%d voters) and the learner down, no write committed through the leader %s within 15s: %v",
+			names, voters, l.name, werr)
+	} else {
+		f.note("with %v of %d voters paused and the learner down, a write committed in %v", names, voters,
+			time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// learnerCatchUp makes the spare manager join and, while it catches up
+// from the leader, cuts it off (until the leader has taken snapshots past
+// it), kills it meanwhile, crashes it while it saves the snapshot it
+// receives, or kills it right after it joined. It must be promoted only
+// once it has caught up, never while cut off.
+func learnerCatchUp(f *faultRun) error {
+	s, err := f.c.spareManager()
+	if err != nil {
+		return err
+	}
+	via := f.liveOther(nil)
+	if via == nil {
+		return errors.New("no manager runs")
+	}
+	flags, err := f.c.joinFlags(via)
+	if err != nil {
+		return err
+	}
+	modes := []string{"cut", "kill-while-cut", crashpoint.SnapshotReceivedBefore, crashpoint.SnapshotReceivedAfter, "kill-at-once"}
+	mode := modes[f.rng.IntN(len(modes))]
+	cut := mode == "cut" || mode == "kill-while-cut"
+	armed := ""
+	if strings.HasPrefix(mode, "snapshot-received") {
+		armed = mode
+	}
+	f.note("%s joins through %s as a learner; then: %s", s.name, via.name, mode)
+	if cut {
+		// The members cannot reach it: it is a member that gets nothing.
+		for _, o := range f.c.managers {
+			f.c.net.SetLink(o.name, s.host, proxy.Fault{Drop: 1})
+		}
+	}
+	joined := s.logCount("joined the cluster as a learner")
+	restores := s.logCount("restored snapshot")
+	if err := s.start(flags, armed); err != nil {
+		return err
+	}
+	if !s.waitLog("joined the cluster as a learner", joined, 30*time.Second) {
+		f.c.net.HealAll()
+		return fmt.Errorf("%s did not join within 30s", s.name)
+	}
+	nodeID, err := nodeIDOf(s.dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	switch {
+	case cut:
+		l, err := f.c.leader(10 * time.Second)
+		if err != nil {
+			return err
+		}
+		lv, err := l.info(2 * time.Second)
+		if err != nil {
+			return err
+		}
+		killAfter := f.hold(0, 3*time.Second)
+		killed := false
+		start := time.Now()
+		for time.Since(start) < 15*time.Second {
+			if mode == "kill-while-cut" && !killed && time.Since(start) > killAfter {
+				if err := s.kill(); err != nil {
+					return err
+				}
+				killed = true
+			}
+			if ms, err := f.c.members(2 * time.Second); err == nil {
+				if m := memberOf(ms, nodeID); !isLearner(m) {
+					f.c.problem("%s, cut off since it joined, is %s", s.name, describeMember(m))
+				}
+			}
+			if v, err := l.info(time.Second); err == nil && v.commit > lv.commit+2*snapshotInterval {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		f.c.net.HealAll()
+		f.note("%s was cut off for %v while the leader went on (killed: %t)", s.name, time.Since(start).Round(100*time.Millisecond), killed)
+		if killed {
+			time.Sleep(f.hold(100*time.Millisecond, time.Second))
+			if err := s.start(nil, ""); err != nil {
+				return err
+			}
+		}
+	case armed != "":
+		s.mu.Lock()
+		crashed := s.crashed
+		s.mu.Unlock()
+		select {
+		case <-crashed:
+			f.note("%s crashed at %s", s.name, armed)
+		case <-time.After(15 * time.Second):
+			f.note("%s did not reach %s within 15s; killed instead", s.name, armed)
+			if err := s.kill(); err != nil {
+				return err
+			}
+		}
+		if err := s.start(nil, ""); err != nil {
+			return err
+		}
+	default:
+		time.Sleep(f.hold(0, 500*time.Millisecond))
+		if err := s.kill(); err != nil {
+			return err
+		}
+		time.Sleep(f.hold(100*time.Millisecond, time.Second))
+		if err := s.start(nil, ""); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	if _, err := f.waitMember(nodeID, 45*time.Second, isVoter); err != nil {
+		f.c.problem("the learner %s was not promoted: %v", s.name, err)
+	} else {
+		f.note("%s caught up (%d snapshots restored) and was promoted within %v", s.name,
+			s.logCount("restored snapshot")-restores, time.Since(start).Round(100*time.Millisecond))
+	}
+	return f.removeSpare(s, nodeID)
 }
 
 // concurrentJoin gets a manager certificate for a new node and calls Join
