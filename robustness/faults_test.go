@@ -61,6 +61,7 @@ var faults = map[string]fault{
 	"crash-point":               {"crash-point", crashPointFault(false)},
 	"crash-point-leader":        {"crash-point-leader", crashPointFault(true)},
 	"crash-point-snapshot-recv": {"crash-point-snapshot-recv", crashPointSnapshotReceived},
+	"wipe-raft-state":           {"wipe-raft-state", wipeRaftState},
 	"join-crash-answered":       {"join-crash-answered", joinCrash(crashpoint.JoinAnswered)},
 	"join-crash-wal-created":    {"join-crash-wal-created", joinCrash(crashpoint.JoinWALCreated)},
 	"concurrent-join":           {"concurrent-join", concurrentJoin},
@@ -75,7 +76,7 @@ var faultNames = []string{
 	"partition-leader", "partition-random", "one-way-from-leader", "one-way-to-leader",
 	"drop-connections", "delay", "snapshot-catch-up", "member-replace",
 	"crash-point", "crash-point-leader", "crash-point-snapshot-recv",
-	"join-crash-answered", "join-crash-wal-created", "concurrent-join",
+	"wipe-raft-state", "join-crash-answered", "join-crash-wal-created", "concurrent-join",
 	"learner-catch-up", "demote-follower", "demote-leader",
 }
 

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
@@ -22,11 +23,18 @@ import (
 	"github.com/shoal-project/shoal/robustness/proxy"
 )
 
-// The faults of membership: members that go and come back as new ones,
-// joins that fail half-way or race, learners that fall behind, demotions
-// and promotions. The faults that join a manager of their own use the
+// The faults of membership: managers that lose their Raft state, joins
+// that fail half-way or race, learners that fall behind, demotions and
+// promotions. The faults that join a manager of their own use the
 // cluster's spare manager, and remove it again before they end: the run's
 // checks count the managers of the run only.
+
+// wipedStateMustBeRefused makes the wipe-raft-state fault strict: a
+// manager that finds its certificates but no Raft state, started as
+// before without --join, must refuse to start (naming 'shoal node rm').
+// While it is false, a manager that stops in another way, or keeps
+// running without answering calls or acknowledging entries, passes too.
+const wipedStateMustBeRefused = false
 
 // liveOther returns a manager other than not (which may be nil) that runs
 // and is not paused, at random; nil when there is none.
@@ -85,8 +93,7 @@ func describeMember(m *api.Member) string {
 	return s + fmt.Sprintf(", lag %d, reachable %t)", m.GetLag(), m.GetReachable())
 }
 
-func isVoter(m *api.Member) bool { return m != nil && m.GetSuffrage() == "voter" }
-
+func isVoter(m *api.Member) bool   { return m != nil && m.GetSuffrage() == "voter" }
 func isLearner(m *api.Member) bool { return m != nil && m.GetSuffrage() == "learner" }
 
 // removeNode removes the member with node ID nodeID, through managers
@@ -174,6 +181,127 @@ func (f *faultRun) removeSpare(s *manager, nodeID string) error {
 		_ = s.kill()
 	}
 	return removeAll(s.dir)
+}
+
+// wipeRaftState kills a manager, deletes its Raft state but not its
+// certificates or keys, and starts it again, without --join as it was
+// started before or with the --join flags an operator may give again. It
+// must not take part in the cluster under its old Raft ID: its votes and
+// acknowledgements are forgotten. It is then recovered as it should be:
+// removed, its state directory wiped, joined again as a new member.
+func wipeRaftState(f *faultRun) error {
+	m, err := f.leaderOrFollower(f.rng.IntN(3) == 0)
+	if err != nil {
+		return err
+	}
+	via := f.liveOther(m)
+	if via == nil {
+		return fmt.Errorf("no manager besides %s runs", m.name)
+	}
+	oldID, nodeID := m.identity()
+	withJoin := f.rng.IntN(2) == 0
+	how := "as before"
+	if withJoin {
+		how = "with --join " + via.name
+	}
+	f.note("kill %s (Raft ID %x), wipe its raft/ but keep its certificates, start it %s", m.name, oldID, how)
+	if err := m.kill(); err != nil {
+		return err
+	}
+	if err := removeAll(filepath.Join(m.dir, "raft")); err != nil {
+		return err
+	}
+	// What the leader has from the old member, to tell whether anything
+	// acknowledges entries under its Raft ID once it runs again.
+	time.Sleep(200 * time.Millisecond)
+	matchBefore := uint64(0)
+	if ms, err := f.c.membersExcept(m, 10*time.Second); err == nil {
+		matchBefore = memberOf(ms, nodeID).GetMatchIndex()
+	}
+	var flags []string
+	if withJoin {
+		if flags, err = f.c.joinFlags(via); err != nil {
+			return err
+		}
+	}
+	offset := m.logSize()
+	if err := m.startMayExit(flags); err != nil {
+		return err
+	}
+	mustRefuse := wipedStateMustBeRefused || withJoin
+	deadline := time.Now().Add(8 * time.Second)
+	served := false
+	for time.Now().Before(deadline) && m.running() {
+		// Asked without the health check a client makes first: a client
+		// connected before keeps calling whatever the health says.
+		if v, err := m.probeInfo(time.Second); err == nil && v.GetManager().GetRaftId() != 0 {
+			served = true
+			if id := v.GetManager().GetRaftId(); id == oldID {
+				f.c.problem("%s, started without its Raft state, answers calls under its old Raft ID %x", m.name, oldID)
+			} else {
+				f.c.problem("%s, started without its Raft state, answers calls as Raft ID %x, in a cluster of %d member(s) led by %x, store at version %d: not the cluster it was in",
+					m.name, id, v.GetMembers(), v.GetLeaderRaftId(), v.GetStoreVersion())
+			}
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ms, err := f.c.membersExcept(m, 10*time.Second); err == nil {
+		if old := memberOf(ms, nodeID); old.GetRaftId() == oldID && old.GetMatchIndex() > matchBefore {
+			f.c.problem("%s, started without its Raft state, acknowledged entries under its old Raft ID %x (match %d, was %d)",
+				m.name, oldID, old.GetMatchIndex(), matchBefore)
+		}
+	}
+	log := m.logSince(offset)
+	refused := !m.running()
+	switch {
+	case refused && strings.Contains(log, "shoal node rm"):
+		f.note("%s refused to start without its Raft state", m.name)
+	case refused:
+		if mustRefuse {
+			f.c.problem("%s stopped without its Raft state, but its message does not name 'shoal node rm':\n%s", m.name, m.logTail(5))
+		}
+		f.note("%s stopped without its Raft state: %s", m.name, lastLine(log))
+	case mustRefuse:
+		f.c.problem("%s, started %s with certificates but no Raft state, did not refuse to start within 8s", m.name, how)
+	case !served:
+		f.note("%s kept running without answering calls for 8s; killing it", m.name)
+	default:
+		f.note("%s answered calls without its Raft state; killing it", m.name)
+	}
+	if m.running() {
+		if err := m.kill(); err != nil {
+			return err
+		}
+	}
+	f.note("recover %s: remove node %s, wipe its state directory, join it again through %s", m.name, nodeID, via.name)
+	if err := f.removeNode(nodeID, m, 30*time.Second); err != nil {
+		return err
+	}
+	if err := removeAll(m.dir); err != nil {
+		return err
+	}
+	return f.joinAsLearner(m, via)
+}
+
+// probeInfo asks m's control socket for the cluster information directly,
+// without the client's health check.
+func (m *manager) probeInfo(timeout time.Duration) (*api.GetClusterInfoResponse, error) {
+	path, err := filepath.Abs(m.socket())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return api.NewControlClient(conn).GetClusterInfo(ctx, &api.GetClusterInfoRequest{})
 }
 
 func lastLine(s string) string {
