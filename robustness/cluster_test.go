@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/client"
 	"github.com/shoal-project/shoal/robustness/proxy"
 )
@@ -47,7 +48,10 @@ type cluster struct {
 	lab *netLab
 
 	managers []*manager
-	tls      *tls.Config
+	// spare is a manager outside managers, started by the faults that
+	// join a manager and remove it again (made on first use).
+	spare *manager
+	tls   *tls.Config
 
 	mu       sync.Mutex
 	problems []string
@@ -117,6 +121,11 @@ func newCluster(t *testing.T, dir string, n int, logf func(string, ...any), seed
 			return c, err
 		}
 	}
+	// The managers join as learners: the cluster tolerates failures only
+	// once the leader has promoted them.
+	if err := c.waitHealthy(45 * time.Second); err != nil {
+		return c, err
+	}
 	cert, err := c.issueClientCert(c.managers[0])
 	if err != nil {
 		return c, err
@@ -147,6 +156,18 @@ func (c *cluster) addManager(name string) (*manager, error) {
 
 // join starts m as a new member, joining through via.
 func (c *cluster) join(m, via *manager) error {
+	flags, err := c.joinFlags(via)
+	if err != nil {
+		return err
+	}
+	if err := m.start(flags, ""); err != nil {
+		return err
+	}
+	return m.waitServing(45 * time.Second)
+}
+
+// joinFlags are the flags that make a manager join through via.
+func (c *cluster) joinFlags(via *manager) ([]string, error) {
 	var token string
 	err := c.admin(via, 10*time.Second, func(ctx context.Context, cl *client.Client) error {
 		var err error
@@ -154,12 +175,69 @@ func (c *cluster) join(m, via *manager) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("join token from %s: %w", via.name, err)
+		return nil, fmt.Errorf("join token from %s: %w", via.name, err)
 	}
-	if err := m.start([]string{"--join", via.advertise(), "--token", token}, ""); err != nil {
-		return err
+	return []string{"--join", via.advertise(), "--token", token}, nil
+}
+
+// spareManager returns the cluster's spare manager, stopped, with an
+// empty state directory.
+func (c *cluster) spareManager() (*manager, error) {
+	if c.lab != nil {
+		return nil, errors.New("no spare manager in network namespaces")
 	}
-	return m.waitServing(45 * time.Second)
+	if c.spare == nil {
+		s, err := c.addManager("spare")
+		if err != nil {
+			return nil, err
+		}
+		c.spare = s
+	}
+	if c.spare.running() {
+		return nil, errors.New("the spare manager still runs")
+	}
+	return c.spare, removeAll(c.spare.dir)
+}
+
+// all returns the managers and the spare, if there is one.
+func (c *cluster) all() []*manager {
+	if c.spare == nil {
+		return c.managers
+	}
+	return append(append([]*manager(nil), c.managers...), c.spare)
+}
+
+// members returns the members as the leader reports them, asking any
+// manager that runs.
+func (c *cluster) members(timeout time.Duration) ([]*api.Member, error) {
+	return c.membersExcept(nil, timeout)
+}
+
+// membersExcept is members, asking any manager but not.
+func (c *cluster) membersExcept(not *manager, timeout time.Duration) ([]*api.Member, error) {
+	deadline := time.Now().Add(timeout)
+	var last error = errors.New("no manager runs")
+	for {
+		for _, m := range c.live() {
+			if m == not {
+				continue
+			}
+			var ms []*api.Member
+			err := c.admin(m, 2*time.Second, func(ctx context.Context, cl *client.Client) error {
+				var err error
+				ms, _, err = cl.Members(ctx)
+				return err
+			})
+			if err == nil {
+				return ms, nil
+			}
+			last = err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("listing the members: %w", last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // issueClientCert gets a client certificate from m's control socket.
@@ -226,6 +304,16 @@ func (m *manager) env(crashpoint string) []string {
 // start starts the manager process from its directory; extra adds flags
 // (--join and --token for a new member), crashpoint arms a crash point.
 func (m *manager) start(extra []string, crashpoint string) error {
+	return m.startProcess(extra, crashpoint, false)
+}
+
+// startMayExit starts the manager as start does, for a start that may
+// fail: its exit is no problem, whatever it is.
+func (m *manager) startMayExit(extra []string) error {
+	return m.startProcess(extra, "", true)
+}
+
+func (m *manager) startProcess(extra []string, crashpoint string, mayExit bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd != nil {
@@ -257,7 +345,7 @@ func (m *manager) start(extra []string, crashpoint string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", m.name, err)
 	}
-	m.cmd, m.exited, m.expected, m.armed, m.paused = cmd, make(chan struct{}), false, crashpoint, false
+	m.cmd, m.exited, m.expected, m.armed, m.paused = cmd, make(chan struct{}), mayExit, crashpoint, false
 	m.crashed = make(chan struct{})
 	exited, crashed := m.exited, m.crashed
 	if crashpoint != "" {
@@ -565,6 +653,11 @@ func (c *cluster) healthy() string {
 			if !mb.GetReachable() {
 				why = fmt.Sprintf("member %x unreachable", mb.GetRaftId())
 			}
+			// Every manager of the run joined to vote: a learner left
+			// behind is fault tolerance lost.
+			if mb.GetSuffrage() != "voter" {
+				why = fmt.Sprintf("member %x is a %s", mb.GetRaftId(), mb.GetSuffrage())
+			}
 		}
 		return nil
 	})
@@ -601,7 +694,7 @@ func (c *cluster) heal() error {
 // shutdown stops every manager and the proxies.
 func (c *cluster) shutdown() {
 	var wg sync.WaitGroup
-	for _, m := range c.managers {
+	for _, m := range c.all() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -61,6 +61,13 @@ var faults = map[string]fault{
 	"crash-point":               {"crash-point", crashPointFault(false)},
 	"crash-point-leader":        {"crash-point-leader", crashPointFault(true)},
 	"crash-point-snapshot-recv": {"crash-point-snapshot-recv", crashPointSnapshotReceived},
+	"wipe-raft-state":           {"wipe-raft-state", wipeRaftState},
+	"join-crash-answered":       {"join-crash-answered", joinCrash(crashpoint.JoinAnswered)},
+	"join-crash-wal-created":    {"join-crash-wal-created", joinCrash(crashpoint.JoinWALCreated)},
+	"concurrent-join":           {"concurrent-join", concurrentJoin},
+	"learner-catch-up":          {"learner-catch-up", learnerCatchUp},
+	"demote-follower":           {"demote-follower", demotePromote(false)},
+	"demote-leader":             {"demote-leader", demotePromote(true)},
 }
 
 // faultNames lists the catalogue in a stable order.
@@ -69,6 +76,8 @@ var faultNames = []string{
 	"partition-leader", "partition-random", "one-way-from-leader", "one-way-to-leader",
 	"drop-connections", "delay", "snapshot-catch-up", "member-replace",
 	"crash-point", "crash-point-leader", "crash-point-snapshot-recv",
+	"wipe-raft-state", "join-crash-answered", "join-crash-wal-created", "concurrent-join",
+	"learner-catch-up", "demote-follower", "demote-leader",
 }
 
 // restart starts m again from its directory and waits until it serves.
@@ -297,47 +306,6 @@ func snapshotCatchUp(f *faultRun) error {
 	}
 	f.note("%s did not log a snapshot restore within 15s of healing", m.name)
 	return nil
-}
-
-// memberReplace removes a member, wipes its directory and joins it again
-// as a new manager.
-func memberReplace(f *faultRun) error {
-	m := f.pick(f.c.managers)
-	var via *manager
-	for _, o := range f.c.others(m) {
-		if o.running() && !o.isPaused() {
-			via = o
-			break
-		}
-	}
-	if via == nil {
-		return fmt.Errorf("no manager to remove %s through", m.name)
-	}
-	_, nodeID := m.identity()
-	f.note("remove %s (node %s) through %s, wipe it, join it again", m.name, nodeID, via.name)
-	m.expectExit()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f.c.admin(via, 10*time.Second, func(ctx context.Context, cl *client.Client) error {
-			return cl.RemoveMember(ctx, nodeID, false)
-		})
-		if err == nil || client.IsNotFound(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("removing %s: %w", m.name, err)
-		}
-		f.c.logf("removing %s: %v; again", m.name, err)
-		time.Sleep(200 * time.Millisecond)
-	}
-	if !m.waitExited(15 * time.Second) {
-		f.note("%s still runs 15s after its removal; killing it", m.name)
-		_ = m.kill()
-	}
-	if err := removeAll(m.dir); err != nil {
-		return err
-	}
-	return f.c.join(m, via)
 }
 
 // crashPointFault arms a crash point in one manager (restarting it to do

@@ -20,6 +20,7 @@ var (
 	flagDuration = flag.Duration("run-duration", envDuration("SHOAL_ROBUSTNESS_DURATION", 0), "traffic time of each run (default: 18s short, 30s long)")
 	flagOut      = flag.String("out", os.Getenv("SHOAL_ROBUSTNESS_OUT"), "directory for the artifacts of failed runs (default: under the temporary directory)")
 	flagKeep     = flag.Bool("keep", false, "keep the artifacts of passing runs too")
+	flagFaults   = flag.String("faults", os.Getenv("SHOAL_ROBUSTNESS_FAULTS"), "comma-separated faults every run of the long profile injects, instead of ones drawn from the seed")
 )
 
 func envInt(name string, def int) int {

@@ -37,6 +37,7 @@ type runConfig struct {
 type runReport struct {
 	Seed       uint64         `json:"seed"`
 	Faults     []string       `json:"faults"`
+	Injected   map[string]int `json:"injected"` // times each fault was injected
 	Notes      []string       `json:"notes"`
 	Ops        map[string]int `json:"ops"`
 	Checked    int            `json:"checked"`
@@ -85,7 +86,7 @@ func runOnce(t *testing.T, cfg runConfig, repeat string) (rep runReport) {
 	h := NewHistory()
 	start := time.Now()
 	rl := &runLog{now: h.Now}
-	rep = runReport{Seed: cfg.seed, Faults: cfg.faults, Ops: map[string]int{}}
+	rep = runReport{Seed: cfg.seed, Faults: cfg.faults, Ops: map[string]int{}, Injected: map[string]int{}}
 	noteMu := sync.Mutex{}
 	note := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
@@ -107,7 +108,7 @@ func runOnce(t *testing.T, cfg runConfig, repeat string) (rep runReport) {
 	defer func() {
 		if c != nil {
 			c.shutdown()
-			for _, m := range c.managers {
+			for _, m := range c.all() {
 				rep.Restores += m.logCount("restored snapshot")
 				rep.Crashes += m.logCount("crashpoint: ")
 			}
@@ -187,6 +188,7 @@ func runOnce(t *testing.T, cfg runConfig, repeat string) (rep runReport) {
 	for i := 0; time.Now().Before(deadline) && len(cfg.faults) > 0; i++ {
 		f := faults[cfg.faults[i%len(cfg.faults)]]
 		rl.logf("fault %s begins", f.name)
+		rep.Injected[f.name]++
 		if err := f.run(fr); err != nil {
 			fail("fault %s: %v", f.name, err)
 			break
