@@ -34,7 +34,7 @@ import (
 // before without --join, must refuse to start (naming 'shoal node rm').
 // While it is false, a manager that stops in another way, or keeps
 // running without answering calls or acknowledging entries, passes too.
-const wipedStateMustBeRefused = false
+const wipedStateMustBeRefused = true
 
 // liveOther returns a manager other than not (which may be nil) that runs
 // and is not paused, at random; nil when there is none.
