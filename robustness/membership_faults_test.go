@@ -126,17 +126,14 @@ func (f *faultRun) removeNode(nodeID string, target *manager, timeout time.Durat
 	}
 }
 
-// nodeIDOf returns the node ID of the certificate in a state directory.
+// nodeIDOf returns the node ID of the certificate in a state directory:
+// in certificates/, or, for a first start that has no WAL yet (or crashed
+// before it bound its identity to the WAL), in certificates.pending/.
 func nodeIDOf(dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(ca.CertificatesPath(dir), "node.crt"))
-	if err != nil {
-		return "", err
+	id, err := ca.ReadIdentity(ca.CertificatesPath(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		id, err = ca.ReadIdentity(ca.CertificatesPath(dir) + ".pending")
 	}
-	cert, err := ca.ParseCertificatePEM(b)
-	if err != nil {
-		return "", err
-	}
-	id, err := ca.IdentityFromCertificate(cert)
 	return id.NodeID, err
 }
 
@@ -358,10 +355,10 @@ func memberReplace(f *faultRun) error {
 // leader answered its join (a learner it never starts), or right after
 // its WAL exists. The learner must not count toward the quorum: with as
 // many voters down as the cluster tolerates, a write still commits. A
-// joiner that crashed before its WAL existed has certificates and no Raft
-// state: started again as before, it must refuse, and is cleaned up with
-// node rm. One that crashed after must catch up when started again, and
-// be promoted.
+// joiner that crashed before its WAL existed has no identity bound to Raft
+// state: started again as before, it joins as a new node, and the learner
+// the crash left is removed with node rm. One that crashed after must
+// catch up when started again, and be promoted.
 func joinCrash(point string) func(*faultRun) error {
 	return func(f *faultRun) error {
 		s, err := f.c.spareManager()
@@ -407,24 +404,35 @@ func joinCrash(point string) func(*faultRun) error {
 		}
 		switch point {
 		case crashpoint.JoinAnswered:
-			offset := s.logSize()
-			if err := s.startMayExit(flags); err != nil {
+			// No WAL: started again as before, it discards what the
+			// crashed start wrote and joins as a new node. The learner
+			// the crash left never answers; it is removed by hand.
+			if err := s.start(flags, ""); err != nil {
 				return err
 			}
-			if !s.waitExited(20 * time.Second) {
-				f.c.problem("%s, with certificates but no Raft state, started again with --join, did not refuse within 20s", s.name)
-				_ = s.kill()
-			} else if log := s.logSince(offset); !strings.Contains(log, "shoal node rm") {
-				f.c.problem("%s, started again without Raft state, stopped without naming 'shoal node rm': %s", s.name, lastLine(log))
-			} else {
-				f.note("%s, started again, refused: %s is a member already", s.name, nodeID)
+			var again string
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				if id, err := nodeIDOf(s.dir); err == nil && id != nodeID {
+					again = id
+					break
+				}
+				if time.Now().After(deadline) {
+					f.c.problem("%s, started again after crashing before its WAL existed, has no new node ID after 30s", s.name)
+					_ = s.kill()
+					if err := f.removeNode(nodeID, nil, 30*time.Second); err != nil {
+						return err
+					}
+					return removeAll(s.dir)
+				}
 			}
-			f.note("remove node %s (the learner that never started) and wipe %s", nodeID, s.name)
-			s.expectExit()
-			if err := f.removeNode(nodeID, s, 30*time.Second); err != nil {
+			if _, err := f.waitMember(again, 45*time.Second, isVoter); err != nil {
+				f.c.problem("%s, started again as node %s, was not promoted: %v", s.name, again, err)
+			}
+			f.note("remove node %s (the learner that never started)", nodeID)
+			if err := f.removeNode(nodeID, nil, 30*time.Second); err != nil {
 				return err
 			}
-			return removeAll(s.dir)
+			return f.removeSpare(s, again)
 		default:
 			if f.rng.IntN(2) == 0 {
 				flags = nil // --join is ignored once the WAL exists
