@@ -119,35 +119,6 @@ func TestPermanentLearnerPromoteAndDemote(t *testing.T) {
 	}
 }
 
-func TestDemotionThatBreaksQuorumIsRefused(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.Options{})
-	followers := c.Followers()
-	down, healthy := followers[0], followers[1]
-	if err := down.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	leader := c.Leader()
-	c.WaitFor("the leader to see the stopped member unreachable", func() bool {
-		st, _ := leader.Node().Status()
-		for _, m := range st.Members {
-			if m.RaftID == down.ID() {
-				return !m.Reachable
-			}
-		}
-		return false
-	})
-	if err := leader.Node().Demote(context.Background(), healthy.ID()); !errors.Is(err, membership.ErrCannotDemote) {
-		t.Fatalf("demoting a healthy voter with one down: %v, want ErrCannotDemote", err)
-	}
-	if err := leader.Node().Demote(context.Background(), down.ID()); err != nil {
-		t.Fatalf("demoting the stopped voter: %v", err)
-	}
-	if got := len(leader.Node().Cluster().Voters()); got != 2 {
-		t.Fatalf("%d voters, want 2", got)
-	}
-	c.MustPropose("two voters and a learner that is down")
-}
-
 // TestConcurrentJoinsOfOneNode joins one node ID through every member at
 // once: exactly one join wins, and the node has one Raft ID.
 func TestConcurrentJoinsOfOneNode(t *testing.T) {

@@ -59,32 +59,50 @@ func TestMembersJoinAndAreRemoved(t *testing.T) {
 	_ = fifth
 }
 
-func TestRemovalThatBreaksQuorumIsRefused(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.Options{})
-	followers := c.Followers()
-	down, healthy := followers[0], followers[1]
-	if err := down.Stop(); err != nil {
-		t.Fatal(err)
+// TestChangesThatBreakQuorumAreRefused removes or demotes a healthy voter
+// of three while another is down: refused, since the voters left would
+// have no reachable quorum. The same change of the voter that is down is
+// allowed.
+func TestChangesThatBreakQuorumAreRefused(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		change  func(n *raft.Node, id uint64) error
+		refused error
+	}{
+		{"remove", func(n *raft.Node, id uint64) error { return n.RemoveMember(ctx, id, false) }, membership.ErrCannotRemove},
+		{"demote", func(n *raft.Node, id uint64) error { return n.Demote(ctx, id) }, membership.ErrCannotDemote},
 	}
-	leader := c.Leader()
-	c.WaitFor("the leader to see the stopped member unreachable", func() bool {
-		st, _ := leader.Node().Status()
-		for _, m := range st.Members {
-			if m.RaftID == down.ID() {
-				return !m.Reachable
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := rafttest.NewCluster(t, 3, rafttest.Options{})
+			followers := c.Followers()
+			down, healthy := followers[0], followers[1]
+			if err := down.Stop(); err != nil {
+				t.Fatal(err)
 			}
-		}
-		return false
-	})
-	err := leader.Node().RemoveMember(context.Background(), healthy.ID(), false)
-	if !errors.Is(err, membership.ErrCannotRemove) {
-		t.Fatalf("removing a healthy member with one down: err = %v, want ErrCannotRemove", err)
+			leader := c.Leader()
+			c.WaitFor("the leader to see the stopped member unreachable", func() bool {
+				st, _ := leader.Node().Status()
+				for _, m := range st.Members {
+					if m.RaftID == down.ID() {
+						return !m.Reachable
+					}
+				}
+				return false
+			})
+			if err := tt.change(leader.Node(), healthy.ID()); !errors.Is(err, tt.refused) {
+				t.Fatalf("%s of a healthy voter with one down: %v, want %v", tt.name, err, tt.refused)
+			}
+			if err := tt.change(leader.Node(), down.ID()); err != nil {
+				t.Fatalf("%s of the stopped voter: %v", tt.name, err)
+			}
+			if got := len(leader.Node().Cluster().Voters()); got != 2 {
+				t.Fatalf("%d voters, want 2", got)
+			}
+			c.MustPropose("two voters")
+		})
 	}
-	// Removing the member that is down keeps a quorum, so it is allowed.
-	if err := leader.Node().RemoveMember(context.Background(), down.ID(), false); err != nil {
-		t.Fatalf("removing the stopped member: %v", err)
-	}
-	c.MustPropose("two members")
 }
 
 func TestRemovedMemberThatMissedItsRemovalStops(t *testing.T) {
