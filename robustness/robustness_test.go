@@ -91,6 +91,9 @@ func TestLongProfile(t *testing.T) {
 			duration: duration, faults: picked, budget: 2 * time.Minute}
 		ok := t.Run(fmt.Sprintf("run-%d-seed-%d", i, runSeed), func(t *testing.T) {
 			repeat := fmt.Sprintf("go test ./robustness/ -run 'LongProfile' -count=1 -timeout 0 -args -runs 1 -seed %d", runSeed)
+			if *flagDuration > 0 {
+				repeat += " -run-duration " + flagDuration.String()
+			}
 			if only != nil {
 				repeat += " -faults " + *flagFaults
 			}
