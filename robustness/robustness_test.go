@@ -20,8 +20,6 @@ func seed() uint64 {
 // The short profile: a few runs, each with different faults, within the
 // normal test command, with parameters from the seed. It uses the
 // quicker faults of the catalogue; the long profile draws from all.
-// wipe-raft-state is left out while a manager that finds certificates but
-// no Raft state founds a cluster of its own (see wipedStateMustBeRefused).
 func TestShortProfile(t *testing.T) {
 	s := seed()
 	t.Logf("seed %d (repeat: go test ./robustness/ -run ShortProfile -count=1 -args -seed %d)", s, s)
@@ -35,7 +33,7 @@ func TestShortProfile(t *testing.T) {
 	}{
 		{"leader-faults", []string{"kill-leader", "pause-leader", "one-way-from-leader", "demote-leader", "partition-leader"}},
 		{"catch-up-and-membership", []string{"snapshot-catch-up", "member-replace", "concurrent-join", "join-crash-answered", "delay", "drop-connections"}},
-		{"crash-points", []string{"crash-point", "join-crash-wal-created", "kill-follower", "learner-catch-up", "partition-random", "one-way-to-leader"}},
+		{"crash-points", []string{"crash-point", "wipe-raft-state", "join-crash-wal-created", "kill-follower", "learner-catch-up", "partition-random", "one-way-to-leader"}},
 	}
 	for i, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
