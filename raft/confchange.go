@@ -52,10 +52,12 @@ func (n *Node) changeMembership(ctx context.Context, decide func() (memberChange
 		release()
 		return err
 	}
+	// The turn is released once the change is applied, or this node stops
+	// leading (the waiter fails then) or stops; not when ctx ends. The
+	// goroutine is not in n.wg, which a caller must not add to while Run
+	// shuts down; it ends as soon as the node stops.
 	result := make(chan error, 1)
-	n.wg.Add(1)
 	go func() {
-		defer n.wg.Done()
 		defer release()
 		select {
 		case res := <-done:

@@ -219,7 +219,7 @@ func (n *Node) Done() <-chan struct{} { return n.done }
 
 // Stop asks the node to stop and waits until Run has returned. It is safe
 // to call more than once, and before Run: it then releases what
-// JoinAndStart opened itself, and Run returns ErrStopped at once.
+// JoinAndStart opened itself, and Run returns at once.
 func (n *Node) Stop() {
 	n.stop(nil)
 	if !n.started.Load() {
@@ -307,7 +307,13 @@ func (n *Node) Run(ctx context.Context) error {
 		return ErrNotStarted
 	}
 	if !n.ran.CompareAndSwap(false, true) {
-		return ErrStopped // Run again, or after Stop
+		// Stop came first and released the node (or Run was called
+		// twice): nothing to run, as after a stop.
+		<-n.done
+		if p := n.stopReason.Load(); p != nil {
+			return *p
+		}
+		return nil
 	}
 	err := n.runLoop(ctx)
 	n.stop(err)
