@@ -34,7 +34,8 @@ type etcdCluster struct {
 type etcdMember struct {
 	name     string
 	dir      string
-	client   string // URL
+	client   string // URL of the gRPC API
+	http     string // URL of the HTTP endpoints (health, metrics)
 	peer     string // URL
 	endpoint string // host:port, for clientv3
 	p        *proc
@@ -76,7 +77,7 @@ func startEtcd(ctx context.Context, ps *procs, bin, base string, n int, plain bo
 }
 
 func (c *etcdCluster) newMember(name string) (*etcdMember, error) {
-	ports, err := freePorts(2)
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +87,8 @@ func (c *etcdCluster) newMember(name string) (*etcdMember, error) {
 	}
 	ep := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	return &etcdMember{name: name, dir: filepath.Join(c.base, name), endpoint: ep,
-		client: scheme + "://" + ep, peer: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[1])}, nil
+		client: scheme + "://" + ep, peer: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[1]),
+		http: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2])}, nil
 }
 
 // launch starts member m of the cluster c.members describes.
@@ -97,7 +99,11 @@ func (c *etcdCluster) launch(m *etcdMember, state string) error {
 	}
 	args := []string{
 		"--name", m.name, "--data-dir", m.dir,
-		"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
+		// The HTTP endpoints on a port of their own: on a shared TLS port
+		// etcd serves gRPC through net/http's HTTP/2 server instead of
+		// gRPC's own transport, which is much slower ("not recommended for
+		// production", it logs).
+		"--listen-client-urls", m.client, "--advertise-client-urls", m.client, "--listen-client-http-urls", m.http,
 		"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
 		"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", state,
 		"--initial-cluster-token", "benchcompare",
