@@ -216,8 +216,12 @@ func printReport(w io.Writer, rep *report) {
 	if !rep.Options.EtcdTLS {
 		tlsNote = "shoal over mutual TLS, etcd in plain text"
 	}
-	fmt.Fprintf(w, "3 shoal managers and 3 etcd members on loopback, fsync on, %d-byte values, %s; %s per run, %s interleaved; the puts update and the gets read %d objects written first\n\n",
-		rep.Options.ValSize, tlsNote, rep.Options.Duration, plural(rep.Options.Rounds, "round"), rep.Options.Prefill)
+	fmt.Fprintf(w, "3 shoal managers and 3 etcd members on loopback, fsync on, %d-byte values, %s", rep.Options.ValSize, tlsNote)
+	if len(rep.Rows) > 0 {
+		fmt.Fprintf(w, "; %s per run, %s interleaved; the puts update and the gets read %d objects written first",
+			rep.Options.Duration, plural(rep.Options.Rounds, "round"), rep.Options.Prefill)
+	}
+	fmt.Fprint(w, "\n\n")
 	fmt.Fprintln(w, "| workload | shoal | etcd | throughput shoal / etcd | p50 shoal / etcd | p99 shoal / etcd |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, r := range rep.Rows {
