@@ -4,7 +4,7 @@
 GO ?= go
 PROTO_TOOLS := -modfile=tools/go.mod
 
-.PHONY: build test check vet fmt proto proto-check bench robustness
+.PHONY: build test check vet fmt proto proto-check bench bench-compare bench-fill robustness
 
 build:
 	$(GO) build ./...
@@ -35,6 +35,22 @@ proto-check: proto
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./...
+
+# bench-compare measures shoal beside etcd v3.7.3 (built from the Go module
+# proxy) on this machine: 3 members of each on loopback, the same client
+# shapes through the same load generator, interleaved; it prints the table
+# of ratios (docs/performance.md). About 7 minutes on 2 cores. The tool has
+# its own module, so the product does not depend on etcd's client.
+# BENCH_ARGS adds flags, e.g. BENCH_ARGS='--rounds 3 --json /tmp/b.json'.
+BENCH_ARGS ?=
+bench-compare:
+	cd tools/benchcompare && $(GO) run . --repo ../.. $(BENCH_ARGS)
+
+# bench-fill fills both with FILL objects of 256 B from 256 clients and
+# measures the fill, the memory per member, a restart and a catch-up.
+FILL ?= 1000000
+bench-fill:
+	cd tools/benchcompare && $(GO) run . --repo ../.. --shapes none --fill $(FILL) $(BENCH_ARGS)
 
 # robustness runs the long profile of the robustness suite: RUNS runs of
 # RUN_DURATION of traffic under faults, from SEED (0: random; always logged).

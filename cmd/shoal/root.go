@@ -88,6 +88,7 @@ over TCP with --host ADDR[,ADDR...] (or SHOAL_HOST) and a client certificate
 		&cobra.Group{ID: "run", Title: "Run managers:"},
 		&cobra.Group{ID: "objects", Title: "Objects:"},
 		&cobra.Group{ID: "cluster", Title: "The cluster:"},
+		&cobra.Group{ID: "measure", Title: "Measure:"},
 	)
 
 	a := &app{env: e}
@@ -104,6 +105,9 @@ over TCP with --host ADDR[,ADDR...] (or SHOAL_HOST) and a client certificate
 		c.GroupID = "cluster"
 		root.AddCommand(c)
 	}
+	benchCmd := newBenchCommand(a)
+	benchCmd.GroupID = "measure"
+	root.AddCommand(benchCmd)
 	return root, started
 }
 
