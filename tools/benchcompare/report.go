@@ -138,21 +138,21 @@ type (
 		ElapsedS     float64          `json:"elapsed_s"`
 		Rate         float64          `json:"rate_per_s"`
 		// Window is the number of objects of the first and last rates.
-		Window        int64   `json:"window"`
-		FirstRate     float64 `json:"first_rate_per_s"`
-		LastRate      float64 `json:"last_rate_per_s"`
-		P50Ms         float64 `json:"p50_ms"`
-		P99Ms         float64 `json:"p99_ms"`
-		MaxMs         float64 `json:"max_ms"`
+		Window    int64   `json:"window"`
+		FirstRate float64 `json:"first_rate_per_s"`
+		LastRate  float64 `json:"last_rate_per_s"`
+		P50Ms     float64 `json:"p50_ms"`
+		P99Ms     float64 `json:"p99_ms"`
+		MaxMs     float64 `json:"max_ms"`
 		// LeaderChanges counts the polls (every 250 ms) that found a leader
 		// other than the one before; NoLeaderSeen, those that found none.
 		// The terms count every election, the leader's own re-election
 		// included.
-		LeaderChanges int     `json:"leader_changes"`
-		NoLeaderSeen  int     `json:"no_leader_seen"`
-		TermBefore    uint64  `json:"term_before"`
-		TermAfter     uint64  `json:"term_after"`
-		Interrupted   bool    `json:"interrupted,omitempty"`
+		LeaderChanges int    `json:"leader_changes"`
+		NoLeaderSeen  int    `json:"no_leader_seen"`
+		TermBefore    uint64 `json:"term_before"`
+		TermAfter     uint64 `json:"term_after"`
+		Interrupted   bool   `json:"interrupted,omitempty"`
 	}
 )
 
