@@ -237,8 +237,8 @@ func run1(ctx context.Context, o options) (err error) {
 				return fmt.Errorf("%s: fill: %w", s.name(), err)
 			}
 			rep.Fill[s.name()] = f
-			logf("%s: fill: %.0f/s, first %d %.0f/s, last %d %.0f/s, %d failed, %d leader changes", s.name(), f.Rate,
-				f.Window, f.FirstRate, f.Window, f.LastRate, f.Errors, f.LeaderChanges)
+			logf("%s: fill: %.0f/s, first %d %.0f/s, last %d %.0f/s, %d failed %v, %d leader changes, term %d to %d", s.name(), f.Rate,
+				f.Window, f.FirstRate, f.Window, f.LastRate, f.Errors, f.ErrorsByCode, f.LeaderChanges, f.TermBefore, f.TermAfter)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

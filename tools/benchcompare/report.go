@@ -138,17 +138,21 @@ type (
 		ElapsedS     float64          `json:"elapsed_s"`
 		Rate         float64          `json:"rate_per_s"`
 		// Window is the number of objects of the first and last rates.
-		Window        int64   `json:"window"`
-		FirstRate     float64 `json:"first_rate_per_s"`
-		LastRate      float64 `json:"last_rate_per_s"`
-		P50Ms         float64 `json:"p50_ms"`
-		P99Ms         float64 `json:"p99_ms"`
-		MaxMs         float64 `json:"max_ms"`
-		LeaderChanges int     `json:"leader_changes"`
-		NoLeaderSeen  int     `json:"no_leader_seen"`
-		TermBefore    uint64  `json:"term_before"`
-		TermAfter     uint64  `json:"term_after"`
-		Interrupted   bool    `json:"interrupted,omitempty"`
+		Window    int64   `json:"window"`
+		FirstRate float64 `json:"first_rate_per_s"`
+		LastRate  float64 `json:"last_rate_per_s"`
+		P50Ms     float64 `json:"p50_ms"`
+		P99Ms     float64 `json:"p99_ms"`
+		MaxMs     float64 `json:"max_ms"`
+		// LeaderChanges counts the polls (every 250 ms) that found a leader
+		// other than the one before; NoLeaderSeen, those that found none.
+		// The terms count every election, the leader's own re-election
+		// included.
+		LeaderChanges int    `json:"leader_changes"`
+		NoLeaderSeen  int    `json:"no_leader_seen"`
+		TermBefore    uint64 `json:"term_before"`
+		TermAfter     uint64 `json:"term_after"`
+		Interrupted   bool   `json:"interrupted,omitempty"`
 	}
 )
 
@@ -263,10 +267,14 @@ func cell(tput, p50, p99 []float64, errs int64) string {
 }
 
 func fillCell(f *fillRecord) string {
-	s := fmt.Sprintf("%s overall, %s first %s, %s last %s; p99 %s; %d failed writes; %d leader changes (term %d to %d)",
+	elections := int64(f.TermAfter) - int64(f.TermBefore)
+	s := fmt.Sprintf("%s overall, %s first %s, %s last %s; p99 %s; %d failed writes; %d leader changes, %s (term %d to %d)",
 		fmtRate(f.Rate), fmtRate(f.FirstRate), count(int(f.Window)), fmtRate(f.LastRate), count(int(f.Window)),
-		fmtMs(f.P99Ms), f.Errors, f.LeaderChanges, f.TermBefore, f.TermAfter)
-	if f.Errors > 0 || f.LeaderChanges > 0 {
+		fmtMs(f.P99Ms), f.Errors, f.LeaderChanges, plural(int(elections), "election"), f.TermBefore, f.TermAfter)
+	if f.NoLeaderSeen > 0 {
+		s += fmt.Sprintf(", no leader at %d polls", f.NoLeaderSeen)
+	}
+	if f.Errors > 0 || f.LeaderChanges > 0 || elections > 0 {
 		s = "**" + s + "**"
 	}
 	return s
