@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -37,8 +38,15 @@ type memberChange struct {
 // decide runs once it is this change's turn, on a leader that has applied
 // every earlier change, so its checks see the membership the change will
 // apply to; an error from decide refuses the change before anything is
-// proposed.
+// proposed, and errUnchanged makes it succeed without one. It must be
+// called on the leader (a *NotLeaderError otherwise).
 func (n *Node) changeMembership(ctx context.Context, decide func() (memberChange, error)) error {
+	if err := n.checkRunning(); err != nil {
+		return err
+	}
+	if !n.leadership.isRaftLeader() {
+		return n.notLeader()
+	}
 	select {
 	case n.confChangeTurn <- struct{}{}:
 	case <-ctx.Done():
@@ -48,6 +56,10 @@ func (n *Node) changeMembership(ctx context.Context, decide func() (memberChange
 	}
 	release := func() { <-n.confChangeTurn }
 	done, err := n.proposeMemberChange(ctx, decide)
+	if errors.Is(err, errUnchanged) {
+		release()
+		return nil
+	}
 	if err != nil {
 		release()
 		return err

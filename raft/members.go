@@ -2,7 +2,6 @@ package raft
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -29,14 +28,8 @@ import (
 // manager that lost its Raft state must not come back under its old one
 // (its votes and acknowledgements are forgotten). Leader only.
 func (n *Node) Join(ctx context.Context, nodeID, addr string, permanentLearner bool) (uint64, *api.RaftMembershipState, error) {
-	if err := n.checkRunning(); err != nil {
-		return 0, nil, err
-	}
 	if nodeID == "" || addr == "" {
 		return 0, nil, fmt.Errorf("raft: join needs a node ID and an address (got %q, %q)", nodeID, addr)
-	}
-	if !n.leadership.isRaftLeader() {
-		return 0, nil, n.notLeader()
 	}
 	var id uint64
 	err := n.changeMembership(ctx, func() (memberChange, error) {
@@ -58,16 +51,10 @@ func (n *Node) Join(ctx context.Context, nodeID, addr string, permanentLearner b
 // UpdateAddress records addr as the address of the member with Raft ID id,
 // which must have node ID nodeID. Leader only.
 func (n *Node) UpdateAddress(ctx context.Context, id uint64, nodeID, addr string) error {
-	if err := n.checkRunning(); err != nil {
-		return err
-	}
 	if addr == "" {
 		return fmt.Errorf("raft: an address update needs an address")
 	}
-	if !n.leadership.isRaftLeader() {
-		return n.notLeader()
-	}
-	err := n.changeMembership(ctx, func() (memberChange, error) {
+	return n.changeMembership(ctx, func() (memberChange, error) {
 		m, ok := n.cluster.Get(id)
 		if !ok {
 			return memberChange{}, fmt.Errorf("%w: Raft ID %x", membership.ErrUnknownMember, id)
@@ -81,10 +68,6 @@ func (n *Node) UpdateAddress(ctx context.Context, id uint64, nodeID, addr string
 		m.Addr = addr
 		return memberChange{typ: raftpb.ConfChangeUpdateNode, member: m.Proto()}, nil
 	})
-	if errors.Is(err, errUnchanged) {
-		return nil
-	}
-	return err
 }
 
 // RemoveMember removes the member with Raft ID id from the cluster for
@@ -93,16 +76,10 @@ func (n *Node) UpdateAddress(ctx context.Context, id uint64, nodeID, addr string
 // reachable ones. Leader only; the leader cannot remove itself (transfer
 // leadership first, then ask the new leader).
 func (n *Node) RemoveMember(ctx context.Context, id uint64, force bool) error {
-	if err := n.checkRunning(); err != nil {
-		return err
-	}
-	if !n.leadership.isRaftLeader() {
-		return n.notLeader()
-	}
-	if id == n.id {
-		return fmt.Errorf("raft: the leader cannot remove itself; transfer leadership first")
-	}
 	return n.changeMembership(ctx, func() (memberChange, error) {
+		if id == n.id {
+			return memberChange{}, fmt.Errorf("raft: the leader cannot remove itself; transfer leadership first")
+		}
 		if n.cluster.IsRemoved(id) {
 			return memberChange{}, fmt.Errorf("%w: Raft ID %x", membership.ErrMemberRemoved, id)
 		}
@@ -122,13 +99,7 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64, force bool) error {
 // leader's commit index than Config.PromotionLag. Promoting a voter does
 // nothing. Leader only.
 func (n *Node) Promote(ctx context.Context, id uint64) error {
-	if err := n.checkRunning(); err != nil {
-		return err
-	}
-	if !n.leadership.isRaftLeader() {
-		return n.notLeader()
-	}
-	err := n.changeMembership(ctx, func() (memberChange, error) {
+	return n.changeMembership(ctx, func() (memberChange, error) {
 		m, ok := n.cluster.Get(id)
 		if !ok {
 			return memberChange{}, fmt.Errorf("%w: Raft ID %x", membership.ErrUnknownMember, id)
@@ -142,10 +113,6 @@ func (n *Node) Promote(ctx context.Context, id uint64) error {
 		m.Learner, m.AutoPromote = false, false
 		return memberChange{typ: raftpb.ConfChangeAddNode, member: m.Proto()}, nil
 	})
-	if errors.Is(err, errUnchanged) {
-		return nil
-	}
-	return err
 }
 
 // promotable tells why the learner id cannot become a voter now, if so.
@@ -177,16 +144,10 @@ func (n *Node) promotable(id uint64) error {
 // learner does nothing. Leader only; the leader cannot demote itself (transfer
 // leadership first, then ask the new leader).
 func (n *Node) Demote(ctx context.Context, id uint64) error {
-	if err := n.checkRunning(); err != nil {
-		return err
-	}
-	if !n.leadership.isRaftLeader() {
-		return n.notLeader()
-	}
-	if id == n.id {
-		return fmt.Errorf("%w: the leader cannot demote itself; transfer leadership first", ErrNotLeader)
-	}
-	err := n.changeMembership(ctx, func() (memberChange, error) {
+	return n.changeMembership(ctx, func() (memberChange, error) {
+		if id == n.id {
+			return memberChange{}, fmt.Errorf("%w: the leader cannot demote itself; transfer leadership first", ErrNotLeader)
+		}
 		m, ok := n.cluster.Get(id)
 		if !ok {
 			return memberChange{}, fmt.Errorf("%w: Raft ID %x", membership.ErrUnknownMember, id)
@@ -201,10 +162,6 @@ func (n *Node) Demote(ctx context.Context, id uint64) error {
 		m.Learner, m.AutoPromote = true, false
 		return memberChange{typ: raftpb.ConfChangeAddLearnerNode, member: m.Proto()}, nil
 	})
-	if errors.Is(err, errUnchanged) {
-		return nil
-	}
-	return err
 }
 
 // CheckDemote reports, with the quorum check Demote makes, whether

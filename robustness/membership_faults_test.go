@@ -351,6 +351,19 @@ func memberReplace(f *faultRun) error {
 	return f.joinAsLearner(m, via)
 }
 
+// spareToJoin returns the cluster's spare manager, a running manager to
+// join through, and the flags that join through it.
+func (f *faultRun) spareToJoin() (spare, via *manager, flags []string, err error) {
+	if spare, err = f.c.spareManager(); err != nil {
+		return nil, nil, nil, err
+	}
+	if via = f.liveOther(nil); via == nil {
+		return nil, nil, nil, errors.New("no manager runs")
+	}
+	flags, err = f.c.joinFlags(via)
+	return spare, via, flags, err
+}
+
 // joinCrash makes the spare manager join and crash at point: after the
 // leader answered its join (a learner it never starts), or right after
 // its WAL exists. The learner must not count toward the quorum: with as
@@ -361,15 +374,7 @@ func memberReplace(f *faultRun) error {
 // catch up when started again, and be promoted.
 func joinCrash(point string) func(*faultRun) error {
 	return func(f *faultRun) error {
-		s, err := f.c.spareManager()
-		if err != nil {
-			return err
-		}
-		via := f.liveOther(nil)
-		if via == nil {
-			return errors.New("no manager runs")
-		}
-		flags, err := f.c.joinFlags(via)
+		s, via, flags, err := f.spareToJoin()
 		if err != nil {
 			return err
 		}
@@ -512,15 +517,7 @@ func (f *faultRun) writeWithVotersDown() error {
 // receives, or kills it right after it joined. It must be promoted only
 // once it has caught up, never while cut off.
 func learnerCatchUp(f *faultRun) error {
-	s, err := f.c.spareManager()
-	if err != nil {
-		return err
-	}
-	via := f.liveOther(nil)
-	if via == nil {
-		return errors.New("no manager runs")
-	}
-	flags, err := f.c.joinFlags(via)
+	s, via, flags, err := f.spareToJoin()
 	if err != nil {
 		return err
 	}

@@ -206,15 +206,7 @@ func (c *etcdCluster) status(ctx context.Context) (leader, term uint64, err erro
 }
 
 func (c *etcdCluster) rss() ([]int64, error) {
-	var out []int64
-	for _, m := range c.members[:3] {
-		v, err := m.p.rss()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	return rssOf(c.members[0].p, c.members[1].p, c.members[2].p)
 }
 
 func (c *etcdCluster) restart(ctx context.Context, i int, key string) (time.Duration, error) {

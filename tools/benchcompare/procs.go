@@ -122,6 +122,19 @@ func (ps *procs) stopAll() {
 	wg.Wait()
 }
 
+// rssOf returns the resident memory of each of procs, in order.
+func rssOf(procs ...*proc) ([]int64, error) {
+	out := make([]int64, 0, len(procs))
+	for _, p := range procs {
+		v, err := p.rss()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // rss reads the resident set size of the process, in bytes.
 func (p *proc) rss() (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))

@@ -198,15 +198,7 @@ func (c *shoalCluster) status(ctx context.Context) (leader, term uint64, err err
 }
 
 func (c *shoalCluster) rss() ([]int64, error) {
-	var out []int64
-	for _, m := range c.members[:3] {
-		v, err := m.p.rss()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	return rssOf(c.members[0].p, c.members[1].p, c.members[2].p)
 }
 
 // restart stops manager i cleanly, starts it again, and returns the time
