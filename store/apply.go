@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/api"
@@ -26,23 +25,20 @@ import (
 func (s *Store) Apply(index uint64, payload []byte) (any, error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	db := s.db.Load()
-	txn := db.Txn(true)
-	defer txn.Abort() // after Commit it does nothing
-	if last := appliedIndex(txn); index <= last {
-		return nil, fmt.Errorf("%w: entry index %d is not above the applied index %d", ErrInvalid, index, last)
+	cur := s.cur.Load()
+	if index <= cur.index {
+		return nil, fmt.Errorf("%w: entry index %d is not above the applied index %d", ErrInvalid, index, cur.index)
 	}
-	res, events, err := applyPayload(txn, index, payload)
+	undo := s.work.clone()
+	res, events, err := applyPayload(s.work, index, payload)
 	if err != nil {
 		// Nothing of the entry stays; only the version moves on.
-		txn.Abort()
-		txn = db.Txn(true)
+		s.work = undo
+		s.cur.Store(&state{index: index, restores: cur.restores, tables: cur.tables})
 		s.log.Debug("store entry rejected", "index", index, "err", err)
+	} else {
+		s.publish(&state{index: index, restores: cur.restores, tables: s.work})
 	}
-	if err := setAppliedIndex(txn, index); err != nil {
-		panic(fmt.Sprintf("store: writing the applied index: %v", err)) // only a schema bug gets here
-	}
-	txn.Commit()
 	// After Close the queue refuses events on purpose: nobody is left to
 	// watch. Any other refusal means versions went backwards, a bug.
 	if perr := s.events.Publish(index, events...); perr != nil && !errors.Is(perr, watch.ErrClosed) {
@@ -54,7 +50,7 @@ func (s *Store) Apply(index uint64, payload []byte) (any, error) {
 	return res, nil
 }
 
-func applyPayload(txn *memdb.Txn, index uint64, payload []byte) (*Result, []Event, error) {
+func applyPayload(t tables, index uint64, payload []byte) (*Result, []Event, error) {
 	if len(payload) > HardMaxTxBytes {
 		return nil, nil, fmt.Errorf("%w: entry of %d bytes exceeds %d", ErrTooLarge, len(payload), HardMaxTxBytes)
 	}
@@ -71,7 +67,7 @@ func applyPayload(txn *memdb.Txn, index uint64, payload []byte) (*Result, []Even
 	res := &Result{Version: index, Objects: make([]*api.Object, 0, len(msg.GetActions()))}
 	events := make([]Event, 0, len(msg.GetActions()))
 	for i, a := range msg.GetActions() {
-		ev, err := applyAction(txn, index, a)
+		ev, err := applyAction(t, index, a)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w (action %d of %d)", err, i+1, len(msg.GetActions()))
 		}
@@ -81,9 +77,9 @@ func applyPayload(txn *memdb.Txn, index uint64, payload []byte) (*Result, []Even
 	return res, events, nil
 }
 
-// applyAction applies one action to txn, which holds the actions before it
+// applyAction applies one action to t, which holds the actions before it
 // in the same entry, and returns its event.
-func applyAction(txn *memdb.Txn, index uint64, a *api.StoreAction) (Event, error) {
+func applyAction(t tables, index uint64, a *api.StoreAction) (Event, error) {
 	o := a.GetObject()
 	if o == nil {
 		return Event{}, fmt.Errorf("%w: action without object", ErrInvalid)
@@ -107,9 +103,10 @@ func applyAction(txn *memdb.Txn, index uint64, a *api.StoreAction) (Event, error
 			return Event{}, fmt.Errorf("%w: %s %q is %d bytes, more than %d", ErrTooLarge, o.GetKind(), o.GetName(), n, HardMaxObjectBytes)
 		}
 	}
-	cur, err := lookupID(txn, o.GetId())
-	if err != nil {
-		return Event{}, err
+	held, found := t.lookupID(o.GetId())
+	var cur *api.Object
+	if found {
+		cur = decode(held.blob)
 	}
 	switch kind {
 	case api.StoreActionKind_STORE_ACTION_KIND_CREATE:
@@ -119,12 +116,12 @@ func applyAction(txn *memdb.Txn, index uint64, a *api.StoreAction) (Event, error
 		if cur != nil {
 			return Event{}, fmt.Errorf("%w: id %q is taken by %s %q", ErrExists, o.GetId(), cur.GetKind(), cur.GetName())
 		}
-		if err := checkNameFree(txn, o); err != nil {
+		if err := checkNameFree(t, o); err != nil {
 			return Event{}, err
 		}
 		o.Version = index
-		if err := txn.Insert(tableObjects, o); err != nil {
-			return Event{}, fmt.Errorf("store: insert: %w", err)
+		if err := putObject(t, o, stored{}); err != nil {
+			return Event{}, err
 		}
 		return Event{Type: EventCreate, Version: index, Object: o}, nil
 
@@ -133,14 +130,14 @@ func applyAction(txn *memdb.Txn, index uint64, a *api.StoreAction) (Event, error
 			return Event{}, err
 		}
 		if o.GetName() != cur.GetName() {
-			if err := checkNameFree(txn, o); err != nil {
+			if err := checkNameFree(t, o); err != nil {
 				return Event{}, err
 			}
 		}
 		o.Version = index
 		o.CreatedAt = cur.GetCreatedAt()
-		if err := txn.Insert(tableObjects, o); err != nil {
-			return Event{}, fmt.Errorf("store: insert: %w", err)
+		if err := putObject(t, o, held); err != nil {
+			return Event{}, err
 		}
 		return Event{Type: EventUpdate, Version: index, Object: o, Old: cur}, nil
 
@@ -148,23 +145,19 @@ func applyAction(txn *memdb.Txn, index uint64, a *api.StoreAction) (Event, error
 		if err := checkCurrent(cur, o, a.GetExpectedVersion()); err != nil {
 			return Event{}, err
 		}
-		if err := txn.Delete(tableObjects, cur); err != nil {
-			return Event{}, fmt.Errorf("store: delete: %w", err)
-		}
+		t.remove(held)
 		return Event{Type: EventDelete, Version: index, Object: cur}, nil
 	}
 	return Event{}, fmt.Errorf("%w: action kind %d", ErrInvalid, kind)
 }
 
-func lookupID(txn *memdb.Txn, id string) (*api.Object, error) {
-	raw, err := txn.First(tableObjects, indexID, id)
+func putObject(t tables, o *api.Object, old stored) error {
+	s, err := storeObject(o)
 	if err != nil {
-		return nil, fmt.Errorf("store: id index: %w", err)
+		return err
 	}
-	if raw == nil {
-		return nil, nil
-	}
-	return raw.(*api.Object), nil
+	t.put(s, old)
+	return nil
 }
 
 // checkCurrent checks that the object an update or delete names exists with
@@ -179,13 +172,13 @@ func checkCurrent(cur, o *api.Object, expected uint64) error {
 	return nil
 }
 
-func checkNameFree(txn *memdb.Txn, o *api.Object) error {
-	raw, err := txn.First(tableObjects, indexKindName, o.GetKind(), o.GetName())
-	if err != nil {
-		return fmt.Errorf("store: kind_name index: %w", err)
-	}
-	if raw != nil {
-		return fmt.Errorf("%w: %s %q is taken by id %q", ErrExists, o.GetKind(), o.GetName(), raw.(*api.Object).GetId())
+func checkNameFree(t tables, o *api.Object) error {
+	if blob, taken := t.lookupName(o.GetKind(), o.GetName()); taken {
+		s, err := parseStored(blob)
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %s %q is taken by id %q", ErrExists, o.GetKind(), o.GetName(), s.id)
 	}
 	return nil
 }

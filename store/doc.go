@@ -1,7 +1,8 @@
-// Package store is shoal's replicated object store: the go-memdb schema,
-// transactions, versions, the apply of committed entries, snapshots and
-// the watches on it. Every manager holds the same store; it changes only
-// when a committed Raft entry is applied.
+// Package store is shoal's replicated object store: how objects are held
+// (encoded, in copy-on-write B-trees: tables.go), transactions, versions,
+// the apply of committed entries, snapshots and the watches on it. Every
+// manager holds the same store; it changes only when a committed Raft
+// entry is applied.
 //
 // # What it owns and what it must not touch
 //

@@ -96,8 +96,7 @@ func (s *Store) ViewAndWatch(sel Selector, fn func(tx ReadTx)) (*Watcher, error)
 	if err := sel.Validate(); err != nil {
 		return nil, err
 	}
-	db := s.db.Load()
-	tx := &readTx{txn: db.Txn(false)}
+	tx := &readTx{st: s.cur.Load()}
 	fn(tx)
 	w, err := s.events.Watch(tx.Version(), sel.matchesEvent)
 	if err != nil {
@@ -105,7 +104,7 @@ func (s *Store) ViewAndWatch(sel Selector, fn func(tx ReadTx)) (*Watcher, error)
 	}
 	// A restore between the read and the watch would not show in the
 	// history's versions if it went to an index at or below the one read.
-	if s.db.Load() != db {
+	if s.cur.Load().restores != tx.st.restores {
 		w.Close()
 		return nil, fmt.Errorf("store: %w", watch.ErrReset)
 	}

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hashicorp/go-memdb"
-
 	"github.com/shoal-project/shoal/api"
 )
 
@@ -72,64 +70,66 @@ func (sel Selector) Matches(o *api.Object) bool {
 }
 
 type readTx struct {
-	txn *memdb.Txn
+	st *state
 }
 
-func (tx *readTx) Version() uint64 { return appliedIndex(tx.txn) }
+func (tx *readTx) Version() uint64 { return tx.st.index }
 
 func (tx *readTx) Get(id string) (*api.Object, error) {
-	raw, err := tx.txn.First(tableObjects, indexID, id)
-	if err != nil {
-		return nil, fmt.Errorf("store: id index: %w", err)
-	}
-	if raw == nil {
+	e, ok := tx.st.ids.Get(byID{id: id})
+	if !ok {
 		return nil, fmt.Errorf("%w: id %q", ErrNotFound, id)
 	}
-	return raw.(*api.Object), nil
+	return decode(e.blob), nil
 }
 
 func (tx *readTx) GetByName(kind, name string) (*api.Object, error) {
-	raw, err := tx.txn.First(tableObjects, indexKindName, kind, name)
-	if err != nil {
-		return nil, fmt.Errorf("store: kind_name index: %w", err)
-	}
-	if raw == nil {
+	blob, ok := tx.st.lookupName(kind, name)
+	if !ok {
 		return nil, fmt.Errorf("%w: %s %q", ErrNotFound, kind, name)
 	}
-	return raw.(*api.Object), nil
+	return decode(blob), nil
 }
 
 func (tx *readTx) List(sel Selector) ([]*api.Object, error) {
 	if err := sel.Validate(); err != nil {
 		return nil, err
 	}
+	var out []*api.Object
 	// With a kind and a label but no name prefix, the label index is the
 	// narrower scan; its order (by id) is then fixed up by sorting.
 	if sel.Kind != "" && sel.NamePrefix == "" && len(sel.Labels) > 0 {
 		k := minKey(sel.Labels)
-		it, err := tx.txn.Get(tableObjects, indexLabel, sel.Kind, k, sel.Labels[k])
-		if err != nil {
-			return nil, fmt.Errorf("store: label index: %w", err)
-		}
-		out := collect(it, sel)
+		from := byLabel{kind: sel.Kind, key: k, value: sel.Labels[k]}
+		tx.st.labels.AscendGreaterOrEqual(from, func(l byLabel) bool {
+			if l.kind != from.kind || l.key != from.key || l.value != from.value {
+				return false
+			}
+			if e, ok := tx.st.ids.Get(byID{id: l.id}); ok {
+				if o := decode(e.blob); sel.Matches(o) {
+					out = append(out, o)
+				}
+			}
+			return true
+		})
 		slices.SortFunc(out, func(a, b *api.Object) int { return strings.Compare(a.GetName(), b.GetName()) })
 		return out, nil
 	}
-	it, err := tx.txn.Get(tableObjects, indexKindName+"_prefix", sel.Kind, sel.NamePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("store: kind_name index: %w", err)
-	}
-	return collect(it, sel), nil
-}
-
-func collect(it memdb.ResultIterator, sel Selector) []*api.Object {
-	var out []*api.Object
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if o := raw.(*api.Object); sel.Matches(o) {
+	visit := func(e byName) bool {
+		if sel.Kind != "" && (e.kind != sel.Kind || !strings.HasPrefix(e.name, sel.NamePrefix)) {
+			return false
+		}
+		if o := decode(e.blob); sel.Matches(o) {
 			out = append(out, o)
 		}
+		return true
 	}
-	return out
+	if sel.Kind == "" {
+		tx.st.names.Ascend(visit)
+	} else {
+		tx.st.names.AscendGreaterOrEqual(byName{kind: sel.Kind, name: sel.NamePrefix}, visit)
+	}
+	return out, nil
 }
 
 // minKey picks a label key deterministically.

@@ -7,7 +7,6 @@ import (
 	"hash/crc32"
 	"io"
 
-	"github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -32,18 +31,18 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Snapshot captures the store as of the last applied entry. The capture is
-// a go-memdb read transaction: O(1), taken on the apply goroutine, and
-// unchanged by later Applies. The returned function streams it to w and
-// may run on any goroutine, while Apply goes on, and more than once.
+// Snapshot captures the store as of the last applied entry: one
+// immutable state, O(1) to take on the apply goroutine, and unchanged by
+// later Applies. The returned function streams it to w and may run on any
+// goroutine, while Apply goes on, and more than once.
 func (s *Store) Snapshot() (write func(w io.Writer) error, err error) {
 	s.applyMu.Lock()
-	txn := s.db.Load().Txn(false)
+	st := s.cur.Load()
 	s.applyMu.Unlock()
-	return func(w io.Writer) error { return writeSnapshot(w, txn) }, nil
+	return func(w io.Writer) error { return writeSnapshot(w, st) }, nil
 }
 
-func writeSnapshot(w io.Writer, txn *memdb.Txn) error {
+func writeSnapshot(w io.Writer, st *state) error {
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), snapshotBuffer)
 	if _, err := bw.WriteString(snapshotMagic); err != nil {
@@ -60,7 +59,7 @@ func writeSnapshot(w io.Writer, txn *memdb.Txn) error {
 		return err
 	}
 	header := &api.StoreSnapshotRecord{Record: &api.StoreSnapshotRecord_Header{
-		Header: &api.StoreSnapshotHeader{Format: snapshotFormat, Index: appliedIndex(txn)},
+		Header: &api.StoreSnapshotHeader{Format: snapshotFormat, Index: st.index},
 	}}
 	buf, err := opts.MarshalAppend(buf, header)
 	if err == nil {
@@ -69,26 +68,21 @@ func writeSnapshot(w io.Writer, txn *memdb.Txn) error {
 	if err != nil {
 		return fmt.Errorf("store: writing snapshot: %w", err)
 	}
-	it, err := txn.Get(tableObjects, indexID)
-	if err != nil {
-		return fmt.Errorf("store: id index: %w", err)
-	}
 	var count uint64
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		// Encoded by hand as the oneof field 2 of StoreSnapshotRecord,
-		// which saves wrapping every object in two more messages.
-		o := raw.(*api.Object)
+	st.ids.Ascend(func(e byID) bool {
+		// The blob is the object's encoding: written as the oneof field 2
+		// of StoreSnapshotRecord, which saves decoding it and wrapping it
+		// in two more messages.
 		buf = protowire.AppendTag(buf[:0], 2, protowire.BytesType)
-		buf = protowire.AppendVarint(buf, uint64(opts.Size(o)))
-		if buf, err = opts.MarshalAppend(buf, o); err != nil {
-			return fmt.Errorf("store: encoding %s %q: %w", o.GetKind(), o.GetName(), err)
-		}
-		if err := writeRecord(buf); err != nil {
-			return fmt.Errorf("store: writing snapshot: %w", err)
-		}
+		buf = protowire.AppendString(buf, e.blob)
+		err = writeRecord(buf)
 		count++
+		return err == nil
+	})
+	if err == nil {
+		err = bw.Flush() // the CRC must have seen every byte
 	}
-	if err := bw.Flush(); err != nil { // the CRC must have seen every byte
+	if err != nil {
 		return fmt.Errorf("store: writing snapshot: %w", err)
 	}
 	trailer := &api.StoreSnapshotRecord{Record: &api.StoreSnapshotRecord_Trailer{
@@ -110,7 +104,7 @@ func writeSnapshot(w io.Writer, txn *memdb.Txn) error {
 // (the header's index may be lower: entries that changed nothing in the
 // store, such as configuration changes, are not applied to it). It reads r
 // to its end and checks everything (framing, CRC, object count, every
-// object's validity, unique ids and names) into a new database before it
+// object's validity, unique ids and names) into new tables before it
 // swaps that in, so readers see the old state or the new one and an error
 // (wrapping ErrCorruptSnapshot, never a panic) leaves the store as it was.
 // Every watcher is then told to list again (watch.ErrReset), and new
@@ -118,11 +112,11 @@ func writeSnapshot(w io.Writer, txn *memdb.Txn) error {
 func (s *Store) Restore(index uint64, r io.Reader) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	db, count, err := readSnapshot(index, r)
+	t, count, err := readSnapshot(index, r)
 	if err != nil {
 		return err
 	}
-	s.db.Store(db)
+	s.publish(&state{index: index, restores: s.cur.Load().restores + 1, tables: t})
 	s.events.Reset(index)
 	s.log.Info("store restored from snapshot", "index", index, "objects", count)
 	return nil

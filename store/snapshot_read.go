@@ -9,22 +9,17 @@ import (
 	"hash/crc32"
 	"io"
 
-	"github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/api"
 )
 
-// Restore reads on two goroutines: one decodes and checks records, the
-// caller's inserts them into the new database, in batches of restoreChunk
-// objects. Inserting is the slower half; the overlap saves most of the
-// decoding time.
+// Restore reads on two goroutines: one decodes, checks and re-encodes
+// records, the caller's inserts them into the new tables, in batches of
+// restoreChunk objects, so that the two halves overlap.
 const (
 	// restoreChunk is how many objects go to the inserting goroutine at
-	// once and into one go-memdb write transaction. The new database is
-	// invisible until Restore swaps it in, so committing part way changes
-	// nothing for readers; it keeps each transaction's cache of writable
-	// radix nodes (8192 in go-immutable-radix) from thrashing.
+	// once.
 	restoreChunk = 1024
 	// restoreQueue is how many chunks may wait between the two.
 	restoreQueue = 4
@@ -33,7 +28,7 @@ const (
 // restoreBatch is one chunk of checked objects, or the end of the
 // snapshot (done, with the count), or the error that stopped decoding.
 type restoreBatch struct {
-	objs  []*api.Object
+	objs  []stored
 	done  bool
 	count uint64
 	err   error
@@ -43,36 +38,30 @@ func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, args...))
 }
 
-func readSnapshot(index uint64, r io.Reader) (*memdb.MemDB, uint64, error) {
+func readSnapshot(index uint64, r io.Reader) (tables, uint64, error) {
 	sr := &snapshotReader{br: bufio.NewReaderSize(r, snapshotBuffer), crc: crc32.New(castagnoli)}
 	h, err := sr.header(index)
 	if err != nil {
-		return nil, 0, err
-	}
-	db, err := newDB(index)
-	if err != nil {
-		return nil, 0, err
+		return tables{}, 0, err
 	}
 	batches := make(chan restoreBatch, restoreQueue)
 	stop := make(chan struct{})
 	go sr.decode(h.GetIndex(), batches, stop)
-	count, err := insertBatches(db, batches)
+	t := newTables()
+	count, err := insertBatches(t, batches)
 	close(stop)
 	for range batches { // until the decoder has gone
 	}
 	if err != nil {
-		return nil, 0, err
+		return tables{}, 0, err
 	}
-	// Two objects of one kind and name would share one key of the unique
-	// kind_name index, the later replacing the earlier: count the keys.
-	if names := countKeys(db, indexKindName); names != count {
-		return nil, 0, corrupt("%d objects but %d distinct kinds and names", count, names)
-	}
-	return db, count, nil
+	return t, count, nil
 }
 
 // insertBatches inserts what the decoder sends until it is done or fails.
-func insertBatches(db *memdb.MemDB, batches <-chan restoreBatch) (uint64, error) {
+// The decoder's id order check rules out a duplicate id; a duplicate kind
+// and name shows here.
+func insertBatches(t tables, batches <-chan restoreBatch) (uint64, error) {
 	for b := range batches {
 		if b.err != nil {
 			return 0, b.err
@@ -80,33 +69,13 @@ func insertBatches(db *memdb.MemDB, batches <-chan restoreBatch) (uint64, error)
 		if b.done {
 			return b.count, nil
 		}
-		// Nothing is read in this transaction: a read in a go-memdb
-		// write transaction drops its cache of writable radix nodes, so
-		// that every later insert copies its whole path again.
-		// Duplicates are caught by the decoder's id order check and by
-		// countKeys instead.
-		txn := db.Txn(true)
-		for _, o := range b.objs {
-			if err := txn.Insert(tableObjects, o); err != nil {
-				txn.Abort()
-				return 0, fmt.Errorf("store: insert: %w", err)
+		for _, s := range b.objs {
+			if t.add(s) {
+				return 0, corrupt("%s %q twice", s.kind, s.name)
 			}
 		}
-		txn.Commit()
 	}
 	return 0, corrupt("decoder stopped without a word") // not reached
-}
-
-func countKeys(db *memdb.MemDB, index string) uint64 {
-	it, err := db.Txn(false).Get(tableObjects, index)
-	if err != nil {
-		panic(fmt.Sprintf("store: %s index: %v", index, err)) // the schema has it
-	}
-	var n uint64
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		n++
-	}
-	return n
 }
 
 // snapshotReader reads framed records and keeps the CRC of what it read.
@@ -155,7 +124,7 @@ func (sr *snapshotReader) decode(snapIndex uint64, batches chan<- restoreBatch, 
 	}
 	var count uint64
 	var lastID string
-	chunk := make([]*api.Object, 0, restoreChunk)
+	chunk := make([]stored, 0, restoreChunk)
 	for {
 		sum := sr.crc.Sum32() // of every byte before this record
 		rec, err := sr.next()
@@ -199,13 +168,20 @@ func (sr *snapshotReader) decode(snapIndex uint64, batches chan<- restoreBatch, 
 			send(restoreBatch{err: corrupt("object %d: %v", count+1, err)})
 			return
 		}
+		// Encoded again, so that every manager holds the same bytes for
+		// the same object whatever encoding the snapshot used.
+		held, err := storeObject(o)
+		if err != nil {
+			send(restoreBatch{err: corrupt("object %d: %v", count+1, err)})
+			return
+		}
 		count++
-		chunk = append(chunk, o)
+		chunk = append(chunk, held)
 		if len(chunk) == restoreChunk {
 			if !send(restoreBatch{objs: chunk}) {
 				return
 			}
-			chunk = make([]*api.Object, 0, restoreChunk)
+			chunk = make([]stored, 0, restoreChunk)
 		}
 	}
 }

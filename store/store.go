@@ -12,9 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/hashicorp/go-memdb"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/watch"
 )
@@ -30,9 +27,12 @@ type Store struct {
 	// them from one goroutine anyway; the lock makes a second caller
 	// harmless. Readers and proposers never take it.
 	applyMu sync.Mutex
-	// db is replaced whole by Restore; readers load it once per
-	// transaction and keep the version they loaded.
-	db     atomic.Pointer[memdb.MemDB]
+	// work is what Apply writes, under applyMu: a clone of cur's tables,
+	// or their next version. Readers never see it.
+	work tables
+	// cur is the last version published, replaced by every Apply and
+	// Restore; a reader loads it once per transaction and keeps it.
+	cur    atomic.Pointer[state]
 	events *watch.Queue[Event]
 }
 
@@ -51,35 +51,18 @@ func New(cfg Config, p Proposer) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := newDB(0)
-	if err != nil {
-		return nil, err
-	}
 	s := &Store{cfg: cfg, log: log, proposer: p, events: events}
-	s.db.Store(db)
+	s.publish(&state{tables: newTables()})
 	return s, nil
 }
 
-// newDB returns an empty database whose applied index is index.
-//
-// It is a go-memdb "snapshot" rather than the primary database: the two
-// differ only in that the primary tracks every changed radix node so as to
-// close its watch channels on commit. The store never uses those channels
-// (package watch serves watchers), and the tracking costs a walk of the
-// whole tree when a large transaction commits, as Restore's does.
-func newDB(index uint64) (*memdb.MemDB, error) {
-	primary, err := memdb.NewMemDB(newSchema())
-	if err != nil {
-		return nil, fmt.Errorf("store: schema: %w", err)
-	}
-	db := primary.Snapshot()
-	txn := db.Txn(true)
-	if err := setAppliedIndex(txn, index); err != nil {
-		txn.Abort()
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	txn.Commit()
-	return db, nil
+// publish makes st the state readers see, and keeps a clone of its tables
+// for the next Apply to write.
+func (s *Store) publish(st *state) {
+	// Clone writes to the trees' headers: done before any reader can see
+	// them.
+	s.work = st.tables.clone()
+	s.cur.Store(st)
 }
 
 // Close ends every watcher with watch.ErrClosed. Reads, Apply and Restore
@@ -95,13 +78,13 @@ func (s *Store) Close() {
 // returns. The objects it returns are shared and must not be modified
 // (clone them with proto.Clone first).
 func (s *Store) View(fn func(tx ReadTx)) {
-	fn(&readTx{txn: s.db.Load().Txn(false)})
+	fn(&readTx{st: s.cur.Load()})
 }
 
 // Version returns the Raft index of the last entry applied, accepted or
 // rejected, or of the snapshot last restored.
 func (s *Store) Version() uint64 {
-	return appliedIndex(s.db.Load().Txn(false))
+	return s.cur.Load().index
 }
 
 // Hash returns a digest of every object (all fields, the versions and
@@ -111,45 +94,32 @@ func (s *Store) Version() uint64 {
 // purpose: a manager restored from a snapshot may have skipped entries
 // that changed no object (configuration changes) and still be identical.
 func (s *Store) Hash() (version uint64, sum string) {
-	txn := s.db.Load().Txn(false)
+	st := s.cur.Load()
 	h := sha256.New()
-	var buf []byte
-	opts := proto.MarshalOptions{Deterministic: true}
-	it, err := txn.Get(tableObjects, indexID)
-	if err != nil {
-		panic(fmt.Sprintf("store: id index: %v", err)) // the schema has it
-	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		var err error
-		buf, err = opts.MarshalAppend(buf[:0], raw.(*api.Object))
-		if err != nil {
-			panic(fmt.Sprintf("store: encoding a stored object: %v", err))
-		}
+	// A blob is the object's deterministic encoding.
+	st.ids.Ascend(func(e byID) bool {
 		var n [binary.MaxVarintLen64]byte
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(buf)))])
-		h.Write(buf)
-	}
-	return appliedIndex(txn), hex.EncodeToString(h.Sum(nil))
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(e.blob)))])
+		h.Write(bytesOf(e.blob))
+		return true
+	})
+	return st.index, hex.EncodeToString(h.Sum(nil))
 }
 
 // Dump writes every object, one line each, sorted by kind and name, in a
 // stable text form meant for comparing stores in tests and by eye. The
 // first line is the version.
 func (s *Store) Dump(w io.Writer) error {
-	txn := s.db.Load().Txn(false)
-	if _, err := fmt.Fprintf(w, "version %d\n", appliedIndex(txn)); err != nil {
+	st := s.cur.Load()
+	if _, err := fmt.Fprintf(w, "version %d\n", st.index); err != nil {
 		return err
 	}
-	it, err := txn.Get(tableObjects, indexKindName)
-	if err != nil {
-		return fmt.Errorf("store: kind_name index: %w", err)
-	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if _, err := io.WriteString(w, dumpLine(raw.(*api.Object))+"\n"); err != nil {
-			return err
-		}
-	}
-	return nil
+	var err error
+	st.names.Ascend(func(e byName) bool {
+		_, err = io.WriteString(w, dumpLine(decode(e.blob))+"\n")
+		return err == nil
+	})
+	return err
 }
 
 func dumpLine(o *api.Object) string {

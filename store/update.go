@@ -96,7 +96,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx Tx) error) (*Result, erro
 
 func (s *Store) newWriteTx() *writeTx {
 	return &writeTx{
-		readTx: readTx{txn: s.db.Load().Txn(false)},
+		readTx: readTx{st: s.cur.Load()},
 		cfg:    &s.cfg,
 		now:    timestamppb.New(s.cfg.Now()),
 	}

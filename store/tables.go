@@ -1,0 +1,268 @@
+package store
+
+import (
+	"cmp"
+	"fmt"
+	"unsafe"
+
+	"github.com/google/btree"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-project/shoal/api"
+)
+
+// How objects are held (docs/design.md, "The store's memory"): each object
+// is one immutable string, its deterministic protobuf encoding (a blob),
+// and three copy-on-write B-trees index the blobs. Index entries hold the
+// id, kind, name and labels as substrings of the blob, so an object costs
+// one allocation plus its share of the trees' nodes, and the garbage
+// collector scans a few pointers per object instead of a graph of
+// messages, maps and radix nodes. Reads decode the blob into a fresh
+// *api.Object.
+
+// treeDegree is the B-trees' degree: nodes hold up to 2*treeDegree-1
+// entries. A write copies the nodes on its path (copy-on-write), so small
+// nodes copy less; large ones make shallower trees (BenchmarkApply).
+const treeDegree = 16
+
+// byID orders objects by id: the order of snapshots and of Hash.
+type byID struct{ id, blob string }
+
+// byName orders objects by kind, then name: the order of every list.
+type byName struct{ kind, name, blob string }
+
+// byLabel has one entry per label of an object: kind, label key, label
+// value, then id.
+type byLabel struct{ kind, key, value, id string }
+
+func lessID(a, b byID) bool { return a.id < b.id }
+
+func lessName(a, b byName) bool {
+	if c := cmp.Compare(a.kind, b.kind); c != 0 {
+		return c < 0
+	}
+	return a.name < b.name
+}
+
+func lessLabel(a, b byLabel) bool {
+	if c := cmp.Compare(a.kind, b.kind); c != 0 {
+		return c < 0
+	}
+	if c := cmp.Compare(a.key, b.key); c != 0 {
+		return c < 0
+	}
+	if c := cmp.Compare(a.value, b.value); c != 0 {
+		return c < 0
+	}
+	return a.id < b.id
+}
+
+// tables are the three indexes of one version of the store. A published
+// version is never written again: Apply writes clones.
+type tables struct {
+	ids    *btree.BTreeG[byID]
+	names  *btree.BTreeG[byName]
+	labels *btree.BTreeG[byLabel]
+}
+
+func newTables() tables {
+	return tables{
+		ids:    btree.NewG(treeDegree, lessID),
+		names:  btree.NewG(treeDegree, lessName),
+		labels: btree.NewG(treeDegree, lessLabel),
+	}
+}
+
+// clone returns tables that share every node with t until either is
+// written: O(1).
+func (t tables) clone() tables {
+	return tables{ids: t.ids.Clone(), names: t.names.Clone(), labels: t.labels.Clone()}
+}
+
+// state is one immutable version of the store: what a read transaction
+// sees.
+type state struct {
+	index    uint64 // of the last entry applied, or of the snapshot restored
+	restores uint64 // how many Restores made this state's history
+	tables
+}
+
+// stored is an object as held: the blob and the fields the indexes use,
+// all substrings of it.
+type stored struct {
+	blob           string
+	id, kind, name string
+	labels         []byLabel // without their id, set by insert
+}
+
+// storeObject encodes o, which must be valid, as it is held.
+func storeObject(o *api.Object) (stored, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(o)
+	if err != nil {
+		return stored{}, fmt.Errorf("store: encoding %s %q: %w", o.GetKind(), o.GetName(), err)
+	}
+	if len(b) == 0 {
+		return stored{}, fmt.Errorf("store: %s %q encodes to nothing", o.GetKind(), o.GetName())
+	}
+	// The bytes are never written again, so the string may share them.
+	return parseStored(unsafe.String(&b[0], len(b)))
+}
+
+// parseStored finds the indexed fields of a blob. A blob is a
+// deterministic encoding, which writes every field once.
+func parseStored(blob string) (stored, error) {
+	s := stored{blob: blob}
+	rest := blob
+	for len(rest) > 0 {
+		num, typ, n := protowire.ConsumeTag(bytesOf(rest))
+		if n < 0 {
+			return stored{}, fmt.Errorf("store: a stored object's encoding: %w", protowire.ParseError(n))
+		}
+		rest = rest[n:]
+		if typ != protowire.BytesType {
+			n = protowire.ConsumeFieldValue(num, typ, bytesOf(rest))
+			if n < 0 {
+				return stored{}, fmt.Errorf("store: a stored object's encoding: %w", protowire.ParseError(n))
+			}
+			rest = rest[n:]
+			continue
+		}
+		v, n := consumeString(rest)
+		if n < 0 {
+			return stored{}, fmt.Errorf("store: a stored object's encoding: %w", protowire.ParseError(n))
+		}
+		rest = rest[n:]
+		switch num {
+		case 1:
+			s.kind = v
+		case 2:
+			s.id = v
+		case 3:
+			s.name = v
+		case 4:
+			l, err := parseLabel(v)
+			if err != nil {
+				return stored{}, err
+			}
+			s.labels = append(s.labels, l)
+		}
+	}
+	for i := range s.labels {
+		s.labels[i].kind = s.kind
+	}
+	return s, nil
+}
+
+// parseLabel reads one map entry of the labels field.
+func parseLabel(entry string) (byLabel, error) {
+	var l byLabel
+	for len(entry) > 0 {
+		num, typ, n := protowire.ConsumeTag(bytesOf(entry))
+		if n < 0 || typ != protowire.BytesType {
+			return byLabel{}, fmt.Errorf("store: a stored object's label is malformed")
+		}
+		entry = entry[n:]
+		v, n := consumeString(entry)
+		if n < 0 {
+			return byLabel{}, fmt.Errorf("store: a stored object's label is malformed")
+		}
+		entry = entry[n:]
+		switch num {
+		case 1:
+			l.key = v
+		case 2:
+			l.value = v
+		}
+	}
+	return l, nil
+}
+
+// consumeString reads a length-delimited value as a substring of s.
+func consumeString(s string) (string, int) {
+	size, n := protowire.ConsumeVarint(bytesOf(s))
+	if n < 0 {
+		return "", n
+	}
+	if size > uint64(len(s)-n) {
+		return "", -1
+	}
+	return s[n : n+int(size)], n + int(size)
+}
+
+// bytesOf views s as bytes, for decoders that only read their input.
+func bytesOf(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// decode returns a new object from a blob. The blobs are written by
+// storeObject, so a failure is a bug.
+func decode(blob string) *api.Object {
+	o := &api.Object{}
+	if err := proto.Unmarshal(bytesOf(blob), o); err != nil {
+		panic(fmt.Sprintf("store: decoding a stored object: %v", err))
+	}
+	return o
+}
+
+// put adds s to t, or replaces old by it: the object's previous version
+// (stored{} if none), which has the same id. Apply has checked that the
+// kind and name are free.
+func (t tables) put(s, old stored) {
+	t.ids.ReplaceOrInsert(byID{id: s.id, blob: s.blob})
+	if old.blob != "" && old.name != s.name {
+		t.names.Delete(byName{kind: old.kind, name: old.name})
+	}
+	t.names.ReplaceOrInsert(byName{kind: s.kind, name: s.name, blob: s.blob})
+	t.putLabels(s, old)
+}
+
+func (t tables) putLabels(s, old stored) {
+	for _, l := range old.labels {
+		l.id = old.id
+		t.labels.Delete(l)
+	}
+	for _, l := range s.labels {
+		l.id = s.id
+		t.labels.ReplaceOrInsert(l)
+	}
+}
+
+// add adds s to t, which must not hold it, and reports whether its id or
+// its kind and name were taken, which Restore counts as a corrupt
+// snapshot. t is then left with the newer entry.
+func (t tables) add(s stored) (taken bool) {
+	_, idTaken := t.ids.ReplaceOrInsert(byID{id: s.id, blob: s.blob})
+	_, nameTaken := t.names.ReplaceOrInsert(byName{kind: s.kind, name: s.name, blob: s.blob})
+	t.putLabels(s, stored{})
+	return idTaken || nameTaken
+}
+
+// remove deletes every entry of s from t.
+func (t tables) remove(s stored) {
+	t.ids.Delete(byID{id: s.id})
+	t.names.Delete(byName{kind: s.kind, name: s.name})
+	for _, l := range s.labels {
+		l.id = s.id
+		t.labels.Delete(l)
+	}
+}
+
+// lookupID returns the object held under id.
+func (t tables) lookupID(id string) (stored, bool) {
+	e, ok := t.ids.Get(byID{id: id})
+	if !ok {
+		return stored{}, false
+	}
+	s, err := parseStored(e.blob)
+	if err != nil {
+		panic(err.Error()) // written by storeObject
+	}
+	return s, true
+}
+
+// lookupName returns the blob of the object of kind named name.
+func (t tables) lookupName(kind, name string) (string, bool) {
+	e, ok := t.names.Get(byName{kind: kind, name: name})
+	return e.blob, ok
+}
