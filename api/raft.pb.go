@@ -741,10 +741,11 @@ const file_api_raft_proto_rawDesc = "" +
 	"\vWALMetadata\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12*\n" +
-	"\x05peers\x18\x03 \x03(\v2\x14.shoal.v1.RaftMemberR\x05peers2\xc7\x01\n" +
+	"\x05peers\x18\x03 \x03(\v2\x14.shoal.v1.RaftMemberR\x05peers2\xa6\x02\n" +
 	"\x04Raft\x12_\n" +
 	"\x12ProcessRaftMessage\x12#.shoal.v1.ProcessRaftMessageRequest\x1a$.shoal.v1.ProcessRaftMessageResponse\x12^\n" +
-	"\x11StreamRaftMessage\x12\".shoal.v1.StreamRaftMessageRequest\x1a#.shoal.v1.StreamRaftMessageResponse(\x012\x99\x01\n" +
+	"\x11StreamRaftMessage\x12\".shoal.v1.StreamRaftMessageRequest\x1a#.shoal.v1.StreamRaftMessageResponse(\x01\x12]\n" +
+	"\fRaftMessages\x12#.shoal.v1.ProcessRaftMessageRequest\x1a$.shoal.v1.ProcessRaftMessageResponse(\x010\x012\x99\x01\n" +
 	"\x0eRaftMembership\x125\n" +
 	"\x04Join\x12\x15.shoal.v1.JoinRequest\x1a\x16.shoal.v1.JoinResponse\x12P\n" +
 	"\rUpdateAddress\x12\x1e.shoal.v1.UpdateAddressRequest\x1a\x1f.shoal.v1.UpdateAddressResponseB(Z&github.com/shoal-project/shoal/api;apib\x06proto3"
@@ -782,14 +783,16 @@ var file_api_raft_proto_depIdxs = []int32{
 	8, // 2: shoal.v1.WALMetadata.peers:type_name -> shoal.v1.RaftMember
 	0, // 3: shoal.v1.Raft.ProcessRaftMessage:input_type -> shoal.v1.ProcessRaftMessageRequest
 	2, // 4: shoal.v1.Raft.StreamRaftMessage:input_type -> shoal.v1.StreamRaftMessageRequest
-	4, // 5: shoal.v1.RaftMembership.Join:input_type -> shoal.v1.JoinRequest
-	6, // 6: shoal.v1.RaftMembership.UpdateAddress:input_type -> shoal.v1.UpdateAddressRequest
-	1, // 7: shoal.v1.Raft.ProcessRaftMessage:output_type -> shoal.v1.ProcessRaftMessageResponse
-	3, // 8: shoal.v1.Raft.StreamRaftMessage:output_type -> shoal.v1.StreamRaftMessageResponse
-	5, // 9: shoal.v1.RaftMembership.Join:output_type -> shoal.v1.JoinResponse
-	7, // 10: shoal.v1.RaftMembership.UpdateAddress:output_type -> shoal.v1.UpdateAddressResponse
-	7, // [7:11] is the sub-list for method output_type
-	3, // [3:7] is the sub-list for method input_type
+	0, // 5: shoal.v1.Raft.RaftMessages:input_type -> shoal.v1.ProcessRaftMessageRequest
+	4, // 6: shoal.v1.RaftMembership.Join:input_type -> shoal.v1.JoinRequest
+	6, // 7: shoal.v1.RaftMembership.UpdateAddress:input_type -> shoal.v1.UpdateAddressRequest
+	1, // 8: shoal.v1.Raft.ProcessRaftMessage:output_type -> shoal.v1.ProcessRaftMessageResponse
+	3, // 9: shoal.v1.Raft.StreamRaftMessage:output_type -> shoal.v1.StreamRaftMessageResponse
+	1, // 10: shoal.v1.Raft.RaftMessages:output_type -> shoal.v1.ProcessRaftMessageResponse
+	5, // 11: shoal.v1.RaftMembership.Join:output_type -> shoal.v1.JoinResponse
+	7, // 12: shoal.v1.RaftMembership.UpdateAddress:output_type -> shoal.v1.UpdateAddressResponse
+	8, // [8:13] is the sub-list for method output_type
+	3, // [3:8] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
 	3, // [3:3] is the sub-list for extension extendee
 	0, // [0:3] is the sub-list for field type_name

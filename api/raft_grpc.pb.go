@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Raft_ProcessRaftMessage_FullMethodName = "/shoal.v1.Raft/ProcessRaftMessage"
 	Raft_StreamRaftMessage_FullMethodName  = "/shoal.v1.Raft/StreamRaftMessage"
+	Raft_RaftMessages_FullMethodName       = "/shoal.v1.Raft/RaftMessages"
 )
 
 // RaftClient is the client API for Raft service.
@@ -45,6 +46,13 @@ type RaftClient interface {
 	// is stepped into the receiver once the last chunk arrived, and the
 	// response is sent after that.
 	StreamRaftMessage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamRaftMessageRequest, StreamRaftMessageResponse], error)
+	// RaftMessages is one long-lived stream per peer that carries batches of
+	// Raft messages, each request a batch as ProcessRaftMessage takes, so a
+	// sender never waits for a round trip before its next batch. The receiver
+	// steps the batches in order and answers each with one response once it
+	// has stepped it, which tells the sender the peer is reachable. The stream
+	// ends with the status ProcessRaftMessage would have failed with.
+	RaftMessages(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProcessRaftMessageRequest, ProcessRaftMessageResponse], error)
 }
 
 type raftClient struct {
@@ -78,6 +86,19 @@ func (c *raftClient) StreamRaftMessage(ctx context.Context, opts ...grpc.CallOpt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Raft_StreamRaftMessageClient = grpc.ClientStreamingClient[StreamRaftMessageRequest, StreamRaftMessageResponse]
 
+func (c *raftClient) RaftMessages(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProcessRaftMessageRequest, ProcessRaftMessageResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Raft_ServiceDesc.Streams[1], Raft_RaftMessages_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ProcessRaftMessageRequest, ProcessRaftMessageResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Raft_RaftMessagesClient = grpc.BidiStreamingClient[ProcessRaftMessageRequest, ProcessRaftMessageResponse]
+
 // RaftServer is the server API for Raft service.
 // All implementations must embed UnimplementedRaftServer
 // for forward compatibility.
@@ -97,6 +118,13 @@ type RaftServer interface {
 	// is stepped into the receiver once the last chunk arrived, and the
 	// response is sent after that.
 	StreamRaftMessage(grpc.ClientStreamingServer[StreamRaftMessageRequest, StreamRaftMessageResponse]) error
+	// RaftMessages is one long-lived stream per peer that carries batches of
+	// Raft messages, each request a batch as ProcessRaftMessage takes, so a
+	// sender never waits for a round trip before its next batch. The receiver
+	// steps the batches in order and answers each with one response once it
+	// has stepped it, which tells the sender the peer is reachable. The stream
+	// ends with the status ProcessRaftMessage would have failed with.
+	RaftMessages(grpc.BidiStreamingServer[ProcessRaftMessageRequest, ProcessRaftMessageResponse]) error
 	mustEmbedUnimplementedRaftServer()
 }
 
@@ -112,6 +140,9 @@ func (UnimplementedRaftServer) ProcessRaftMessage(context.Context, *ProcessRaftM
 }
 func (UnimplementedRaftServer) StreamRaftMessage(grpc.ClientStreamingServer[StreamRaftMessageRequest, StreamRaftMessageResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamRaftMessage not implemented")
+}
+func (UnimplementedRaftServer) RaftMessages(grpc.BidiStreamingServer[ProcessRaftMessageRequest, ProcessRaftMessageResponse]) error {
+	return status.Error(codes.Unimplemented, "method RaftMessages not implemented")
 }
 func (UnimplementedRaftServer) mustEmbedUnimplementedRaftServer() {}
 func (UnimplementedRaftServer) testEmbeddedByValue()              {}
@@ -159,6 +190,13 @@ func _Raft_StreamRaftMessage_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Raft_StreamRaftMessageServer = grpc.ClientStreamingServer[StreamRaftMessageRequest, StreamRaftMessageResponse]
 
+func _Raft_RaftMessages_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RaftServer).RaftMessages(&grpc.GenericServerStream[ProcessRaftMessageRequest, ProcessRaftMessageResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Raft_RaftMessagesServer = grpc.BidiStreamingServer[ProcessRaftMessageRequest, ProcessRaftMessageResponse]
+
 // Raft_ServiceDesc is the grpc.ServiceDesc for Raft service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -175,6 +213,12 @@ var Raft_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamRaftMessage",
 			Handler:       _Raft_StreamRaftMessage_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "RaftMessages",
+			Handler:       _Raft_RaftMessages_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 	},

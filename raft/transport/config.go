@@ -66,7 +66,8 @@ type Config struct {
 	// queue is full. Default DefaultQueueSize (4096).
 	QueueSize int
 	// MaxUnaryMessageSize, in bytes: encoded messages up to this size are
-	// sent by ProcessRaftMessage, larger ones in chunks by
+	// sent in batches of at most this size, on the RaftMessages stream
+	// (ProcessRaftMessage for a peer without it), larger ones in chunks by
 	// StreamRaftMessage. Snapshots are always streamed. Default
 	// DefaultMaxUnaryMessageSize (2 MiB); at most 4 MiB - 4 KiB, because
 	// gRPC servers refuse larger messages by default.
@@ -74,7 +75,10 @@ type Config struct {
 	// ChunkSize is the number of message bytes in each StreamRaftMessage
 	// chunk. Default DefaultChunkSize (1 MiB); at most 4 MiB - 4 KiB.
 	ChunkSize int
-	// SendTimeout bounds one ProcessRaftMessage call. A streamed message
+	// SendTimeout bounds one batch: its ProcessRaftMessage call, or how
+	// long its send on the RaftMessages stream may wait for the peer to
+	// read (and opening the stream), after which the stream ends and the
+	// peer is reported unreachable. A streamed message
 	// (snapshots, large appends) gets SendTimeout plus one second for each
 	// MiB it holds, and is cancelled by RemovePeer and Stop. Default
 	// DefaultSendTimeout (2 s).

@@ -12,14 +12,21 @@
 // # Sending
 //
 // Send encodes each message on the caller's goroutine and queues it for its
-// peer without blocking. A peer's messages are sent one at a time, in order,
-// each waiting for the peer's answer: by ProcessRaftMessage when the encoded
-// message is at most Config.MaxUnaryMessageSize bytes, otherwise in
-// Config.ChunkSize chunks by StreamRaftMessage. Snapshots (MsgSnap) are
-// always streamed, on a goroutine of their own so that heartbeats and votes
-// keep flowing meanwhile, and are reported with ReportSnapshot once the peer
-// answered. A message that cannot be queued or sent is dropped and reported
-// with ReportUnreachable; Raft recovers from lost messages by itself.
+// peer without blocking. A peer's sender packs every message waiting for it
+// into one batch of at most Config.MaxUnaryMessageSize bytes and writes the
+// batches, in order, to one long-lived RaftMessages stream, without waiting
+// for the peer: the peer answers each batch once it has stepped it, and
+// those answers mark the peer active. The stream ends on any failure (the
+// peer's refusal, a broken connection, a send stuck for Config.SendTimeout);
+// that is reported with ReportUnreachable and the next batch opens a new
+// stream. A peer that does not serve RaftMessages (an older version) gets
+// each batch in a ProcessRaftMessage call instead. A message larger than a
+// batch goes in Config.ChunkSize chunks by StreamRaftMessage. Snapshots
+// (MsgSnap) are always streamed, on a goroutine of their own so that
+// heartbeats and votes keep flowing meanwhile, and are reported with
+// ReportSnapshot once the peer answered. A message that cannot be queued
+// or sent is dropped and reported with ReportUnreachable; Raft recovers
+// from lost messages by itself.
 //
 // # Removed members
 //

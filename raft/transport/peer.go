@@ -37,6 +37,13 @@ type peer struct {
 	// snapshotting is set while a snapshot goroutine runs.
 	snapshotting atomic.Bool
 
+	// stream is the RaftMessages stream batches go on; only the sender
+	// goroutine (run) touches it. unaryOnly is set once the peer is found
+	// not to serve RaftMessages (an older version): batches then go in
+	// ProcessRaftMessage calls, one at a time.
+	stream    *batchStream
+	unaryOnly atomic.Bool
+
 	mu   sync.Mutex
 	addr string
 	cc   *grpc.ClientConn
@@ -64,13 +71,16 @@ func newPeer(t *Transport, id uint64, addr string, cc *grpc.ClientConn) *peer {
 // call, besides the size bound MaxUnaryMessageSize.
 const maxBatchMessages = 1024
 
-// run sends the queued messages in order until the peer stops, one call at
-// a time: concurrent calls on one connection may be served in any order.
-// Every message waiting in the queue when a call starts goes in that call,
-// up to MaxUnaryMessageSize bytes, so a peer under load costs one round
-// trip per batch rather than one per message.
+// run sends the queued messages in order until the peer stops. Every
+// message waiting in the queue goes in one batch, up to MaxUnaryMessageSize
+// bytes, and batches follow each other on one long-lived stream without
+// waiting for the peer's answers, so that a busy peer costs neither a round
+// trip per message nor one per batch. A message too large for a batch goes
+// in chunks by StreamRaftMessage, and may overtake batches still in flight,
+// which Raft tolerates as it does any reordering.
 func (p *peer) run() {
 	defer p.tr.wg.Done()
+	defer p.closeStream()
 	var held *outgoing // taken from the queue, but it did not fit the last batch
 	for {
 		var first outgoing
@@ -106,9 +116,7 @@ func (p *peer) run() {
 				break fill
 			}
 		}
-		cc, gen := p.connGen()
-		err := p.sendBatch(api.NewRaftClient(cc), batch)
-		p.handleResult(first.typ, gen, err)
+		p.sendBatchStreamed(first.typ, batch)
 	}
 }
 

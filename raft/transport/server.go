@@ -82,19 +82,48 @@ func NewServer(h Handler, cfg ServerConfig) api.RaftServer {
 
 // ProcessRaftMessage implements api.RaftServer.
 func (s *server) ProcessRaftMessage(ctx context.Context, req *api.ProcessRaftMessageRequest) (*api.ProcessRaftMessageResponse, error) {
+	if err := s.process(ctx, req); err != nil {
+		return nil, err
+	}
+	return &api.ProcessRaftMessageResponse{}, nil
+}
+
+// RaftMessages implements api.RaftServer: batches, each answered once it
+// was stepped, until the sender closes the stream or a batch is refused.
+func (s *server) RaftMessages(stream grpc.BidiStreamingServer[api.ProcessRaftMessageRequest, api.ProcessRaftMessageResponse]) error {
+	ack := &api.ProcessRaftMessageResponse{}
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.process(stream.Context(), req); err != nil {
+			return err
+		}
+		if err := stream.Send(ack); err != nil {
+			return err
+		}
+	}
+}
+
+// process steps one batch in order, stopping at the first message refused.
+func (s *server) process(ctx context.Context, req *api.ProcessRaftMessageRequest) error {
 	if len(req.GetMessages()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "transport: a ProcessRaftMessage call carries no message")
+		return status.Error(codes.InvalidArgument, "transport: a batch of Raft messages carries no message")
 	}
 	for _, data := range req.GetMessages() {
 		m, err := decodeMessage(data)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := s.h.ProcessRaftMessage(ctx, m); err != nil {
-			return nil, s.handlerError(m, err)
+			return s.handlerError(m, err)
 		}
 	}
-	return &api.ProcessRaftMessageResponse{}, nil
+	return nil
 }
 
 // StreamRaftMessage implements api.RaftServer.

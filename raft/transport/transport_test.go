@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -74,9 +77,8 @@ func TestMessagesArriveInOrder(t *testing.T) {
 	}
 	syncPeer(t, a, b)
 	syncPeer(t, a, c)
-	if !a.tr.Active(2) || !a.tr.Active(3) {
-		t.Fatalf("peers not active after successful sends")
-	}
+	waitActive(t, a, 2)
+	waitActive(t, a, 3)
 	if since := a.tr.ActiveSince(2); since.IsZero() || since.After(time.Now()) {
 		t.Fatalf("ActiveSince = %v", since)
 	}
@@ -197,15 +199,7 @@ func TestUnreachablePeerComesBack(t *testing.T) {
 
 	a.tr.Send([]*raftpb.Message{msg(raftpb.MsgHeartbeat, 1, 2, 0)})
 	syncPeer(t, a, b)
-	// The receiver has the message; the sender marks the peer active when
-	// the call returns, a moment later.
-	deadline := time.Now().Add(waitTimeout)
-	for !a.tr.Active(2) {
-		if time.Now().After(deadline) {
-			t.Fatal("peer not active after a successful send")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitActive(t, a, 2)
 
 	b.stopServer()
 	a.tr.Send([]*raftpb.Message{msg(raftpb.MsgHeartbeat, 1, 2, 1)})
@@ -238,15 +232,24 @@ func TestUnreachablePeerComesBack(t *testing.T) {
 		}
 	}
 	syncPeer(t, a, b)
-	if !a.tr.Active(2) {
-		t.Fatal("peer not active again")
+	waitActive(t, a, 2)
+}
+
+// waitActive waits until a finds the peer with Raft ID id active: the
+// peer's answer to a batch arrives a moment after the batch itself.
+func waitActive(t *testing.T, a *testNode, id uint64) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !a.tr.Active(id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("peer %x not active after a successful send", id)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
-// syncPeer sends one more heartbeat from a to b and waits for it. A peer's
-// messages are sent one at a time and the sender records the outcome of one
-// before it sends the next, so once this heartbeat arrived, Active reflects
-// every message sent before it.
+// syncPeer sends one more heartbeat from a to b and waits for it: the
+// messages sent before it have arrived too, in order.
 func syncPeer(t *testing.T, a, b *testNode) {
 	t.Helper()
 	const marker = 1 << 40
@@ -295,19 +298,22 @@ func TestFullQueueDropsWithoutBlocking(t *testing.T) {
 	h.gate = func(*raftpb.Message) bool { return true }
 	a := startNode(t, 1, nil, withConfig(func(c *Config) {
 		c.QueueSize = 4
-		c.SendTimeout = time.Minute // the blocked call must outlast the test
+		c.SendTimeout = time.Minute // the blocked stream must outlast the test
 	}))
 	b := startNode(t, 2, h)
 	connect(t, a, b)
 
-	// The first message blocks the sender in the handler.
+	// The first message blocks the receiver in the handler, so it reads
+	// nothing more from the stream: once gRPC's flow-control windows are
+	// full, the sender blocks, and then the queue fills.
 	a.tr.Send([]*raftpb.Message{msg(raftpb.MsgApp, 1, 2, 0)})
 	<-h.entered
 
-	const n = 100
+	const n = 64
 	batch := make([]*raftpb.Message, n)
 	for i := range batch {
 		batch[i] = msg(raftpb.MsgApp, 1, 2, uint64(i+1))
+		batch[i].Entries = []*raftpb.Entry{{Data: make([]byte, 1<<20)}}
 	}
 	sent := make(chan struct{})
 	go func() {
@@ -319,15 +325,23 @@ func TestFullQueueDropsWithoutBlocking(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("Send blocked on a full queue")
 	}
-	// 4 fit in the queue; every other one is dropped and reported.
-	for range n - 4 {
-		a.expectUnreachable(t, 2)
+	// Every message Send could not queue was dropped and reported at once.
+	dropped := 0
+	for len(a.raft.unreachable) > 0 {
+		<-a.raft.unreachable
+		dropped++
+	}
+	if dropped == 0 {
+		t.Fatalf("no message of %d dropped while the peer read nothing", n)
 	}
 	close(h.release)
-	for i := range uint64(5) {
-		if got := b.receive(t); got.GetIndex() != i {
-			t.Fatalf("message %d has index %d", i, got.GetIndex())
+	// The others arrive, in order.
+	for i, last := 0, int64(-1); i < n+1-dropped; i++ {
+		got := b.receive(t)
+		if int64(got.GetIndex()) <= last {
+			t.Fatalf("message %d has index %d, after %d", i, got.GetIndex(), last)
 		}
+		last = int64(got.GetIndex())
 	}
 	expectNothing(t, b.handler.msgs, "dropped message")
 }
@@ -493,4 +507,42 @@ func TestLargestFramesPass(t *testing.T) {
 	if r := a.expectSnapshotReport(t); r.status != raft.SnapshotFinish {
 		t.Fatalf("report = %+v, want Finish", r)
 	}
+}
+
+// unaryOnlyServer is the Raft service of a version before RaftMessages.
+type unaryOnlyServer struct{ api.RaftServer }
+
+func (unaryOnlyServer) RaftMessages(grpc.BidiStreamingServer[api.ProcessRaftMessageRequest, api.ProcessRaftMessageResponse]) error {
+	return status.Error(codes.Unimplemented, "unknown method RaftMessages")
+}
+
+// A peer that does not serve RaftMessages gets every batch in a
+// ProcessRaftMessage call instead, after the one batch the refusal lost.
+func TestPeerWithoutStreamsGetsUnaryCalls(t *testing.T) {
+	a := startNode(t, 1, nil)
+	h := newRecordingHandler()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(ServerOptions()...)
+	api.RegisterRaftServer(srv, unaryOnlyServer{NewServer(h, ServerConfig{Logger: testLogger(t)})})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	if err := a.tr.AddPeer(2, lis.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	b := &testNode{t: t, id: 2, handler: h}
+
+	a.tr.Send([]*raftpb.Message{msg(raftpb.MsgHeartbeat, 1, 2, 0)})
+	a.expectUnreachable(t, 2) // the refused stream lost it
+	for i := range uint64(100) {
+		a.tr.Send([]*raftpb.Message{msg(raftpb.MsgHeartbeat, 1, 2, i+1)})
+	}
+	for i := range uint64(100) {
+		if got := b.receive(t); got.GetIndex() != i+1 {
+			t.Fatalf("message %d has index %d", i+1, got.GetIndex())
+		}
+	}
+	waitActive(t, a, 2)
 }
