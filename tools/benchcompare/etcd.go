@@ -205,8 +205,8 @@ func (c *etcdCluster) status(ctx context.Context) (leader, term uint64, err erro
 	return 0, 0, errors.New("no etcd member answers")
 }
 
-func (c *etcdCluster) rss() ([]int64, error) {
-	return rssOf(c.members[0].p, c.members[1].p, c.members[2].p)
+func (c *etcdCluster) processes() []*proc {
+	return []*proc{c.members[0].p, c.members[1].p, c.members[2].p}
 }
 
 func (c *etcdCluster) restart(ctx context.Context, i int, key string) (time.Duration, error) {

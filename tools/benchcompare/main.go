@@ -90,7 +90,9 @@ type system interface {
 	leader(ctx context.Context) (int, error)
 	dialer(members []int, consistency string) bench.Dialer
 	status(ctx context.Context) (leader, term uint64, err error)
-	rss() ([]int64, error)
+	// processes are the three members the cluster started with, in the
+	// order of the indexes leader returns.
+	processes() []*proc
 	restart(ctx context.Context, i int, key string) (time.Duration, error)
 	addMember(ctx context.Context) (time.Duration, error)
 }
@@ -194,36 +196,36 @@ func run1(ctx context.Context, o options) (err error) {
 	for _, sp := range shapes {
 		for round := 1; round <= o.rounds; round++ {
 			for _, s := range systems {
+				li, err := s.leader(ctx)
+				if err != nil {
+					return err
+				}
 				members := all
 				switch sp.to {
-				case toLeader, toFollower:
-					li, err := s.leader(ctx)
-					if err != nil {
-						return err
-					}
+				case toLeader:
 					members = []int{li}
-					if sp.to == toFollower {
-						members = []int{(li + 1) % 3}
-					}
+				case toFollower:
+					members = []int{(li + 1) % 3}
 				}
 				cfg := sp.cfg
 				cfg.Duration, cfg.ValSize, cfg.KeySpace, cfg.SkipFill, cfg.Prefix = o.duration, o.valSize, o.prefill, true, "bench-"
 				cfg.OpTimeout, cfg.Target, cfg.Progress = time.Minute, s.name(), progress()
-				res, err := bench.Run(ctx, cfg, s.dialer(members, cfg.Consistency))
+				res, cpu, err := runMeasured(ctx, s, li, cfg, s.dialer(members, cfg.Consistency))
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", s.name(), sp.id, err)
 				}
 				if res.Interrupted {
 					return ctx.Err()
 				}
-				rec := record(s.name(), sp, round, res)
+				rec := record(s.name(), sp, round, res, cpu)
 				rep.Runs = append(rep.Runs, rec)
 				errs := fmt.Sprintf("%d errors", rec.Errors)
 				if rec.Errors > 0 {
 					errs += fmt.Sprintf(" %v", rec.ErrorsByCode)
 				}
-				logf("%s %s (round %d): %.0f/s, p50 %s, p99 %s, %s", s.name(), sp.id, round, rec.Throughput,
-					fmtMs(rec.P50Ms), fmtMs(rec.P99Ms), errs)
+				logf("%s %s (round %d): %.0f/s, p50 %s, p99 %s, %s; CPU %s per op (leader %s), load generator %s",
+					s.name(), sp.id, round, rec.Throughput, fmtMs(rec.P50Ms), fmtMs(rec.P99Ms), errs,
+					fmtUs(rec.CPUUsPerOp), fmtPct(rec.LeaderCPUShare), fmtCPUs(rec.ClientCPUs))
 			}
 		}
 	}
@@ -237,8 +239,9 @@ func run1(ctx context.Context, o options) (err error) {
 				return fmt.Errorf("%s: fill: %w", s.name(), err)
 			}
 			rep.Fill[s.name()] = f
-			logf("%s: fill: %.0f/s, first %d %.0f/s, last %d %.0f/s, %d failed %v, %d leader changes, term %d to %d", s.name(), f.Rate,
-				f.Window, f.FirstRate, f.Window, f.LastRate, f.Errors, f.ErrorsByCode, f.LeaderChanges, f.TermBefore, f.TermAfter)
+			logf("%s: fill: %.0f/s, first %d %.0f/s, last %d %.0f/s, %d failed %v, %d leader changes, term %d to %d; CPU %s per write (leader %s), load generator %s",
+				s.name(), f.Rate, f.Window, f.FirstRate, f.Window, f.LastRate, f.Errors, f.ErrorsByCode, f.LeaderChanges,
+				f.TermBefore, f.TermAfter, fmtUs(f.CPUUsPerOp), fmtPct(f.LeaderCPUShare), fmtCPUs(f.ClientCPUs))
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -249,7 +252,7 @@ func run1(ctx context.Context, o options) (err error) {
 
 	rep.RSS = map[string][]int64{}
 	for _, s := range systems {
-		v, err := s.rss()
+		v, err := perProc(s.processes(), (*proc).rss)
 		if err != nil {
 			return err
 		}
@@ -293,6 +296,10 @@ func run1(ctx context.Context, o options) (err error) {
 // it does.
 func runFill(ctx context.Context, s system, o options) (*fillRecord, error) {
 	_, termBefore, _ := s.status(ctx)
+	li, err := s.leader(ctx)
+	if err != nil {
+		return nil, err
+	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	type leaderSeen struct{ changes, noLeader int }
 	seen := make(chan leaderSeen, 1)
@@ -321,7 +328,7 @@ func runFill(ctx context.Context, s system, o options) (*fillRecord, error) {
 			}
 		}
 	}()
-	res, err := bench.Run(ctx, bench.Config{
+	res, cpu, err := runMeasured(ctx, s, li, bench.Config{
 		Op: bench.OpFill, Clients: o.fillCli, Conns: o.fillConns, KeySpace: o.fill, ValSize: o.valSize, Prefix: "fill-",
 		OpTimeout: time.Minute, Target: s.name(), Progress: progress(),
 	}, s.dialer([]int{0, 1, 2}, ""))
@@ -339,13 +346,33 @@ func runFill(ctx context.Context, s system, o options) (*fillRecord, error) {
 		ElapsedS: res.Elapsed.Seconds(), Rate: res.Throughput(), Window: window,
 		P50Ms: ms(res.Latency.Percentile(50)), P99Ms: ms(res.Latency.Percentile(99)), MaxMs: ms(res.Latency.Max()),
 		LeaderChanges: ls.changes, NoLeaderSeen: ls.noLeader, TermBefore: termBefore, TermAfter: termAfter,
-		Interrupted: res.Interrupted}
+		Interrupted: res.Interrupted, cpuCost: cpu}
 	last := res.Ops / bench.MarkEvery * bench.MarkEvery
 	if window > 0 {
 		f.FirstRate, _ = res.Rate(0, window)
 		f.LastRate, _ = res.Rate(last-window, last)
 	}
 	return f, nil
+}
+
+// runMeasured runs cfg against s, leader being the index of the member
+// that leads, and returns what the run cost in CPU: the members' and the
+// load generator's, sampled just before and just after it.
+func runMeasured(ctx context.Context, s system, leader int, cfg bench.Config, d bench.Dialer) (*bench.Result, cpuCost, error) {
+	before, err := sampleCPU(s.processes())
+	if err != nil {
+		return nil, cpuCost{}, err
+	}
+	res, err := bench.Run(ctx, cfg, d)
+	if err != nil {
+		return nil, cpuCost{}, err
+	}
+	after, err := sampleCPU(s.processes())
+	if err != nil {
+		return nil, cpuCost{}, err
+	}
+	cost, err := before.cost(after, res.Ops+res.Errors, leader)
+	return res, cost, err
 }
 
 // trickle updates one object of s ten times a second until stopped, the

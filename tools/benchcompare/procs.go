@@ -122,11 +122,11 @@ func (ps *procs) stopAll() {
 	wg.Wait()
 }
 
-// rssOf returns the resident memory of each of procs, in order.
-func rssOf(procs ...*proc) ([]int64, error) {
-	out := make([]int64, 0, len(procs))
+// perProc reads one measure of each of procs, in order.
+func perProc[T any](procs []*proc, read func(*proc) (T, error)) ([]T, error) {
+	out := make([]T, 0, len(procs))
 	for _, p := range procs {
-		v, err := p.rss()
+		v, err := read(p)
 		if err != nil {
 			return nil, err
 		}

@@ -112,6 +112,7 @@ type (
 		P99Ms        float64          `json:"p99_ms"`
 		P999Ms       float64          `json:"p99_9_ms"`
 		MaxMs        float64          `json:"max_ms"`
+		cpuCost
 	}
 	// rowRecord is a line of the table: each list has a value per round,
 	// the ratios are shoal / etcd of the same round.
@@ -129,6 +130,19 @@ type (
 		ThroughputRatio []float64 `json:"throughput_ratio"`
 		P50Ratio        []float64 `json:"p50_ratio"`
 		P99Ratio        []float64 `json:"p99_ratio"`
+		ShoalCPU        rowCPU    `json:"shoal_cpu"`
+		EtcdCPU         rowCPU    `json:"etcd_cpu"`
+		// CPURatio is shoal's CPU per operation over etcd's.
+		CPURatio []float64 `json:"cpu_ratio"`
+	}
+	// rowCPU is the CPU of one system's runs of a shape, a value per
+	// round: the three members' together per operation, the leader's
+	// share of it, and the load generator's.
+	rowCPU struct {
+		USPerOp          []float64 `json:"cpu_us_per_op"`
+		LeaderShare      []float64 `json:"leader_cpu_share"`
+		ClientCPUs       []float64 `json:"client_cpus"`
+		ClientCPUUsPerOp []float64 `json:"client_cpu_us_per_op"`
 	}
 	fillRecord struct {
 		Objects      int              `json:"objects"`
@@ -153,14 +167,16 @@ type (
 		TermBefore    uint64 `json:"term_before"`
 		TermAfter     uint64 `json:"term_after"`
 		Interrupted   bool   `json:"interrupted,omitempty"`
+		// The CPU per write over the whole fill.
+		cpuCost
 	}
 )
 
-func record(system string, sp shape, round int, res *bench.Result) runRecord {
+func record(system string, sp shape, round int, res *bench.Result, cpu cpuCost) runRecord {
 	return runRecord{
 		System: system, Shape: sp.id, Round: round, Ops: res.Ops, Errors: res.Errors, ErrorsByCode: res.ErrorsByCode,
 		Throughput: res.Throughput(), P50Ms: ms(res.Latency.Percentile(50)), P99Ms: ms(res.Latency.Percentile(99)),
-		P999Ms: ms(res.Latency.Percentile(99.9)), MaxMs: ms(res.Latency.Max()),
+		P999Ms: ms(res.Latency.Percentile(99.9)), MaxMs: ms(res.Latency.Max()), cpuCost: cpu,
 	}
 }
 
@@ -196,12 +212,22 @@ func rows(shapes []shape, runs []runRecord) []rowRecord {
 			r.ThroughputRatio = append(r.ThroughputRatio, ratio(s.Throughput, e.Throughput))
 			r.P50Ratio = append(r.P50Ratio, ratio(s.P50Ms, e.P50Ms))
 			r.P99Ratio = append(r.P99Ratio, ratio(s.P99Ms, e.P99Ms))
+			r.ShoalCPU.add(s.cpuCost)
+			r.EtcdCPU.add(e.cpuCost)
+			r.CPURatio = append(r.CPURatio, ratio(s.CPUUsPerOp, e.CPUUsPerOp))
 		}
 		if len(r.ThroughputRatio) > 0 {
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+func (r *rowCPU) add(c cpuCost) {
+	r.USPerOp = append(r.USPerOp, c.CPUUsPerOp)
+	r.LeaderShare = append(r.LeaderShare, c.LeaderCPUShare)
+	r.ClientCPUs = append(r.ClientCPUs, c.ClientCPUs)
+	r.ClientCPUUsPerOp = append(r.ClientCPUUsPerOp, c.ClientCPUUsPerOp)
 }
 
 func ratio(a, b float64) float64 {
@@ -226,36 +252,63 @@ func printReport(w io.Writer, rep *report) {
 			rep.Options.Duration, plural(rep.Options.Rounds, "round"), rep.Options.Prefill)
 	}
 	fmt.Fprint(w, "\n\n")
-	fmt.Fprintln(w, "| workload | shoal | etcd | throughput shoal / etcd | p50 shoal / etcd | p99 shoal / etcd |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| workload | shoal | etcd | throughput shoal / etcd | p50 shoal / etcd | p99 shoal / etcd "+
+		"| CPU per op, 3 members: shoal; etcd; shoal / etcd | load generator CPU: shoal runs; etcd runs |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, r := range rep.Rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.Title,
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Title,
 			cell(r.ShoalThroughput, r.ShoalP50Ms, r.ShoalP99Ms, r.ShoalErrors),
 			cell(r.EtcdThroughput, r.EtcdP50Ms, r.EtcdP99Ms, r.EtcdErrors),
-			ratioRange(r.ThroughputRatio), ratioRange(r.P50Ratio), ratioRange(r.P99Ratio))
+			ratioRange(r.ThroughputRatio), ratioRange(r.P50Ratio), ratioRange(r.P99Ratio),
+			cpuCell(r.ShoalCPU, r.EtcdCPU, r.CPURatio), clientCell(r.ShoalCPU, r.EtcdCPU))
 	}
 	if f := rep.Fill; f != nil && f["shoal"] != nil && f["etcd"] != nil {
 		s, e := f["shoal"], f["etcd"]
-		fmt.Fprintf(w, "| fill %s objects, %d clients / %d connections | %s | %s | %s (last %s) | %s | %s |\n",
+		var sc, ec rowCPU
+		sc.add(s.cpuCost)
+		ec.add(e.cpuCost)
+		fmt.Fprintf(w, "| fill %s objects, %d clients / %d connections | %s | %s | %s (last %s) | %s | %s | %s | %s |\n",
 			count(s.Objects), rep.Options.FillClients, rep.Options.FillConns, fillCell(s), fillCell(e),
 			fmtRatio(ratio(s.Rate, e.Rate)), fmtRatio(ratio(s.LastRate, e.LastRate)),
-			fmtRatio(ratio(s.P50Ms, e.P50Ms)), fmtRatio(ratio(s.P99Ms, e.P99Ms)))
+			fmtRatio(ratio(s.P50Ms, e.P50Ms)), fmtRatio(ratio(s.P99Ms, e.P99Ms)),
+			cpuCell(sc, ec, []float64{ratio(s.CPUUsPerOp, e.CPUUsPerOp)}), clientCell(sc, ec))
 	}
 	if rss := rep.RSS; rss["shoal"] != nil && rss["etcd"] != nil {
-		fmt.Fprintf(w, "| memory (RSS) per member holding %s objects | %s | %s | %s (largest) | | |\n",
+		fmt.Fprintf(w, "| memory (RSS) per member holding %s objects | %s | %s | %s (largest) | | | | |\n",
 			count(rep.Objects), rssCell(rss["shoal"]), rssCell(rss["etcd"]),
 			fmtRatio(ratio(float64(slices.Max(rss["shoal"])), float64(slices.Max(rss["etcd"])))))
 	}
 	if r := rep.Restart; len(r) == 2 {
-		fmt.Fprintf(w, "| restart of a follower holding %s objects, until a linearizable get on it succeeds | %.2f s | %.2f s | %s | | |\n",
+		fmt.Fprintf(w, "| restart of a follower holding %s objects, until a linearizable get on it succeeds | %.2f s | %.2f s | %s | | | | |\n",
 			count(rep.Objects), r["shoal"], r["etcd"], fmtRatio(ratio(r["shoal"], r["etcd"])))
 	}
 	if c := rep.CatchUp; len(c) == 2 {
-		fmt.Fprintf(w, "| a new member (a learner) applies the log of %s objects | %.2f s | %.2f s | %s | | |\n",
+		fmt.Fprintf(w, "| a new member (a learner) applies the log of %s objects | %.2f s | %.2f s | %s | | | | |\n",
 			count(rep.Objects), c["shoal"], c["etcd"], fmtRatio(ratio(c["shoal"], c["etcd"])))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Ratios are shoal / etcd of the same round: above 1 is more throughput, or a longer latency or time, for shoal.")
+	fmt.Fprintln(w, "CPU per op is the user+system time of the three members over the run (/proc/PID/stat, 10 ms ticks) per operation, "+
+		"the leader's share of it in parentheses; the load generator's is this process's own (getrusage), in CPUs busy and per operation.")
+}
+
+// cpuCell writes the members' CPU per operation of both systems, with the
+// leader's share, and their ratio: "740-760 µs (leader 45-47%); 310 µs
+// (leader 40%); 2.39-2.45x".
+func cpuCell(shoal, etcd rowCPU, ratios []float64) string {
+	side := func(c rowCPU) string {
+		return fmt.Sprintf("%s (leader %s)", unitRange(c.USPerOp, fmtUs), unitRange(c.LeaderShare, fmtPct))
+	}
+	return fmt.Sprintf("%s; %s; %s", side(shoal), side(etcd), ratioRange(ratios))
+}
+
+// clientCell writes the load generator's CPU during the runs of both
+// systems: "1.21-1.30 CPUs, 96-98 µs/op; 1.40 CPUs, 80 µs/op".
+func clientCell(shoal, etcd rowCPU) string {
+	side := func(c rowCPU) string {
+		return fmt.Sprintf("%s, %s/op", unitRange(c.ClientCPUs, fmtCPUs), unitRange(c.ClientCPUUsPerOp, fmtUs))
+	}
+	return side(shoal) + "; " + side(etcd)
 }
 
 func cell(tput, p50, p99 []float64, errs int64) string {
@@ -332,26 +385,43 @@ func fmtMs(v float64) string {
 	return fmt.Sprintf("%.2f ms", v)
 }
 
-func msRange(vs []float64) string {
-	lo, hi := slices.Min(vs), slices.Max(vs)
-	if len(vs) == 1 || fmtMs(lo) == fmtMs(hi) {
-		return fmtMs(lo)
-	}
-	l, h := fmtMs(lo), fmtMs(hi)
-	if lu, hu := l[strings.LastIndexByte(l, ' '):], h[strings.LastIndexByte(h, ' '):]; lu == hu {
-		return strings.TrimSuffix(l, lu) + "-" + h
-	}
-	return l + "-" + h
-}
+func msRange(vs []float64) string { return unitRange(vs, fmtMs) }
 
 func fmtRatio(r float64) string { return fmt.Sprintf("%.2fx", r) }
 
-func ratioRange(vs []float64) string {
-	lo, hi := slices.Min(vs), slices.Max(vs)
-	if len(vs) == 1 || fmtRatio(lo) == fmtRatio(hi) {
-		return fmtRatio(lo)
+func ratioRange(vs []float64) string { return unitRange(vs, fmtRatio) }
+
+// fmtUs writes microseconds with 3 significant digits or more.
+func fmtUs(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f µs", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f µs", v)
 	}
-	return fmt.Sprintf("%.2f-%.2fx", lo, hi)
+	return fmt.Sprintf("%.2f µs", v)
+}
+
+// fmtPct writes a share of 0 to 1 as a whole percentage.
+func fmtPct(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) }
+
+func fmtCPUs(v float64) string { return fmt.Sprintf("%.2f CPUs", v) }
+
+// unitRange writes the smallest and largest of vs as format writes them,
+// the unit once when both share it: "1.80-2.80 ms", "600 ms-1.90 s",
+// "41-45%".
+func unitRange(vs []float64, format func(float64) string) string {
+	l, h := format(slices.Min(vs)), format(slices.Max(vs))
+	if len(vs) == 1 || l == h {
+		return l
+	}
+	unit := func(s string) string {
+		return s[strings.LastIndexAny(s, "0123456789")+1:]
+	}
+	if lu := unit(l); lu == unit(h) {
+		return strings.TrimSuffix(l, lu) + "-" + h
+	}
+	return l + "-" + h
 }
 
 func machine() machineInfo {

@@ -197,8 +197,8 @@ func (c *shoalCluster) status(ctx context.Context) (leader, term uint64, err err
 	return 0, 0, errors.New("no shoal manager answers")
 }
 
-func (c *shoalCluster) rss() ([]int64, error) {
-	return rssOf(c.members[0].p, c.members[1].p, c.members[2].p)
+func (c *shoalCluster) processes() []*proc {
+	return []*proc{c.members[0].p, c.members[1].p, c.members[2].p}
 }
 
 // restart stops manager i cleanly, starts it again, and returns the time
