@@ -46,8 +46,8 @@ type View struct {
 	Leader     uint64    `json:"leader,omitempty"` // the Raft ID it believes leads; 0: none
 	Commit     uint64    `json:"commit,omitempty"`
 	Applied    uint64    `json:"applied,omitempty"`
-	Members    int       `json:"members,omitempty"`   // in its own member list
-	Reaches    int       `json:"reaches,omitempty"`   // of those, how many it reaches, itself included
+	Members    int       `json:"members,omitempty"` // in its own member list
+	Reaches    int       `json:"reaches,omitempty"` // of those, how many it reaches, itself included
 	CertExpiry time.Time `json:"certificate_expiry,omitzero"`
 	// RoundTrip is how long the member took to answer the gatherer, and
 	// ClockOffset how far its clock is ahead of the gatherer's.
