@@ -117,9 +117,9 @@ func (m *Manager) counters(applied uint64) dashboard.Counters {
 			}
 		}
 	}
-	if fams, err := prometheus.DefaultGatherer.Gather(); err == nil {
+	if fams, err := walFsyncGatherer.Gather(); err == nil {
 		for _, fam := range fams {
-			if fam.GetName() == "etcd_disk_wal_fsync_duration_seconds" && len(fam.GetMetric()) > 0 {
+			if len(fam.GetMetric()) > 0 {
 				h := fam.GetMetric()[0].GetHistogram()
 				c.FsyncSeconds, c.Fsyncs = h.GetSampleSum(), float64(h.GetSampleCount())
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/dashboard"
@@ -33,9 +34,7 @@ func (m *Manager) serveHTTP(lis net.Listener) func() {
 
 	mux := http.NewServeMux()
 	mux.Handle("/", dash.Handler())
-	// The etcd WAL's fsync histograms are in the process-wide registry,
-	// which also has the Go runtime's and the process's metrics.
-	gatherers := prometheus.Gatherers{m.ins.reg, prometheus.DefaultGatherer}
+	gatherers := prometheus.Gatherers{m.ins.reg, walFsyncGatherer}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", m.serveHealthz)
 	mux.HandleFunc("GET /readyz", m.serveReadyz)
@@ -64,6 +63,23 @@ func (m *Manager) serveHTTP(lis net.Listener) func() {
 		}
 	}
 }
+
+// walFsyncName is the etcd WAL's fsync histogram, which etcd registers in
+// the process-wide registry (for every manager of the process at once).
+const walFsyncName = "etcd_disk_wal_fsync_duration_seconds"
+
+// walFsyncGatherer gathers only the WAL's fsync histogram of the
+// process-wide registry: the rest of it is not ours to publish.
+var walFsyncGatherer = prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+	fams, err := prometheus.DefaultGatherer.Gather()
+	var out []*dto.MetricFamily
+	for _, fam := range fams {
+		if fam.GetName() == walFsyncName {
+			out = append(out, fam)
+		}
+	}
+	return out, err
+})
 
 // serveHealthz answers 200 while the manager runs: its Raft node has not
 // stopped.

@@ -10,6 +10,7 @@ import (
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/store"
@@ -100,7 +101,8 @@ func newInstruments() *instruments {
 func (ins *instruments) register(m *Manager) {
 	ins.reg.MustRegister(ins.grpc, ins.proposalsCommitted, ins.proposalsFailed, ins.proposalsPending,
 		ins.applySeconds, ins.snapshotSeconds, ins.snapshotBytes, ins.restoreSeconds, ins.leaderChanges,
-		ins.peerRoundTrip, ins.watchers, (*collector)(m))
+		ins.peerRoundTrip, ins.watchers, (*collector)(m),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
 func (ins *instruments) recordSnapshot(r snapshotRecord) {
