@@ -219,12 +219,15 @@ func (d *Diagnosis) findLeader(all, up []View) bool {
 	return true
 }
 
-// cutOff names the answering voters that reach fewer managers than a
-// quorum: the likely cause of an election that does not end.
+// cutOff names the answering candidates that reach fewer managers than a
+// quorum: the likely cause of an election that does not end. Only a
+// candidate's count tells: it asks every voter for its vote, while a
+// follower sends nothing to the other followers.
 func cutOff(up []View, quorum int) []string {
 	var out []string
 	for _, v := range up {
-		if !v.Learner && v.Members > 0 && v.Reaches < quorum {
+		candidate := v.State == "candidate" || v.State == "pre-candidate"
+		if !v.Learner && candidate && v.Members > 0 && v.Reaches < quorum {
 			out = append(out, fmt.Sprintf("%s reaches only %d of %d managers, itself included", v.Name(), v.Reaches, v.Members))
 		}
 	}
@@ -244,8 +247,9 @@ func (d *Diagnosis) checkMembers(r Report, up []View, opts Options) {
 		if behind := leader.Commit - min(v.Applied, leader.Commit); behind > opts.MaxLag {
 			d.Problems = append(d.Problems, fmt.Sprintf("%s is %d entries behind the leader", v.Name(), behind))
 		}
-		if v.Members > 0 && v.Reaches < v.Members {
-			d.Warnings = append(d.Warnings, fmt.Sprintf("%s reaches %d of %d managers", v.Name(), v.Reaches, v.Members))
+		if v.RaftID == d.Leader && v.Members > 0 && v.Reaches < v.Members {
+			// Only the leader's count tells: it alone sends to every member.
+			d.Warnings = append(d.Warnings, fmt.Sprintf("the leader %s reaches %d of %d managers", v.Name(), v.Reaches, v.Members))
 		}
 		switch left := v.CertExpiry.Sub(r.At); {
 		case v.CertExpiry.IsZero():

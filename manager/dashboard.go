@@ -56,6 +56,9 @@ func (s *dashboardSource) Frame(context.Context) dashboard.Frame {
 		case v.GetError() != "":
 			dm.Error = v.GetError()
 		default:
+			// A follower sends nothing to the other followers; that one
+			// answered says more.
+			dm.Reachable = true
 			info := v.GetInfo()
 			dm.State, dm.Term, dm.Commit, dm.Applied = info.GetRaftState(), info.GetTerm(), info.GetCommitIndex(), info.GetAppliedIndex()
 			if !st.IsLeader && leaderCommit > 0 {

@@ -3,7 +3,14 @@
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
-const WINDOW_MS = 10 * 60 * 1000; // the timeline and charts show the last ten minutes
+const WINDOW_MS = 10 * 60 * 1000; // the timeline and charts show at most the last ten minutes
+let firstSeen = Date.now();
+
+// windowStart is where the timeline and the charts begin: ten minutes ago,
+// or when this manager's history begins if that is later.
+function windowStart(now) {
+  return Math.max(now - WINDOW_MS, Math.min(firstSeen, now - 30 * 1000));
+}
 const SERIES = ["writes", "reads", "failures", "fsync_ms", "apply_ms"];
 const COLORS = ["#2563eb", "#0f7b3f", "#b45309", "#7c3aed", "#db2777", "#0891b2", "#65a30d"];
 
@@ -11,7 +18,11 @@ let points = [];
 
 function el(tag, attrs, text) {
   const e = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    // Style attributes are refused by the page's Content-Security-Policy;
+    // the CSS object model is not.
+    if (k === "style") e.style.cssText = v; else e.setAttribute(k, v);
+  }
   if (text !== undefined) e.textContent = text;
   return e;
 }
@@ -69,8 +80,8 @@ function renderMembers(f) {
 function renderTimeline(f) {
   const svg = document.getElementById("timeline");
   svg.replaceChildren();
-  const now = Date.parse(f.at), start = now - WINDOW_MS;
-  const x = t => Math.max(0, (t - start) / WINDOW_MS * 600);
+  const now = Date.parse(f.at), start = windowStart(now), span = now - start;
+  const x = t => Math.max(0, (t - start) / span * 600);
   const color = {};
   let next = 0;
   const legend = document.getElementById("timeline-legend");
@@ -92,18 +103,18 @@ function renderTimeline(f) {
     if (i > 0 && from >= start) svg.append(el("svg:line", { x1: x(from), x2: x(from), y1: 0, y2: 44, stroke: "#b91c1c", "stroke-width": 1.5 }));
   });
   const s = el("span");
-  s.textContent = "red lines: elections; last ten minutes";
+  s.textContent = "red lines: elections; since " + new Date(start).toLocaleTimeString();
   legend.append(s);
 }
 
 function renderCharts(now) {
-  const start = now - WINDOW_MS;
+  const start = windowStart(now), span = now - start;
   const shown = points.filter(p => Date.parse(p.at) >= start);
   for (const name of SERIES) {
     const svg = document.getElementById("chart-" + name);
     svg.replaceChildren();
     const top = Math.max(1e-9, ...shown.map(p => p[name]));
-    const coords = shown.map(p => ((Date.parse(p.at) - start) / WINDOW_MS * 300).toFixed(1) + "," + (78 - p[name] / top * 72).toFixed(1));
+    const coords = shown.map(p => ((Date.parse(p.at) - start) / span * 300).toFixed(1) + "," + (78 - p[name] / top * 72).toFixed(1));
     if (coords.length) svg.append(el("svg:polyline", { points: coords.join(" "), fill: "none", stroke: "#2563eb", "stroke-width": 1.5 }));
     svg.append(el("svg:text", { x: 2, y: 10, "font-size": 9, fill: "#6b7280" }, "max " + top.toFixed(name.endsWith("_ms") ? 2 : 0)));
     const last = shown[shown.length - 1];
@@ -127,7 +138,11 @@ function renderStore(f) {
     tr.append(td(new Date(Date.parse(s.at)).toLocaleTimeString()), td(bytes(s.bytes), "num"), td(s.duration_ms.toFixed(1) + " ms", "num"));
     snaps.append(tr);
   }
-  if (!snaps.children.length) snaps.append(el("tr", {}, "")).append(td("none taken since this manager started"));
+  if (!snaps.children.length) {
+    const tr = el("tr");
+    tr.append(el("td", { colspan: 3 }, "none taken since this manager started"));
+    snaps.append(tr);
+  }
 }
 
 function connect() {
@@ -139,6 +154,8 @@ function connect() {
   es.addEventListener("frame", e => {
     const f = JSON.parse(e.data);
     if (f.point) points.push(f.point);
+    const times = points.map(p => Date.parse(p.at)).concat((f.leaders || []).map(l => Date.parse(l.at)));
+    if (times.length) firstSeen = Math.min(...times);
     const now = Date.parse(f.at);
     points = points.filter(p => Date.parse(p.at) >= now - WINDOW_MS);
     renderDoctor(f);
