@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -175,7 +174,7 @@ func hexOrDash(id uint64) string {
 	if id == 0 {
 		return "-"
 	}
-	return strconv.FormatUint(id, 16)
+	return raftID(id)
 }
 
 func expiry(t, now time.Time) string {
