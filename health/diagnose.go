@@ -105,6 +105,11 @@ func Diagnose(r Report, opts Options) Diagnosis {
 		d.Summary = "unavailable: no manager answered"
 		d.Recovery = "start a manager, or point the command at a running one"
 		return d
+	case len(up) == 0 && slices.ContainsFunc(down, func(v View) bool { return v.Locked }):
+		d.Status = Unavailable
+		d.Summary = "unavailable: " + d.Problems[slices.IndexFunc(down, func(v View) bool { return v.Locked })]
+		d.Recovery = "give each locked manager its unlock key with 'shoal unlock' on its host, then run doctor again"
+		return d
 	case d.VotersUp < d.Quorum:
 		d.noQuorum(up, down)
 		return d

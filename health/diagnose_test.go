@@ -81,6 +81,8 @@ func TestDiagnose(t *testing.T) {
 			warnings: []string{"the leader m1 reaches 2 of 3", "m2's certificate expires in 48h0m0s", "m3's clock is 3s off"}},
 		{name: "a follower that lost the leader", status: Degraded,
 			managers: []View{m1, m2, with(m3, noLeader)}, problems: []string{"m3 does not know the leader"}},
+		{name: "only a locked manager", status: Unavailable, managers: []View{{NodeID: "this manager", Locked: true}},
+			summary: "unavailable: this manager is locked", problems: []string{"this manager is locked"}, recovery: "shoal unlock"},
 		{name: "nothing answered", status: Unavailable, summary: "no manager answered"},
 	}
 	for _, tt := range tests {
