@@ -14,9 +14,9 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// screenshot, when set, is where the dashboard test saves its screenshot
-// (make dashboard-screenshot sets it to docs/dashboard.png); also
-// SHOAL_DASHBOARD_SCREENSHOT.
+// screenshot, when set, is where the dashboard test saves its screenshot;
+// so is SHOAL_DASHBOARD_SCREENSHOT, which make dashboard-screenshot sets to
+// docs/dashboard.png. Without either, nothing is written.
 var screenshot = flag.String("dashboard-screenshot", "", "save the dashboard test's screenshot to this PNG file")
 
 // findChromium returns Debian's chromium, or "" when it is not installed.
