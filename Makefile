@@ -4,7 +4,7 @@
 GO ?= go
 PROTO_TOOLS := -modfile=tools/go.mod
 
-.PHONY: build test check vet fmt proto proto-check bench bench-compare bench-fill robustness
+.PHONY: build test check vet fmt proto proto-check bench bench-compare bench-fill robustness dashboard-screenshot
 
 build:
 	$(GO) build ./...
@@ -61,3 +61,8 @@ SEED ?= 0
 RUN_DURATION ?= 30s
 robustness:
 	$(GO) test ./robustness/ -run LongProfile -count=1 -timeout 0 -v -args -runs $(RUNS) -seed $(SEED) -run-duration $(RUN_DURATION)
+
+# dashboard-screenshot runs the dashboard's browser test (needs chromium)
+# and saves its screenshot as docs/dashboard.png.
+dashboard-screenshot:
+	SHOAL_DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -count=1 -run TestDashboardInBrowser ./e2e/

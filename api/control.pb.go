@@ -1149,8 +1149,15 @@ type GetClusterInfoResponse struct {
 	StoreVersion     uint64  `protobuf:"varint,8,opt,name=store_version,json=storeVersion,proto3" json:"store_version,omitempty"`
 	Members          uint32  `protobuf:"varint,9,opt,name=members,proto3" json:"members,omitempty"`
 	ReachableMembers uint32  `protobuf:"varint,10,opt,name=reachable_members,json=reachableMembers,proto3" json:"reachable_members,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// raft_state is "leader", "follower", "candidate" or "pre-candidate".
+	RaftState string `protobuf:"bytes,11,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
+	// certificate_expiry_unix is when the answering manager's certificate
+	// expires, in seconds since the Unix epoch.
+	CertificateExpiryUnix int64 `protobuf:"varint,12,opt,name=certificate_expiry_unix,json=certificateExpiryUnix,proto3" json:"certificate_expiry_unix,omitempty"`
+	// time_unix_ms is the answering manager's clock when it answered.
+	TimeUnixMs    int64 `protobuf:"varint,13,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetClusterInfoResponse) Reset() {
@@ -1253,6 +1260,225 @@ func (x *GetClusterInfoResponse) GetReachableMembers() uint32 {
 	return 0
 }
 
+func (x *GetClusterInfoResponse) GetRaftState() string {
+	if x != nil {
+		return x.RaftState
+	}
+	return ""
+}
+
+func (x *GetClusterInfoResponse) GetCertificateExpiryUnix() int64 {
+	if x != nil {
+		return x.CertificateExpiryUnix
+	}
+	return 0
+}
+
+func (x *GetClusterInfoResponse) GetTimeUnixMs() int64 {
+	if x != nil {
+		return x.TimeUnixMs
+	}
+	return 0
+}
+
+type GetClusterHealthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterHealthRequest) Reset() {
+	*x = GetClusterHealthRequest{}
+	mi := &file_api_control_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterHealthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterHealthRequest) ProtoMessage() {}
+
+func (x *GetClusterHealthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterHealthRequest.ProtoReflect.Descriptor instead.
+func (*GetClusterHealthRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{19}
+}
+
+type GetClusterHealthResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// answered_by is the Raft ID of the manager that gathered the views.
+	AnsweredBy uint64 `protobuf:"varint,1,opt,name=answered_by,json=answeredBy,proto3" json:"answered_by,omitempty"`
+	// views holds one entry per member, the answering manager's first.
+	Views []*ManagerView `protobuf:"bytes,2,rep,name=views,proto3" json:"views,omitempty"`
+	// members are the members as the answering manager sees them.
+	Members       []*Member `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterHealthResponse) Reset() {
+	*x = GetClusterHealthResponse{}
+	mi := &file_api_control_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterHealthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterHealthResponse) ProtoMessage() {}
+
+func (x *GetClusterHealthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterHealthResponse.ProtoReflect.Descriptor instead.
+func (*GetClusterHealthResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetClusterHealthResponse) GetAnsweredBy() uint64 {
+	if x != nil {
+		return x.AnsweredBy
+	}
+	return 0
+}
+
+func (x *GetClusterHealthResponse) GetViews() []*ManagerView {
+	if x != nil {
+		return x.Views
+	}
+	return nil
+}
+
+func (x *GetClusterHealthResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+// ManagerView is one member's own view of the cluster.
+type ManagerView struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	RaftId uint64                 `protobuf:"varint,1,opt,name=raft_id,json=raftId,proto3" json:"raft_id,omitempty"`
+	NodeId string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Addr   string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	// info is the member's GetClusterInfo answer; unset when error is set.
+	Info *GetClusterInfoResponse `protobuf:"bytes,4,opt,name=info,proto3" json:"info,omitempty"`
+	// error says why the member could not be asked.
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// round_trip_us is how long the member took to answer, in microseconds.
+	RoundTripUs int64 `protobuf:"varint,6,opt,name=round_trip_us,json=roundTripUs,proto3" json:"round_trip_us,omitempty"`
+	// clock_offset_ms is how far the member's clock is ahead of the
+	// answering manager's (negative: behind), in milliseconds, estimated
+	// from the middle of the round trip.
+	ClockOffsetMs int64 `protobuf:"varint,7,opt,name=clock_offset_ms,json=clockOffsetMs,proto3" json:"clock_offset_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManagerView) Reset() {
+	*x = ManagerView{}
+	mi := &file_api_control_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManagerView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManagerView) ProtoMessage() {}
+
+func (x *ManagerView) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManagerView.ProtoReflect.Descriptor instead.
+func (*ManagerView) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ManagerView) GetRaftId() uint64 {
+	if x != nil {
+		return x.RaftId
+	}
+	return 0
+}
+
+func (x *ManagerView) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ManagerView) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *ManagerView) GetInfo() *GetClusterInfoResponse {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *ManagerView) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ManagerView) GetRoundTripUs() int64 {
+	if x != nil {
+		return x.RoundTripUs
+	}
+	return 0
+}
+
+func (x *ManagerView) GetClockOffsetMs() int64 {
+	if x != nil {
+		return x.ClockOffsetMs
+	}
+	return 0
+}
+
 // Member is one manager as the answering manager sees it.
 type Member struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1285,7 +1511,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_control_proto_msgTypes[19]
+	mi := &file_api_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1523,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[19]
+	mi := &file_api_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1536,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{19}
+	return file_api_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Member) GetRaftId() uint64 {
@@ -1391,7 +1617,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_api_control_proto_msgTypes[20]
+	mi := &file_api_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1629,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[20]
+	mi := &file_api_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1642,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{20}
+	return file_api_control_proto_rawDescGZIP(), []int{23}
 }
 
 type ListMembersResponse struct {
@@ -1431,7 +1657,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_api_control_proto_msgTypes[21]
+	mi := &file_api_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1669,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[21]
+	mi := &file_api_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1682,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{21}
+	return file_api_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -1486,7 +1712,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_control_proto_msgTypes[22]
+	mi := &file_api_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1498,7 +1724,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[22]
+	mi := &file_api_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1511,7 +1737,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{22}
+	return file_api_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -1536,7 +1762,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_api_control_proto_msgTypes[23]
+	mi := &file_api_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1774,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[23]
+	mi := &file_api_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1787,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{23}
+	return file_api_control_proto_rawDescGZIP(), []int{26}
 }
 
 type PromoteMemberRequest struct {
@@ -1574,7 +1800,7 @@ type PromoteMemberRequest struct {
 
 func (x *PromoteMemberRequest) Reset() {
 	*x = PromoteMemberRequest{}
-	mi := &file_api_control_proto_msgTypes[24]
+	mi := &file_api_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1812,7 @@ func (x *PromoteMemberRequest) String() string {
 func (*PromoteMemberRequest) ProtoMessage() {}
 
 func (x *PromoteMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[24]
+	mi := &file_api_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1825,7 @@ func (x *PromoteMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteMemberRequest.ProtoReflect.Descriptor instead.
 func (*PromoteMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{24}
+	return file_api_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PromoteMemberRequest) GetId() string {
@@ -1617,7 +1843,7 @@ type PromoteMemberResponse struct {
 
 func (x *PromoteMemberResponse) Reset() {
 	*x = PromoteMemberResponse{}
-	mi := &file_api_control_proto_msgTypes[25]
+	mi := &file_api_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1855,7 @@ func (x *PromoteMemberResponse) String() string {
 func (*PromoteMemberResponse) ProtoMessage() {}
 
 func (x *PromoteMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[25]
+	mi := &file_api_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1868,7 @@ func (x *PromoteMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteMemberResponse.ProtoReflect.Descriptor instead.
 func (*PromoteMemberResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{25}
+	return file_api_control_proto_rawDescGZIP(), []int{28}
 }
 
 type DemoteMemberRequest struct {
@@ -1655,7 +1881,7 @@ type DemoteMemberRequest struct {
 
 func (x *DemoteMemberRequest) Reset() {
 	*x = DemoteMemberRequest{}
-	mi := &file_api_control_proto_msgTypes[26]
+	mi := &file_api_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1893,7 @@ func (x *DemoteMemberRequest) String() string {
 func (*DemoteMemberRequest) ProtoMessage() {}
 
 func (x *DemoteMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[26]
+	mi := &file_api_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1906,7 @@ func (x *DemoteMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DemoteMemberRequest.ProtoReflect.Descriptor instead.
 func (*DemoteMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{26}
+	return file_api_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DemoteMemberRequest) GetId() string {
@@ -1698,7 +1924,7 @@ type DemoteMemberResponse struct {
 
 func (x *DemoteMemberResponse) Reset() {
 	*x = DemoteMemberResponse{}
-	mi := &file_api_control_proto_msgTypes[27]
+	mi := &file_api_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +1936,7 @@ func (x *DemoteMemberResponse) String() string {
 func (*DemoteMemberResponse) ProtoMessage() {}
 
 func (x *DemoteMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[27]
+	mi := &file_api_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +1949,7 @@ func (x *DemoteMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DemoteMemberResponse.ProtoReflect.Descriptor instead.
 func (*DemoteMemberResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{27}
+	return file_api_control_proto_rawDescGZIP(), []int{30}
 }
 
 type TransferLeadershipRequest struct {
@@ -1737,7 +1963,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_api_control_proto_msgTypes[28]
+	mi := &file_api_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +1975,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[28]
+	mi := &file_api_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +1988,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{28}
+	return file_api_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -1781,7 +2007,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_api_control_proto_msgTypes[29]
+	mi := &file_api_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +2019,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[29]
+	mi := &file_api_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +2032,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{29}
+	return file_api_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderRaftId() uint64 {
@@ -1825,7 +2051,7 @@ type GetJoinTokenRequest struct {
 
 func (x *GetJoinTokenRequest) Reset() {
 	*x = GetJoinTokenRequest{}
-	mi := &file_api_control_proto_msgTypes[30]
+	mi := &file_api_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +2063,7 @@ func (x *GetJoinTokenRequest) String() string {
 func (*GetJoinTokenRequest) ProtoMessage() {}
 
 func (x *GetJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[30]
+	mi := &file_api_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +2076,7 @@ func (x *GetJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{30}
+	return file_api_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetJoinTokenRequest) GetRotate() bool {
@@ -1870,7 +2096,7 @@ type GetJoinTokenResponse struct {
 
 func (x *GetJoinTokenResponse) Reset() {
 	*x = GetJoinTokenResponse{}
-	mi := &file_api_control_proto_msgTypes[31]
+	mi := &file_api_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1882,7 +2108,7 @@ func (x *GetJoinTokenResponse) String() string {
 func (*GetJoinTokenResponse) ProtoMessage() {}
 
 func (x *GetJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[31]
+	mi := &file_api_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1895,7 +2121,7 @@ func (x *GetJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{31}
+	return file_api_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetJoinTokenResponse) GetToken() string {
@@ -1915,7 +2141,7 @@ type IssueClientCertificateRequest struct {
 
 func (x *IssueClientCertificateRequest) Reset() {
 	*x = IssueClientCertificateRequest{}
-	mi := &file_api_control_proto_msgTypes[32]
+	mi := &file_api_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2153,7 @@ func (x *IssueClientCertificateRequest) String() string {
 func (*IssueClientCertificateRequest) ProtoMessage() {}
 
 func (x *IssueClientCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[32]
+	mi := &file_api_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2166,7 @@ func (x *IssueClientCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueClientCertificateRequest.ProtoReflect.Descriptor instead.
 func (*IssueClientCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{32}
+	return file_api_control_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *IssueClientCertificateRequest) GetCsr() []byte {
@@ -1963,7 +2189,7 @@ type IssueClientCertificateResponse struct {
 
 func (x *IssueClientCertificateResponse) Reset() {
 	*x = IssueClientCertificateResponse{}
-	mi := &file_api_control_proto_msgTypes[33]
+	mi := &file_api_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2201,7 @@ func (x *IssueClientCertificateResponse) String() string {
 func (*IssueClientCertificateResponse) ProtoMessage() {}
 
 func (x *IssueClientCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[33]
+	mi := &file_api_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2214,7 @@ func (x *IssueClientCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueClientCertificateResponse.ProtoReflect.Descriptor instead.
 func (*IssueClientCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{33}
+	return file_api_control_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *IssueClientCertificateResponse) GetNodeId() string {
@@ -2021,7 +2247,7 @@ type GetUnlockKeyRequest struct {
 
 func (x *GetUnlockKeyRequest) Reset() {
 	*x = GetUnlockKeyRequest{}
-	mi := &file_api_control_proto_msgTypes[34]
+	mi := &file_api_control_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2259,7 @@ func (x *GetUnlockKeyRequest) String() string {
 func (*GetUnlockKeyRequest) ProtoMessage() {}
 
 func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[34]
+	mi := &file_api_control_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2272,7 @@ func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnlockKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetUnlockKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{34}
+	return file_api_control_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetUnlockKeyRequest) GetRotate() bool {
@@ -2066,7 +2292,7 @@ type GetUnlockKeyResponse struct {
 
 func (x *GetUnlockKeyResponse) Reset() {
 	*x = GetUnlockKeyResponse{}
-	mi := &file_api_control_proto_msgTypes[35]
+	mi := &file_api_control_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2078,7 +2304,7 @@ func (x *GetUnlockKeyResponse) String() string {
 func (*GetUnlockKeyResponse) ProtoMessage() {}
 
 func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[35]
+	mi := &file_api_control_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2091,7 +2317,7 @@ func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnlockKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetUnlockKeyResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{35}
+	return file_api_control_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetUnlockKeyResponse) GetUnlockKey() string {
@@ -2109,7 +2335,7 @@ type RotateDataKeyRequest struct {
 
 func (x *RotateDataKeyRequest) Reset() {
 	*x = RotateDataKeyRequest{}
-	mi := &file_api_control_proto_msgTypes[36]
+	mi := &file_api_control_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2347,7 @@ func (x *RotateDataKeyRequest) String() string {
 func (*RotateDataKeyRequest) ProtoMessage() {}
 
 func (x *RotateDataKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[36]
+	mi := &file_api_control_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2360,7 @@ func (x *RotateDataKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDataKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateDataKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{36}
+	return file_api_control_proto_rawDescGZIP(), []int{39}
 }
 
 type RotateDataKeyResponse struct {
@@ -2148,7 +2374,7 @@ type RotateDataKeyResponse struct {
 
 func (x *RotateDataKeyResponse) Reset() {
 	*x = RotateDataKeyResponse{}
-	mi := &file_api_control_proto_msgTypes[37]
+	mi := &file_api_control_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2386,7 @@ func (x *RotateDataKeyResponse) String() string {
 func (*RotateDataKeyResponse) ProtoMessage() {}
 
 func (x *RotateDataKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[37]
+	mi := &file_api_control_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2399,7 @@ func (x *RotateDataKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDataKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateDataKeyResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{37}
+	return file_api_control_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RotateDataKeyResponse) GetKeyId() uint32 {
@@ -2199,7 +2425,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_api_control_proto_msgTypes[38]
+	mi := &file_api_control_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2211,7 +2437,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[38]
+	mi := &file_api_control_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2224,7 +2450,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{38}
+	return file_api_control_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UnlockRequest) GetUnlockKey() string {
@@ -2242,7 +2468,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_api_control_proto_msgTypes[39]
+	mi := &file_api_control_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2480,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[39]
+	mi := &file_api_control_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2493,7 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{39}
+	return file_api_control_proto_rawDescGZIP(), []int{42}
 }
 
 var File_api_control_proto protoreflect.FileDescriptor
@@ -2347,7 +2573,7 @@ const file_api_control_proto_rawDesc = "" +
 	"\rWatchResponse\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.shoal.v1.WatchEventR\x06events\x12#\n" +
 	"\rstart_version\x18\x02 \x01(\x04R\fstartVersion\"\x17\n" +
-	"\x15GetClusterInfoRequest\"\xf2\x02\n" +
+	"\x15GetClusterInfoRequest\"\xeb\x03\n" +
 	"\x16GetClusterInfoResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12*\n" +
@@ -2361,7 +2587,26 @@ const file_api_control_proto_rawDesc = "" +
 	"\rstore_version\x18\b \x01(\x04R\fstoreVersion\x12\x18\n" +
 	"\amembers\x18\t \x01(\rR\amembers\x12+\n" +
 	"\x11reachable_members\x18\n" +
-	" \x01(\rR\x10reachableMembers\"\x9a\x02\n" +
+	" \x01(\rR\x10reachableMembers\x12\x1d\n" +
+	"\n" +
+	"raft_state\x18\v \x01(\tR\traftState\x126\n" +
+	"\x17certificate_expiry_unix\x18\f \x01(\x03R\x15certificateExpiryUnix\x12 \n" +
+	"\ftime_unix_ms\x18\r \x01(\x03R\n" +
+	"timeUnixMs\"\x19\n" +
+	"\x17GetClusterHealthRequest\"\x94\x01\n" +
+	"\x18GetClusterHealthResponse\x12\x1f\n" +
+	"\vanswered_by\x18\x01 \x01(\x04R\n" +
+	"answeredBy\x12+\n" +
+	"\x05views\x18\x02 \x03(\v2\x15.shoal.v1.ManagerViewR\x05views\x12*\n" +
+	"\amembers\x18\x03 \x03(\v2\x10.shoal.v1.MemberR\amembers\"\xeb\x01\n" +
+	"\vManagerView\x12\x17\n" +
+	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\x124\n" +
+	"\x04info\x18\x04 \x01(\v2 .shoal.v1.GetClusterInfoResponseR\x04info\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\"\n" +
+	"\rround_trip_us\x18\x06 \x01(\x03R\vroundTripUs\x12&\n" +
+	"\x0fclock_offset_ms\x18\a \x01(\x03R\rclockOffsetMs\"\x9a\x02\n" +
 	"\x06Member\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
@@ -2424,8 +2669,7 @@ const file_api_control_proto_rawDesc = "" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EVENT_TYPE_CREATE\x10\x01\x12\x15\n" +
 	"\x11EVENT_TYPE_UPDATE\x10\x02\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x032\xe1\n" +
-	"\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x032\xbc\v\n" +
 	"\aControl\x12M\n" +
 	"\fCreateObject\x12\x1d.shoal.v1.CreateObjectRequest\x1a\x1e.shoal.v1.CreateObjectResponse\x12D\n" +
 	"\tGetObject\x12\x1a.shoal.v1.GetObjectRequest\x1a\x1b.shoal.v1.GetObjectResponse\x12L\n" +
@@ -2435,7 +2679,8 @@ const file_api_control_proto_rawDesc = "" +
 	"\vTransaction\x12\x1c.shoal.v1.TransactionRequest\x1a\x1d.shoal.v1.TransactionResponse\x12:\n" +
 	"\x05Watch\x12\x16.shoal.v1.WatchRequest\x1a\x17.shoal.v1.WatchResponse0\x01\x12S\n" +
 	"\x0eGetClusterInfo\x12\x1f.shoal.v1.GetClusterInfoRequest\x1a .shoal.v1.GetClusterInfoResponse\x12J\n" +
-	"\vListMembers\x12\x1c.shoal.v1.ListMembersRequest\x1a\x1d.shoal.v1.ListMembersResponse\x12M\n" +
+	"\vListMembers\x12\x1c.shoal.v1.ListMembersRequest\x1a\x1d.shoal.v1.ListMembersResponse\x12Y\n" +
+	"\x10GetClusterHealth\x12!.shoal.v1.GetClusterHealthRequest\x1a\".shoal.v1.GetClusterHealthResponse\x12M\n" +
 	"\fRemoveMember\x12\x1d.shoal.v1.RemoveMemberRequest\x1a\x1e.shoal.v1.RemoveMemberResponse\x12P\n" +
 	"\rPromoteMember\x12\x1e.shoal.v1.PromoteMemberRequest\x1a\x1f.shoal.v1.PromoteMemberResponse\x12M\n" +
 	"\fDemoteMember\x12\x1d.shoal.v1.DemoteMemberRequest\x1a\x1e.shoal.v1.DemoteMemberResponse\x12_\n" +
@@ -2460,7 +2705,7 @@ func file_api_control_proto_rawDescGZIP() []byte {
 }
 
 var file_api_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_api_control_proto_goTypes = []any{
 	(ReadConsistency)(0),                   // 0: shoal.v1.ReadConsistency
 	(EventType)(0),                         // 1: shoal.v1.EventType
@@ -2483,97 +2728,105 @@ var file_api_control_proto_goTypes = []any{
 	(*WatchResponse)(nil),                  // 18: shoal.v1.WatchResponse
 	(*GetClusterInfoRequest)(nil),          // 19: shoal.v1.GetClusterInfoRequest
 	(*GetClusterInfoResponse)(nil),         // 20: shoal.v1.GetClusterInfoResponse
-	(*Member)(nil),                         // 21: shoal.v1.Member
-	(*ListMembersRequest)(nil),             // 22: shoal.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),            // 23: shoal.v1.ListMembersResponse
-	(*RemoveMemberRequest)(nil),            // 24: shoal.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),           // 25: shoal.v1.RemoveMemberResponse
-	(*PromoteMemberRequest)(nil),           // 26: shoal.v1.PromoteMemberRequest
-	(*PromoteMemberResponse)(nil),          // 27: shoal.v1.PromoteMemberResponse
-	(*DemoteMemberRequest)(nil),            // 28: shoal.v1.DemoteMemberRequest
-	(*DemoteMemberResponse)(nil),           // 29: shoal.v1.DemoteMemberResponse
-	(*TransferLeadershipRequest)(nil),      // 30: shoal.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),     // 31: shoal.v1.TransferLeadershipResponse
-	(*GetJoinTokenRequest)(nil),            // 32: shoal.v1.GetJoinTokenRequest
-	(*GetJoinTokenResponse)(nil),           // 33: shoal.v1.GetJoinTokenResponse
-	(*IssueClientCertificateRequest)(nil),  // 34: shoal.v1.IssueClientCertificateRequest
-	(*IssueClientCertificateResponse)(nil), // 35: shoal.v1.IssueClientCertificateResponse
-	(*GetUnlockKeyRequest)(nil),            // 36: shoal.v1.GetUnlockKeyRequest
-	(*GetUnlockKeyResponse)(nil),           // 37: shoal.v1.GetUnlockKeyResponse
-	(*RotateDataKeyRequest)(nil),           // 38: shoal.v1.RotateDataKeyRequest
-	(*RotateDataKeyResponse)(nil),          // 39: shoal.v1.RotateDataKeyResponse
-	(*UnlockRequest)(nil),                  // 40: shoal.v1.UnlockRequest
-	(*UnlockResponse)(nil),                 // 41: shoal.v1.UnlockResponse
-	nil,                                    // 42: shoal.v1.ListObjectsRequest.LabelsEntry
-	nil,                                    // 43: shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	nil,                                    // 44: shoal.v1.WatchRequest.LabelsEntry
-	(*Object)(nil),                         // 45: shoal.v1.Object
+	(*GetClusterHealthRequest)(nil),        // 21: shoal.v1.GetClusterHealthRequest
+	(*GetClusterHealthResponse)(nil),       // 22: shoal.v1.GetClusterHealthResponse
+	(*ManagerView)(nil),                    // 23: shoal.v1.ManagerView
+	(*Member)(nil),                         // 24: shoal.v1.Member
+	(*ListMembersRequest)(nil),             // 25: shoal.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),            // 26: shoal.v1.ListMembersResponse
+	(*RemoveMemberRequest)(nil),            // 27: shoal.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),           // 28: shoal.v1.RemoveMemberResponse
+	(*PromoteMemberRequest)(nil),           // 29: shoal.v1.PromoteMemberRequest
+	(*PromoteMemberResponse)(nil),          // 30: shoal.v1.PromoteMemberResponse
+	(*DemoteMemberRequest)(nil),            // 31: shoal.v1.DemoteMemberRequest
+	(*DemoteMemberResponse)(nil),           // 32: shoal.v1.DemoteMemberResponse
+	(*TransferLeadershipRequest)(nil),      // 33: shoal.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),     // 34: shoal.v1.TransferLeadershipResponse
+	(*GetJoinTokenRequest)(nil),            // 35: shoal.v1.GetJoinTokenRequest
+	(*GetJoinTokenResponse)(nil),           // 36: shoal.v1.GetJoinTokenResponse
+	(*IssueClientCertificateRequest)(nil),  // 37: shoal.v1.IssueClientCertificateRequest
+	(*IssueClientCertificateResponse)(nil), // 38: shoal.v1.IssueClientCertificateResponse
+	(*GetUnlockKeyRequest)(nil),            // 39: shoal.v1.GetUnlockKeyRequest
+	(*GetUnlockKeyResponse)(nil),           // 40: shoal.v1.GetUnlockKeyResponse
+	(*RotateDataKeyRequest)(nil),           // 41: shoal.v1.RotateDataKeyRequest
+	(*RotateDataKeyResponse)(nil),          // 42: shoal.v1.RotateDataKeyResponse
+	(*UnlockRequest)(nil),                  // 43: shoal.v1.UnlockRequest
+	(*UnlockResponse)(nil),                 // 44: shoal.v1.UnlockResponse
+	nil,                                    // 45: shoal.v1.ListObjectsRequest.LabelsEntry
+	nil,                                    // 46: shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	nil,                                    // 47: shoal.v1.WatchRequest.LabelsEntry
+	(*Object)(nil),                         // 48: shoal.v1.Object
 }
 var file_api_control_proto_depIdxs = []int32{
-	45, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
-	45, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
+	48, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
+	48, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
 	2,  // 2: shoal.v1.GetObjectRequest.ref:type_name -> shoal.v1.ObjectRef
 	0,  // 3: shoal.v1.GetObjectRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	45, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
-	42, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
+	48, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
+	45, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
 	0,  // 6: shoal.v1.ListObjectsRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	45, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
+	48, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
 	2,  // 8: shoal.v1.UpdateObjectRequest.ref:type_name -> shoal.v1.ObjectRef
-	43, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	45, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
+	46, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	48, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
 	2,  // 11: shoal.v1.DeleteObjectRequest.ref:type_name -> shoal.v1.ObjectRef
 	14, // 12: shoal.v1.TransactionRequest.ops:type_name -> shoal.v1.TransactionOp
 	3,  // 13: shoal.v1.TransactionOp.create:type_name -> shoal.v1.CreateObjectRequest
 	9,  // 14: shoal.v1.TransactionOp.update:type_name -> shoal.v1.UpdateObjectRequest
 	11, // 15: shoal.v1.TransactionOp.delete:type_name -> shoal.v1.DeleteObjectRequest
-	45, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
-	44, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
+	48, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
+	47, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
 	1,  // 18: shoal.v1.WatchEvent.type:type_name -> shoal.v1.EventType
-	45, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
+	48, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
 	17, // 20: shoal.v1.WatchResponse.events:type_name -> shoal.v1.WatchEvent
-	21, // 21: shoal.v1.GetClusterInfoResponse.manager:type_name -> shoal.v1.Member
-	21, // 22: shoal.v1.ListMembersResponse.members:type_name -> shoal.v1.Member
-	3,  // 23: shoal.v1.Control.CreateObject:input_type -> shoal.v1.CreateObjectRequest
-	5,  // 24: shoal.v1.Control.GetObject:input_type -> shoal.v1.GetObjectRequest
-	7,  // 25: shoal.v1.Control.ListObjects:input_type -> shoal.v1.ListObjectsRequest
-	9,  // 26: shoal.v1.Control.UpdateObject:input_type -> shoal.v1.UpdateObjectRequest
-	11, // 27: shoal.v1.Control.DeleteObject:input_type -> shoal.v1.DeleteObjectRequest
-	13, // 28: shoal.v1.Control.Transaction:input_type -> shoal.v1.TransactionRequest
-	16, // 29: shoal.v1.Control.Watch:input_type -> shoal.v1.WatchRequest
-	19, // 30: shoal.v1.Control.GetClusterInfo:input_type -> shoal.v1.GetClusterInfoRequest
-	22, // 31: shoal.v1.Control.ListMembers:input_type -> shoal.v1.ListMembersRequest
-	24, // 32: shoal.v1.Control.RemoveMember:input_type -> shoal.v1.RemoveMemberRequest
-	26, // 33: shoal.v1.Control.PromoteMember:input_type -> shoal.v1.PromoteMemberRequest
-	28, // 34: shoal.v1.Control.DemoteMember:input_type -> shoal.v1.DemoteMemberRequest
-	30, // 35: shoal.v1.Control.TransferLeadership:input_type -> shoal.v1.TransferLeadershipRequest
-	32, // 36: shoal.v1.Control.GetJoinToken:input_type -> shoal.v1.GetJoinTokenRequest
-	34, // 37: shoal.v1.Control.IssueClientCertificate:input_type -> shoal.v1.IssueClientCertificateRequest
-	36, // 38: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
-	38, // 39: shoal.v1.Control.RotateDataKey:input_type -> shoal.v1.RotateDataKeyRequest
-	40, // 40: shoal.v1.Unlock.Unlock:input_type -> shoal.v1.UnlockRequest
-	4,  // 41: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
-	6,  // 42: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
-	8,  // 43: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
-	10, // 44: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
-	12, // 45: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
-	15, // 46: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
-	18, // 47: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
-	20, // 48: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
-	23, // 49: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
-	25, // 50: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
-	27, // 51: shoal.v1.Control.PromoteMember:output_type -> shoal.v1.PromoteMemberResponse
-	29, // 52: shoal.v1.Control.DemoteMember:output_type -> shoal.v1.DemoteMemberResponse
-	31, // 53: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
-	33, // 54: shoal.v1.Control.GetJoinToken:output_type -> shoal.v1.GetJoinTokenResponse
-	35, // 55: shoal.v1.Control.IssueClientCertificate:output_type -> shoal.v1.IssueClientCertificateResponse
-	37, // 56: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
-	39, // 57: shoal.v1.Control.RotateDataKey:output_type -> shoal.v1.RotateDataKeyResponse
-	41, // 58: shoal.v1.Unlock.Unlock:output_type -> shoal.v1.UnlockResponse
-	41, // [41:59] is the sub-list for method output_type
-	23, // [23:41] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	24, // 21: shoal.v1.GetClusterInfoResponse.manager:type_name -> shoal.v1.Member
+	23, // 22: shoal.v1.GetClusterHealthResponse.views:type_name -> shoal.v1.ManagerView
+	24, // 23: shoal.v1.GetClusterHealthResponse.members:type_name -> shoal.v1.Member
+	20, // 24: shoal.v1.ManagerView.info:type_name -> shoal.v1.GetClusterInfoResponse
+	24, // 25: shoal.v1.ListMembersResponse.members:type_name -> shoal.v1.Member
+	3,  // 26: shoal.v1.Control.CreateObject:input_type -> shoal.v1.CreateObjectRequest
+	5,  // 27: shoal.v1.Control.GetObject:input_type -> shoal.v1.GetObjectRequest
+	7,  // 28: shoal.v1.Control.ListObjects:input_type -> shoal.v1.ListObjectsRequest
+	9,  // 29: shoal.v1.Control.UpdateObject:input_type -> shoal.v1.UpdateObjectRequest
+	11, // 30: shoal.v1.Control.DeleteObject:input_type -> shoal.v1.DeleteObjectRequest
+	13, // 31: shoal.v1.Control.Transaction:input_type -> shoal.v1.TransactionRequest
+	16, // 32: shoal.v1.Control.Watch:input_type -> shoal.v1.WatchRequest
+	19, // 33: shoal.v1.Control.GetClusterInfo:input_type -> shoal.v1.GetClusterInfoRequest
+	25, // 34: shoal.v1.Control.ListMembers:input_type -> shoal.v1.ListMembersRequest
+	21, // 35: shoal.v1.Control.GetClusterHealth:input_type -> shoal.v1.GetClusterHealthRequest
+	27, // 36: shoal.v1.Control.RemoveMember:input_type -> shoal.v1.RemoveMemberRequest
+	29, // 37: shoal.v1.Control.PromoteMember:input_type -> shoal.v1.PromoteMemberRequest
+	31, // 38: shoal.v1.Control.DemoteMember:input_type -> shoal.v1.DemoteMemberRequest
+	33, // 39: shoal.v1.Control.TransferLeadership:input_type -> shoal.v1.TransferLeadershipRequest
+	35, // 40: shoal.v1.Control.GetJoinToken:input_type -> shoal.v1.GetJoinTokenRequest
+	37, // 41: shoal.v1.Control.IssueClientCertificate:input_type -> shoal.v1.IssueClientCertificateRequest
+	39, // 42: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	41, // 43: shoal.v1.Control.RotateDataKey:input_type -> shoal.v1.RotateDataKeyRequest
+	43, // 44: shoal.v1.Unlock.Unlock:input_type -> shoal.v1.UnlockRequest
+	4,  // 45: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
+	6,  // 46: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
+	8,  // 47: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
+	10, // 48: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
+	12, // 49: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
+	15, // 50: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
+	18, // 51: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
+	20, // 52: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
+	26, // 53: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
+	22, // 54: shoal.v1.Control.GetClusterHealth:output_type -> shoal.v1.GetClusterHealthResponse
+	28, // 55: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
+	30, // 56: shoal.v1.Control.PromoteMember:output_type -> shoal.v1.PromoteMemberResponse
+	32, // 57: shoal.v1.Control.DemoteMember:output_type -> shoal.v1.DemoteMemberResponse
+	34, // 58: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
+	36, // 59: shoal.v1.Control.GetJoinToken:output_type -> shoal.v1.GetJoinTokenResponse
+	38, // 60: shoal.v1.Control.IssueClientCertificate:output_type -> shoal.v1.IssueClientCertificateResponse
+	40, // 61: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	42, // 62: shoal.v1.Control.RotateDataKey:output_type -> shoal.v1.RotateDataKeyResponse
+	44, // 63: shoal.v1.Unlock.Unlock:output_type -> shoal.v1.UnlockResponse
+	45, // [45:64] is the sub-list for method output_type
+	26, // [26:45] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_api_control_proto_init() }
@@ -2594,7 +2847,7 @@ func file_api_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_control_proto_rawDesc), len(file_api_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   43,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

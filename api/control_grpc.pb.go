@@ -28,6 +28,7 @@ const (
 	Control_Watch_FullMethodName                  = "/shoal.v1.Control/Watch"
 	Control_GetClusterInfo_FullMethodName         = "/shoal.v1.Control/GetClusterInfo"
 	Control_ListMembers_FullMethodName            = "/shoal.v1.Control/ListMembers"
+	Control_GetClusterHealth_FullMethodName       = "/shoal.v1.Control/GetClusterHealth"
 	Control_RemoveMember_FullMethodName           = "/shoal.v1.Control/RemoveMember"
 	Control_PromoteMember_FullMethodName          = "/shoal.v1.Control/PromoteMember"
 	Control_DemoteMember_FullMethodName           = "/shoal.v1.Control/DemoteMember"
@@ -72,6 +73,11 @@ type ControlClient interface {
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	GetClusterInfo(ctx context.Context, in *GetClusterInfoRequest, opts ...grpc.CallOption) (*GetClusterInfoResponse, error)
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
+	// GetClusterHealth returns each manager's own view of the cluster: the
+	// called manager's, and every other member's GetClusterInfo, asked
+	// directly by the called manager, never through the leader, so that it
+	// answers without a quorum. A member that did not answer has an error.
+	GetClusterHealth(ctx context.Context, in *GetClusterHealthRequest, opts ...grpc.CallOption) (*GetClusterHealthResponse, error)
 	RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*RemoveMemberResponse, error)
 	// PromoteMember makes a learner a voter. It fails with
 	// FAILED_PRECONDITION when the learner is unreachable or too far behind
@@ -217,6 +223,16 @@ func (c *controlClient) ListMembers(ctx context.Context, in *ListMembersRequest,
 	return out, nil
 }
 
+func (c *controlClient) GetClusterHealth(ctx context.Context, in *GetClusterHealthRequest, opts ...grpc.CallOption) (*GetClusterHealthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetClusterHealthResponse)
+	err := c.cc.Invoke(ctx, Control_GetClusterHealth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlClient) RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*RemoveMemberResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RemoveMemberResponse)
@@ -331,6 +347,11 @@ type ControlServer interface {
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoResponse, error)
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
+	// GetClusterHealth returns each manager's own view of the cluster: the
+	// called manager's, and every other member's GetClusterInfo, asked
+	// directly by the called manager, never through the leader, so that it
+	// answers without a quorum. A member that did not answer has an error.
+	GetClusterHealth(context.Context, *GetClusterHealthRequest) (*GetClusterHealthResponse, error)
 	RemoveMember(context.Context, *RemoveMemberRequest) (*RemoveMemberResponse, error)
 	// PromoteMember makes a learner a voter. It fails with
 	// FAILED_PRECONDITION when the learner is unreachable or too far behind
@@ -394,6 +415,9 @@ func (UnimplementedControlServer) GetClusterInfo(context.Context, *GetClusterInf
 }
 func (UnimplementedControlServer) ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListMembers not implemented")
+}
+func (UnimplementedControlServer) GetClusterHealth(context.Context, *GetClusterHealthRequest) (*GetClusterHealthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetClusterHealth not implemented")
 }
 func (UnimplementedControlServer) RemoveMember(context.Context, *RemoveMemberRequest) (*RemoveMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveMember not implemented")
@@ -588,6 +612,24 @@ func _Control_ListMembers_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_GetClusterHealth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetClusterHealthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).GetClusterHealth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_GetClusterHealth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).GetClusterHealth(ctx, req.(*GetClusterHealthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Control_RemoveMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RemoveMemberRequest)
 	if err := dec(in); err != nil {
@@ -766,6 +808,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListMembers",
 			Handler:    _Control_ListMembers_Handler,
+		},
+		{
+			MethodName: "GetClusterHealth",
+			Handler:    _Control_GetClusterHealth_Handler,
 		},
 		{
 			MethodName: "RemoveMember",

@@ -89,6 +89,10 @@ func TestAutolock(t *testing.T) {
 		r := shoal(t, "cluster", "info", "--socket", m.socket(), "--timeout", "2s")
 		return r.code == 5 && strings.Contains(r.stderr, "manager is locked"), r.stderr
 	})
+	doc := shoal(t, "doctor", "--socket", m.socket(), "--timeout", "2s")
+	if doc.code != 5 || !strings.Contains(doc.stdout, "is locked: it waits for its unlock key ('shoal unlock' on its host)") {
+		t.Errorf("doctor on a locked manager: exit %d\n%s%s", doc.code, doc.stdout, doc.stderr)
+	}
 	r := shoalStdin(t, "SHLKEY-1-"+strings.Repeat("0", 50)+"\n", "unlock", "--socket", m.socket())
 	checkFailure(t, r, 2, "wrong unlock key")
 	r = shoalStdin(t, key+"\n", "unlock", "--socket", m.socket())

@@ -20,28 +20,7 @@ func (s *controlServer) GetClusterInfo(ctx context.Context, _ *api.GetClusterInf
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	members := toMembers(st)
-	info := &api.GetClusterInfoResponse{
-		ClusterId:    s.m.clusterID(),
-		LeaderRaftId: st.Leader,
-		Term:         st.Term,
-		CommitIndex:  st.Commit,
-		AppliedIndex: st.Applied,
-		StoreVersion: s.m.store.Version(),
-		Members:      uint32(len(members)),
-	}
-	for _, mem := range members {
-		if mem.GetRaftId() == st.ID {
-			info.Manager = mem
-		}
-		if mem.GetRaftId() == st.Leader {
-			info.LeaderAddr = mem.GetAddr()
-		}
-		if mem.GetReachable() {
-			info.ReachableMembers++
-		}
-	}
-	return info, nil
+	return s.m.localInfo(st), nil
 }
 
 func toMembers(st raft.Status) []*api.Member {

@@ -54,10 +54,16 @@ type Config struct {
 	// the cluster lost its quorum for good.
 	ForceNewCluster bool
 
-	// MetricsAddr, when set, is a TCP address where Prometheus metrics
-	// (/metrics) and runtime profiles (/debug/pprof/) are served over plain
-	// HTTP. Off by default: choose a private address.
+	// HTTPAddr, when set, is a TCP address where the dashboard (/),
+	// Prometheus metrics (/metrics), /healthz and /readyz are served over
+	// plain HTTP, read-only. Off by default: choose a private address.
+	HTTPAddr string
+	// MetricsAddr is another name for HTTPAddr, its older one; setting
+	// both to different addresses is an error.
 	MetricsAddr string
+	// Pprof serves the runtime profiles at /debug/pprof/ on HTTPAddr too.
+	// Off by default.
+	Pprof bool
 
 	// Raft tunes the Raft node; its identity and address fields are set by
 	// the manager.
@@ -105,7 +111,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("manager: a listen address is required"))
 	}
 	for _, a := range []struct{ flag, addr string }{
-		{"--listen-addr", c.ListenAddr}, {"--advertise-addr", c.AdvertiseAddr}, {"--join", c.JoinAddr}, {"--metrics-addr", c.MetricsAddr},
+		{"--listen-addr", c.ListenAddr}, {"--advertise-addr", c.AdvertiseAddr}, {"--join", c.JoinAddr},
+		{"--http-addr", c.HTTPAddr}, {"--metrics-addr", c.MetricsAddr},
 	} {
 		if a.addr == "" {
 			continue
@@ -114,8 +121,15 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("manager: %s %q is not host:port: %w", a.flag, a.addr, err))
 		}
 	}
-	if _, port, _ := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && c.MetricsAddr == c.ListenAddr && port != "0" {
-		errs = append(errs, fmt.Errorf("manager: --metrics-addr and --listen-addr are both %s: choose another address for the metrics", c.MetricsAddr))
+	if c.HTTPAddr != "" && c.MetricsAddr != "" && c.HTTPAddr != c.MetricsAddr {
+		errs = append(errs, fmt.Errorf("manager: --http-addr %s and --metrics-addr %s name the same listener: give one", c.HTTPAddr, c.MetricsAddr))
+	}
+	flag, addr := c.httpFlag()
+	if _, port, _ := net.SplitHostPort(addr); addr != "" && addr == c.ListenAddr && port != "0" {
+		errs = append(errs, fmt.Errorf("manager: %s and --listen-addr are both %s: choose another address for the dashboard and metrics", flag, addr))
+	}
+	if c.Pprof && addr == "" {
+		errs = append(errs, errors.New("manager: --pprof serves the profiles on the HTTP listener: give --http-addr too"))
 	}
 	if c.ForceNewCluster && c.JoinAddr != "" {
 		errs = append(errs, fmt.Errorf("manager: --force-new-cluster and --join %s exclude each other", c.JoinAddr))
@@ -143,4 +157,16 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return configError{errors.Join(errs...)}
+}
+
+// httpFlag returns the address of the HTTP listener and the flag that
+// named it.
+func (c *Config) httpFlag() (flag, addr string) {
+	if c.HTTPAddr != "" {
+		return "--http-addr", c.HTTPAddr
+	}
+	if c.MetricsAddr != "" {
+		return "--metrics-addr", c.MetricsAddr
+	}
+	return "", ""
 }

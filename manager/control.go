@@ -371,6 +371,8 @@ func (s *controlServer) Watch(req *api.WatchRequest, stream grpc.ServerStreaming
 		return toStatus(err)
 	}
 	defer w.Close()
+	s.m.ins.watchers.Inc()
+	defer s.m.ins.watchers.Dec()
 	if err := stream.Send(&api.WatchResponse{StartVersion: from}); err != nil {
 		return err
 	}

@@ -40,10 +40,11 @@ type Manager struct {
 	keys        *keys.Keys
 	sec         *security
 	addr        string // the TCP address actually listened on
-	metricsAddr string // the address the metrics are served on, if any
+	metricsAddr string // the address the HTTP listener serves on, if any
 	store       *store.Store
 	node        *raft.Node
 	health      *health.Server
+	ins         *instruments
 
 	ready chan struct{}
 	// serving ends when shutdown starts; long calls (watches) end with it.
@@ -69,7 +70,9 @@ func New(cfg Config) (*Manager, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	serving, stop := context.WithCancel(context.Background())
-	return &Manager{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), serving: serving, stopServing: stop}, nil
+	m := &Manager{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), serving: serving, stopServing: stop, ins: newInstruments()}
+	m.ins.register(m)
+	return m, nil
 }
 
 // Ready is closed once the manager serves, has joined its cluster and has
@@ -79,8 +82,11 @@ func (m *Manager) Ready() <-chan struct{} { return m.ready }
 // Addr returns the address the remote API listens on; valid after Ready.
 func (m *Manager) Addr() string { return m.addr }
 
-// MetricsAddr returns the address the metrics are served on, empty without
-// MetricsAddr; valid after Ready.
+// HTTPAddr returns the address the dashboard, metrics and health are
+// served on, empty without Config.HTTPAddr; valid after Ready.
+func (m *Manager) HTTPAddr() string { return m.metricsAddr }
+
+// MetricsAddr is HTTPAddr, under its older name.
 func (m *Manager) MetricsAddr() string { return m.metricsAddr }
 
 // SocketPath returns the path of the control socket.
@@ -159,7 +165,7 @@ func (m *Manager) run(ctx context.Context, found stateFound, lis *listeners) err
 		return err
 	}
 	defer m.store.Close()
-	if m.node, err = raft.NewNode(m.raftConfig(lis.advertise), m.store); err != nil {
+	if m.node, err = raft.NewNode(m.raftConfig(lis.advertise), timedStateMachine{sm: m.store, ins: m.ins}); err != nil {
 		return err
 	}
 
@@ -190,10 +196,11 @@ func (m *Manager) run(ctx context.Context, found stateFound, lis *listeners) err
 			return err
 		}
 	}
+	m.startInstruments()
 	if lis.metrics != nil {
 		m.metricsAddr = lis.metrics.Addr().String()
-		stopMetrics := m.serveMetrics(lis.metrics)
-		defer stopMetrics()
+		stopHTTP := m.serveHTTP(lis.metrics)
+		defer stopHTTP()
 	}
 	go m.followLeadership()
 	if err := m.waitInitialised(startCtx); err != nil {
@@ -291,7 +298,9 @@ func (m *Manager) newServers() (remote, local *grpc.Server, err error) {
 		return nil, nil, err
 	}
 
-	remote = grpc.NewServer(append(transport.ServerOptions(), secure...)...)
+	metrics := []grpc.ServerOption{grpc.ChainUnaryInterceptor(m.ins.grpc.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(m.ins.grpc.StreamServerInterceptor())}
+	remote = grpc.NewServer(append(append(transport.ServerOptions(), metrics...), secure...)...)
 	api.RegisterRaftServer(remote, m.node.NewRaftServer())
 	api.RegisterRaftMembershipServer(remote, clusterrpc.NewMembershipServer(m.node, true))
 	api.RegisterControlServer(remote, control)
@@ -299,10 +308,11 @@ func (m *Manager) newServers() (remote, local *grpc.Server, err error) {
 	healthpb.RegisterHealthServer(remote, m.health)
 	reflection.Register(remote)
 
-	local = grpc.NewServer()
+	local = grpc.NewServer(metrics...)
 	api.RegisterControlServer(local, control)
 	healthpb.RegisterHealthServer(local, m.health)
 	reflection.Register(local)
+	m.ins.grpc.InitializeMetrics(remote)
 	return remote, local, nil
 }
 
@@ -348,7 +358,11 @@ func (m *Manager) stopServers(remote, local *grpc.Server) {
 type proposer Manager
 
 func (p *proposer) ProposeValue(ctx context.Context, payload []byte) (any, error) {
-	return p.node.ProposeValue(ctx, payload)
+	p.ins.proposalsPending.Inc()
+	defer p.ins.proposalsPending.Dec()
+	res, err := p.node.ProposeValue(ctx, payload)
+	p.ins.countProposal(err)
+	return res, err
 }
 
 // advertiseAddr picks the address peers use to reach this manager.

@@ -278,22 +278,85 @@ func TestMemberRemovedRightAfterJoiningStops(t *testing.T) {
 	waitRemoved(t, newcomer)
 }
 
-func TestMetricsAreServedWhenAsked(t *testing.T) {
+func TestHTTPServesDashboardMetricsAndHealth(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), "")
-	cfg.MetricsAddr = "127.0.0.1:0"
+	cfg.MetricsAddr = "127.0.0.1:0" // the older name of HTTPAddr
 	tm := startManager(t, cfg)
-	resp, err := http.Get("http://" + tm.m.MetricsAddr() + "/metrics")
-	if err != nil {
+	if _, err := tm.dialSocket().CreateObject(context.Background(), &api.CreateObjectRequest{
+		Object: &api.Object{Kind: "service", Name: "web", Spec: []byte(`{"secret":"s3cr3t"}`)}}); err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
+	base := "http://" + tm.m.HTTPAddr()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(body)
 	}
-	for _, want := range []string{"shoal_raft_is_leader 1", "shoal_raft_members 1", "shoal_raft_voters 1", "shoal_store_version", "go_goroutines"} {
-		if !strings.Contains(string(body), want) {
+	waitFor(t, "the metrics count the object", func() bool {
+		_, body := get("/metrics")
+		return strings.Contains(body, `shoal_store_objects{kind="service"} 1`)
+	})
+	_, metrics := get("/metrics")
+	for _, want := range []string{"shoal_raft_is_leader 1", "shoal_raft_has_leader 1", "shoal_raft_members 1",
+		"shoal_raft_voters 1", "shoal_store_version", "go_goroutines", "shoal_proposals_committed_total",
+		"shoal_apply_duration_seconds_count", "etcd_disk_wal_fsync_duration_seconds_count",
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="CreateObject",grpc_service="shoal.v1.Control",grpc_type="unary"} 1`} {
+		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	tests := []struct {
+		path     string
+		code     int
+		contains string
+	}{
+		{"/healthz", http.StatusOK, "ok"},
+		{"/readyz", http.StatusOK, "ok"},
+		{"/", http.StatusOK, "shoal dashboard"},
+		{"/app.js", http.StatusOK, "EventSource"},
+		{"/debug/pprof/", http.StatusNotFound, ""}, // only with Pprof
+	}
+	for _, tt := range tests {
+		code, body := get(tt.path)
+		if code != tt.code || !strings.Contains(body, tt.contains) {
+			t.Errorf("GET %s: %d %.80q, want %d with %q", tt.path, code, body, tt.code, tt.contains)
+		}
+	}
+	var frame string
+	waitFor(t, "a frame with the object", func() bool {
+		_, frame = get("/frame.json")
+		return strings.Contains(frame, `"service":1`)
+	})
+	for _, want := range []string{`"node_id":"` + tm.m.NodeID() + `"`, `"status":"healthy"`, `"leader":true`} {
+		if !strings.Contains(frame, want) {
+			t.Errorf("frame lacks %s: %s", want, frame)
+		}
+	}
+	for _, secret := range []string{"s3cr3t", "SHLTKN", "PRIVATE KEY"} {
+		if strings.Contains(frame, secret) {
+			t.Errorf("the frame shows %q: %s", secret, frame)
+		}
+	}
+}
+
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), "")
+	cfg.HTTPAddr, cfg.Pprof = "127.0.0.1:0", true
+	tm := startManager(t, cfg)
+	resp, err := http.Get("http://" + tm.m.HTTPAddr() + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("pprof: %s", resp.Status)
 	}
 }

@@ -1,20 +1,10 @@
 package manager
 
-import (
-	"context"
-	"errors"
-	"net"
-	"net/http"
-	"net/http/pprof"
-	"time"
+import "github.com/prometheus/client_golang/prometheus"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-)
-
-// collector reports the manager's state at each scrape: nothing is
-// counted on the write path.
+// collector reports, at each scrape, what the node and the store know:
+// Raft's position, the members, the objects. What happens (proposals,
+// applies, snapshots) is counted where it happens (see instruments).
 type collector Manager
 
 var (
@@ -28,10 +18,14 @@ var (
 	descReachVote = prometheus.NewDesc("shoal_raft_reachable_voters", "Voters this manager reaches, itself included.", nil, nil)
 	descVersion   = prometheus.NewDesc("shoal_store_version", "The store's version: the Raft index of its last change.", nil, nil)
 	descCertExp   = prometheus.NewDesc("shoal_certificate_expiry_timestamp_seconds", "When this manager's certificate expires.", nil, nil)
+	descHasLeader = prometheus.NewDesc("shoal_raft_has_leader", "1 when this manager knows a leader.", nil, nil)
+	descPeerReach = prometheus.NewDesc("shoal_peer_reachable", "1 when this manager's last Raft message to the peer got through.", []string{"peer"}, nil)
+	descObjects   = prometheus.NewDesc("shoal_store_objects", "Objects in the store, per kind.", []string{"kind"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descMembers, descReachable, descVoters, descReachVote, descVersion, descCertExp} {
+	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descMembers, descReachable,
+		descVoters, descReachVote, descVersion, descCertExp, descHasLeader, descPeerReach, descObjects} {
 		ch <- d
 	}
 }
@@ -43,16 +37,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descTerm, float64(st.Term))
 		gauge(descCommit, float64(st.Commit))
 		gauge(descApplied, float64(st.Applied))
-		leader := 0.0
-		if st.IsLeader {
-			leader = 1
-		}
-		gauge(descLeader, leader)
+		gauge(descLeader, boolGauge(st.IsLeader))
+		gauge(descHasLeader, boolGauge(st.Leader != 0))
 		gauge(descMembers, float64(len(st.Members)))
 		reachable, voters, reachableVoters := 0, 0, 0
 		for _, mem := range st.Members {
 			if mem.Reachable {
 				reachable++
+			}
+			if mem.RaftID != st.ID {
+				ch <- prometheus.MustNewConstMetric(descPeerReach, prometheus.GaugeValue, boolGauge(mem.Reachable), mem.NodeID)
 			}
 			if !mem.Learner {
 				voters++
@@ -67,35 +61,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descVersion, float64(m.store.Version()))
 	gauge(descCertExp, float64(m.sec.holder.Leaf().NotAfter.Unix()))
+	if byKind, ok := m.ins.objects.snapshot(); ok {
+		for kind, n := range byKind {
+			ch <- prometheus.MustNewConstMetric(descObjects, prometheus.GaugeValue, float64(n), kind)
+		}
+	}
 }
 
-// serveMetrics serves Prometheus metrics on /metrics and the runtime
-// profiles on /debug/pprof/ on lis, bound at start with the other
-// listeners, until the returned function is called. Both are opt-in: they
-// are plain HTTP, for a private address.
-func (m *Manager) serveMetrics(lis net.Listener) func() {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister((*collector)(m), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.log.Error("metrics server stopped", "err", err)
-		}
-	}()
-	m.log.Info("serving metrics and profiles", "addr", lis.Addr().String())
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		<-done
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
 	}
+	return 0
 }

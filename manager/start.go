@@ -155,7 +155,7 @@ func lostRaftStateError(dir string) error {
 // written.
 type listeners struct {
 	tcp       net.Listener
-	metrics   net.Listener // nil without MetricsAddr
+	metrics   net.Listener // the HTTP listener; nil without HTTPAddr
 	socket    net.Listener
 	advertise string
 }
@@ -187,10 +187,10 @@ func (m *Manager) listen() (_ *listeners, err error) {
 	if l.advertise, err = advertiseAddr(m.cfg.AdvertiseAddr, l.tcp.Addr().(*net.TCPAddr)); err != nil {
 		return nil, configError{err}
 	}
-	if m.cfg.MetricsAddr != "" {
-		if l.metrics, err = listenTCP("--metrics-addr", m.cfg.MetricsAddr); err != nil {
-			if _, port, _ := net.SplitHostPort(m.cfg.MetricsAddr); port == strconv.Itoa(l.tcp.Addr().(*net.TCPAddr).Port) {
-				return nil, configErrorf("manager: --metrics-addr %s takes the port of the remote API (--listen-addr %s): choose another port", m.cfg.MetricsAddr, m.cfg.ListenAddr)
+	if flag, addr := m.cfg.httpFlag(); addr != "" {
+		if l.metrics, err = listenTCP(flag, addr); err != nil {
+			if _, port, _ := net.SplitHostPort(addr); port == strconv.Itoa(l.tcp.Addr().(*net.TCPAddr).Port) {
+				return nil, configErrorf("manager: %s %s takes the port of the remote API (--listen-addr %s): choose another port", flag, addr, m.cfg.ListenAddr)
 			}
 			return nil, err
 		}

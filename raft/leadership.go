@@ -156,6 +156,11 @@ func (n *Node) SubscribeLeadership() (<-chan LeadershipEvent, func()) {
 	return n.leadership.subscribe()
 }
 
+// LeaderChanged returns a channel closed at the next change of the leader
+// this node knows, or of its own readiness to lead; call it again for the
+// change after. Read Leader after taking the channel, so no change is missed.
+func (n *Node) LeaderChanged() <-chan struct{} { return n.leadership.changes() }
+
 // IsLeader reports whether this node is the leader and has applied every
 // entry of earlier terms.
 func (n *Node) IsLeader() bool { return n.leadership.isReadyLeader() }

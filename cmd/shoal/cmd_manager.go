@@ -44,7 +44,7 @@ one-member cluster, keeping every committed object; others then join it.
 
 Before it writes anything or contacts the cluster, it checks its flags
 against each other and against its state directory, and binds every address
-it serves (--listen-addr, --metrics-addr, the control socket); a start that
+it serves (--listen-addr, --http-addr, the control socket); a start that
 cannot work exits with code 2 and says what to change. A first start that
 fails later (a join refused or unreachable) removes what it wrote, so it can
 simply be run again. A manager whose state directory kept its certificates
@@ -96,7 +96,9 @@ the control socket is STATE_DIR/control.sock.`,
 	fs.Uint64Var(&c.Raft.SnapshotInterval, "snapshot-interval", c.Raft.SnapshotInterval, "applied entries between snapshots")
 	fs.Uint64Var(&c.Raft.LogEntriesForSlowFollowers, "log-entries-for-slow-followers", c.Raft.LogEntriesForSlowFollowers, "entries kept before a snapshot for followers slightly behind")
 	fs.IntVar(&c.Raft.KeepOldSnapshots, "keep-old-snapshots", c.Raft.KeepOldSnapshots, "snapshot files kept besides the newest")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics) and profiles (/debug/pprof/) over plain HTTP at this address (off by default)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "", "serve the dashboard (/), Prometheus metrics (/metrics), /healthz and /readyz over plain HTTP, read-only, at this address (off by default)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "another name for --http-addr")
+	fs.BoolVar(&c.Pprof, "pprof", false, "also serve the runtime profiles at /debug/pprof/ on --http-addr")
 	fs.StringVar(&mf.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&mf.logFormat, "log-format", "text", "text or json")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
