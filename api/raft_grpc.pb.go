@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Raft_ProcessRaftMessage_FullMethodName = "/shoal.v1.Raft/ProcessRaftMessage"
 	Raft_StreamRaftMessage_FullMethodName  = "/shoal.v1.Raft/StreamRaftMessage"
+	Raft_StreamSnapshot_FullMethodName     = "/shoal.v1.Raft/StreamSnapshot"
 )
 
 // RaftClient is the client API for Raft service.
@@ -45,6 +46,15 @@ type RaftClient interface {
 	// is stepped into the receiver once the last chunk arrived, and the
 	// response is sent after that.
 	StreamRaftMessage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamRaftMessageRequest, StreamRaftMessageResponse], error)
+	// StreamSnapshot delivers a snapshot (MsgSnap) and then the state its
+	// snapshot names, in chunks read from the leader's state file. The
+	// snapshot's data holds only the membership and the state's length and
+	// checksum. The receiver writes the chunks to a temporary file, checks
+	// length and checksum, and only then steps the message; the response is
+	// sent after that. A stream that ends early, carries more than
+	// state_size bytes or other bytes fails with INVALID_ARGUMENT (or the
+	// receiver's error) and leaves nothing behind.
+	StreamSnapshot(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamSnapshotRequest, StreamSnapshotResponse], error)
 }
 
 type raftClient struct {
@@ -78,6 +88,19 @@ func (c *raftClient) StreamRaftMessage(ctx context.Context, opts ...grpc.CallOpt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Raft_StreamRaftMessageClient = grpc.ClientStreamingClient[StreamRaftMessageRequest, StreamRaftMessageResponse]
 
+func (c *raftClient) StreamSnapshot(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamSnapshotRequest, StreamSnapshotResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Raft_ServiceDesc.Streams[1], Raft_StreamSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamSnapshotRequest, StreamSnapshotResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Raft_StreamSnapshotClient = grpc.ClientStreamingClient[StreamSnapshotRequest, StreamSnapshotResponse]
+
 // RaftServer is the server API for Raft service.
 // All implementations must embed UnimplementedRaftServer
 // for forward compatibility.
@@ -97,6 +120,15 @@ type RaftServer interface {
 	// is stepped into the receiver once the last chunk arrived, and the
 	// response is sent after that.
 	StreamRaftMessage(grpc.ClientStreamingServer[StreamRaftMessageRequest, StreamRaftMessageResponse]) error
+	// StreamSnapshot delivers a snapshot (MsgSnap) and then the state its
+	// snapshot names, in chunks read from the leader's state file. The
+	// snapshot's data holds only the membership and the state's length and
+	// checksum. The receiver writes the chunks to a temporary file, checks
+	// length and checksum, and only then steps the message; the response is
+	// sent after that. A stream that ends early, carries more than
+	// state_size bytes or other bytes fails with INVALID_ARGUMENT (or the
+	// receiver's error) and leaves nothing behind.
+	StreamSnapshot(grpc.ClientStreamingServer[StreamSnapshotRequest, StreamSnapshotResponse]) error
 	mustEmbedUnimplementedRaftServer()
 }
 
@@ -112,6 +144,9 @@ func (UnimplementedRaftServer) ProcessRaftMessage(context.Context, *ProcessRaftM
 }
 func (UnimplementedRaftServer) StreamRaftMessage(grpc.ClientStreamingServer[StreamRaftMessageRequest, StreamRaftMessageResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamRaftMessage not implemented")
+}
+func (UnimplementedRaftServer) StreamSnapshot(grpc.ClientStreamingServer[StreamSnapshotRequest, StreamSnapshotResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamSnapshot not implemented")
 }
 func (UnimplementedRaftServer) mustEmbedUnimplementedRaftServer() {}
 func (UnimplementedRaftServer) testEmbeddedByValue()              {}
@@ -159,6 +194,13 @@ func _Raft_StreamRaftMessage_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Raft_StreamRaftMessageServer = grpc.ClientStreamingServer[StreamRaftMessageRequest, StreamRaftMessageResponse]
 
+func _Raft_StreamSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RaftServer).StreamSnapshot(&grpc.GenericServerStream[StreamSnapshotRequest, StreamSnapshotResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Raft_StreamSnapshotServer = grpc.ClientStreamingServer[StreamSnapshotRequest, StreamSnapshotResponse]
+
 // Raft_ServiceDesc is the grpc.ServiceDesc for Raft service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -175,6 +217,11 @@ var Raft_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamRaftMessage",
 			Handler:       _Raft_StreamRaftMessage_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "StreamSnapshot",
+			Handler:       _Raft_StreamSnapshot_Handler,
 			ClientStreams: true,
 		},
 	},
