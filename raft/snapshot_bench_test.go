@@ -95,7 +95,9 @@ func benchmarkSnapshotOfStore(b *testing.B, n int) {
 
 type proposer func(ctx context.Context, payload []byte) (any, error)
 
-func (p proposer) ProposeValue(ctx context.Context, payload []byte) (any, error) { return p(ctx, payload) }
+func (p proposer) ProposeValue(ctx context.Context, payload []byte) (any, error) {
+	return p(ctx, payload)
+}
 
 // measure runs phase and reports the bytes allocated meanwhile and the
 // peaks of heap and RSS above where they started.
