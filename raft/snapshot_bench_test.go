@@ -23,7 +23,7 @@ import (
 // objects of about 256 B costs on loopback (N from SHOAL_BENCH_OBJECTS,
 // default 100,000): taking it on the leader (write, save), a new member
 // catching up through it (send, receive, restore), and that member's
-// restart from it (read, restore). Reported per phase: the bytes
+// restart from it (read, restore). Reported per phase: its seconds, the bytes
 // allocated by the whole process, and the peak heap in use and peak RSS
 // above what they were when the phase began (sampled every 5 ms).
 //
@@ -122,11 +122,14 @@ func measure(b *testing.B, name string, phase func()) {
 	})
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
+	start := time.Now()
 	phase()
+	took := time.Since(start)
 	runtime.ReadMemStats(&m1)
 	close(stop)
 	wg.Wait()
 	mib := func(v uint64) float64 { return float64(v) / (1 << 20) }
+	b.ReportMetric(took.Seconds(), name+"-s")
 	b.ReportMetric(mib(m1.TotalAlloc-m0.TotalAlloc), name+"-alloc-MiB")
 	b.ReportMetric(mib(max(peakHeap, heap0)-heap0), name+"-peak-heap-MiB")
 	b.ReportMetric(mib(max(peakRSS, rss0)-rss0), name+"-peak-rss-MiB")

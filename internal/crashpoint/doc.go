@@ -25,12 +25,14 @@ const (
 	WALSaveBefore = "wal-save-before"
 	WALSaveAfter  = "wal-save-after"
 	// SnapshotSaveBefore and SnapshotSaveAfter surround the saving of a
-	// snapshot this node took of its own state.
+	// snapshot this node took of its own state: before its state file is
+	// written, and after its WAL record.
 	SnapshotSaveBefore = "snapshot-save-before"
 	SnapshotSaveAfter  = "snapshot-save-after"
 	// SnapshotReceivedBefore and SnapshotReceivedAfter surround the saving
-	// of a snapshot received from the leader, before its entries' Ready is
-	// saved.
+	// of a snapshot received from the leader (its state file moved into
+	// place, its snapshot file and WAL record), before its entries' Ready
+	// is saved.
 	SnapshotReceivedBefore = "snapshot-received-before"
 	SnapshotReceivedAfter  = "snapshot-received-after"
 	// SnapshotFileWritten is between a durable snapshot file and the WAL
