@@ -198,6 +198,107 @@ func (*StreamRaftMessageResponse) Descriptor() ([]byte, []int) {
 	return file_api_raft_proto_rawDescGZIP(), []int{3}
 }
 
+type StreamSnapshotRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// message is the encoded raftpb.Message, a MsgSnap: on the first request
+	// only.
+	Message []byte `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	// state_size is the length of the whole state: on the first request
+	// only.
+	StateSize uint64 `protobuf:"varint,2,opt,name=state_size,json=stateSize,proto3" json:"state_size,omitempty"`
+	// chunk is the next part of the state, on every request but the first.
+	Chunk         []byte `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamSnapshotRequest) Reset() {
+	*x = StreamSnapshotRequest{}
+	mi := &file_api_raft_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamSnapshotRequest) ProtoMessage() {}
+
+func (x *StreamSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_raft_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*StreamSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_api_raft_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StreamSnapshotRequest) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *StreamSnapshotRequest) GetStateSize() uint64 {
+	if x != nil {
+		return x.StateSize
+	}
+	return 0
+}
+
+func (x *StreamSnapshotRequest) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+type StreamSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamSnapshotResponse) Reset() {
+	*x = StreamSnapshotResponse{}
+	mi := &file_api_raft_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamSnapshotResponse) ProtoMessage() {}
+
+func (x *StreamSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_raft_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*StreamSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_api_raft_proto_rawDescGZIP(), []int{5}
+}
+
 type JoinRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// node_id is the stable identity of the joining manager.
@@ -214,7 +315,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_api_raft_proto_msgTypes[4]
+	mi := &file_api_raft_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -226,7 +327,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[4]
+	mi := &file_api_raft_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -239,7 +340,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{4}
+	return file_api_raft_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JoinRequest) GetNodeId() string {
@@ -277,7 +378,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_api_raft_proto_msgTypes[5]
+	mi := &file_api_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +390,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[5]
+	mi := &file_api_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +403,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{5}
+	return file_api_raft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JoinResponse) GetRaftId() uint64 {
@@ -337,7 +438,7 @@ type UpdateAddressRequest struct {
 
 func (x *UpdateAddressRequest) Reset() {
 	*x = UpdateAddressRequest{}
-	mi := &file_api_raft_proto_msgTypes[6]
+	mi := &file_api_raft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +450,7 @@ func (x *UpdateAddressRequest) String() string {
 func (*UpdateAddressRequest) ProtoMessage() {}
 
 func (x *UpdateAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[6]
+	mi := &file_api_raft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +463,7 @@ func (x *UpdateAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAddressRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAddressRequest) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{6}
+	return file_api_raft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpdateAddressRequest) GetRaftId() uint64 {
@@ -394,7 +495,7 @@ type UpdateAddressResponse struct {
 
 func (x *UpdateAddressResponse) Reset() {
 	*x = UpdateAddressResponse{}
-	mi := &file_api_raft_proto_msgTypes[7]
+	mi := &file_api_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +507,7 @@ func (x *UpdateAddressResponse) String() string {
 func (*UpdateAddressResponse) ProtoMessage() {}
 
 func (x *UpdateAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[7]
+	mi := &file_api_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +520,7 @@ func (x *UpdateAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAddressResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAddressResponse) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{7}
+	return file_api_raft_proto_rawDescGZIP(), []int{9}
 }
 
 // RaftMember is one manager of the cluster as Raft knows it.
@@ -439,7 +540,7 @@ type RaftMember struct {
 
 func (x *RaftMember) Reset() {
 	*x = RaftMember{}
-	mi := &file_api_raft_proto_msgTypes[8]
+	mi := &file_api_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +552,7 @@ func (x *RaftMember) String() string {
 func (*RaftMember) ProtoMessage() {}
 
 func (x *RaftMember) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[8]
+	mi := &file_api_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +565,7 @@ func (x *RaftMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMember.ProtoReflect.Descriptor instead.
 func (*RaftMember) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{8}
+	return file_api_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RaftMember) GetRaftId() uint64 {
@@ -518,7 +619,7 @@ type RaftEntry struct {
 
 func (x *RaftEntry) Reset() {
 	*x = RaftEntry{}
-	mi := &file_api_raft_proto_msgTypes[9]
+	mi := &file_api_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +631,7 @@ func (x *RaftEntry) String() string {
 func (*RaftEntry) ProtoMessage() {}
 
 func (x *RaftEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[9]
+	mi := &file_api_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +644,7 @@ func (x *RaftEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftEntry.ProtoReflect.Descriptor instead.
 func (*RaftEntry) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{9}
+	return file_api_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RaftEntry) GetProposer() uint64 {
@@ -582,7 +683,7 @@ type RaftMembershipState struct {
 
 func (x *RaftMembershipState) Reset() {
 	*x = RaftMembershipState{}
-	mi := &file_api_raft_proto_msgTypes[10]
+	mi := &file_api_raft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +695,7 @@ func (x *RaftMembershipState) String() string {
 func (*RaftMembershipState) ProtoMessage() {}
 
 func (x *RaftMembershipState) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[10]
+	mi := &file_api_raft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +708,7 @@ func (x *RaftMembershipState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMembershipState.ProtoReflect.Descriptor instead.
 func (*RaftMembershipState) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{10}
+	return file_api_raft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RaftMembershipState) GetMembers() []*RaftMember {
@@ -647,7 +748,7 @@ type WALMetadata struct {
 
 func (x *WALMetadata) Reset() {
 	*x = WALMetadata{}
-	mi := &file_api_raft_proto_msgTypes[11]
+	mi := &file_api_raft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +760,7 @@ func (x *WALMetadata) String() string {
 func (*WALMetadata) ProtoMessage() {}
 
 func (x *WALMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[11]
+	mi := &file_api_raft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +773,7 @@ func (x *WALMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALMetadata.ProtoReflect.Descriptor instead.
 func (*WALMetadata) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{11}
+	return file_api_raft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WALMetadata) GetRaftId() uint64 {
@@ -708,7 +809,13 @@ const file_api_raft_proto_rawDesc = "" +
 	"\n" +
 	"total_size\x18\x01 \x01(\x04R\ttotalSize\x12\x14\n" +
 	"\x05chunk\x18\x02 \x01(\fR\x05chunk\"\x1b\n" +
-	"\x19StreamRaftMessageResponse\"T\n" +
+	"\x19StreamRaftMessageResponse\"f\n" +
+	"\x15StreamSnapshotRequest\x12\x18\n" +
+	"\amessage\x18\x01 \x01(\fR\amessage\x12\x1d\n" +
+	"\n" +
+	"state_size\x18\x02 \x01(\x04R\tstateSize\x12\x14\n" +
+	"\x05chunk\x18\x03 \x01(\fR\x05chunk\"\x18\n" +
+	"\x16StreamSnapshotResponse\"T\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x18\n" +
@@ -741,11 +848,12 @@ const file_api_raft_proto_rawDesc = "" +
 	"\vWALMetadata\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12*\n" +
-	"\x05peers\x18\x03 \x03(\v2\x14.shoal.v1.RaftMemberR\x05peers2\xa6\x02\n" +
+	"\x05peers\x18\x03 \x03(\v2\x14.shoal.v1.RaftMemberR\x05peers2\xfd\x02\n" +
 	"\x04Raft\x12_\n" +
 	"\x12ProcessRaftMessage\x12#.shoal.v1.ProcessRaftMessageRequest\x1a$.shoal.v1.ProcessRaftMessageResponse\x12^\n" +
 	"\x11StreamRaftMessage\x12\".shoal.v1.StreamRaftMessageRequest\x1a#.shoal.v1.StreamRaftMessageResponse(\x01\x12]\n" +
-	"\fRaftMessages\x12#.shoal.v1.ProcessRaftMessageRequest\x1a$.shoal.v1.ProcessRaftMessageResponse(\x010\x012\x99\x01\n" +
+	"\fRaftMessages\x12#.shoal.v1.ProcessRaftMessageRequest\x1a$.shoal.v1.ProcessRaftMessageResponse(\x010\x01\x12U\n" +
+	"\x0eStreamSnapshot\x12\x1f.shoal.v1.StreamSnapshotRequest\x1a .shoal.v1.StreamSnapshotResponse(\x012\x99\x01\n" +
 	"\x0eRaftMembership\x125\n" +
 	"\x04Join\x12\x15.shoal.v1.JoinRequest\x1a\x16.shoal.v1.JoinResponse\x12P\n" +
 	"\rUpdateAddress\x12\x1e.shoal.v1.UpdateAddressRequest\x1a\x1f.shoal.v1.UpdateAddressResponseB(Z&github.com/shoal-project/shoal/api;apib\x06proto3"
@@ -762,40 +870,44 @@ func file_api_raft_proto_rawDescGZIP() []byte {
 	return file_api_raft_proto_rawDescData
 }
 
-var file_api_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_api_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_api_raft_proto_goTypes = []any{
 	(*ProcessRaftMessageRequest)(nil),  // 0: shoal.v1.ProcessRaftMessageRequest
 	(*ProcessRaftMessageResponse)(nil), // 1: shoal.v1.ProcessRaftMessageResponse
 	(*StreamRaftMessageRequest)(nil),   // 2: shoal.v1.StreamRaftMessageRequest
 	(*StreamRaftMessageResponse)(nil),  // 3: shoal.v1.StreamRaftMessageResponse
-	(*JoinRequest)(nil),                // 4: shoal.v1.JoinRequest
-	(*JoinResponse)(nil),               // 5: shoal.v1.JoinResponse
-	(*UpdateAddressRequest)(nil),       // 6: shoal.v1.UpdateAddressRequest
-	(*UpdateAddressResponse)(nil),      // 7: shoal.v1.UpdateAddressResponse
-	(*RaftMember)(nil),                 // 8: shoal.v1.RaftMember
-	(*RaftEntry)(nil),                  // 9: shoal.v1.RaftEntry
-	(*RaftMembershipState)(nil),        // 10: shoal.v1.RaftMembershipState
-	(*WALMetadata)(nil),                // 11: shoal.v1.WALMetadata
+	(*StreamSnapshotRequest)(nil),      // 4: shoal.v1.StreamSnapshotRequest
+	(*StreamSnapshotResponse)(nil),     // 5: shoal.v1.StreamSnapshotResponse
+	(*JoinRequest)(nil),                // 6: shoal.v1.JoinRequest
+	(*JoinResponse)(nil),               // 7: shoal.v1.JoinResponse
+	(*UpdateAddressRequest)(nil),       // 8: shoal.v1.UpdateAddressRequest
+	(*UpdateAddressResponse)(nil),      // 9: shoal.v1.UpdateAddressResponse
+	(*RaftMember)(nil),                 // 10: shoal.v1.RaftMember
+	(*RaftEntry)(nil),                  // 11: shoal.v1.RaftEntry
+	(*RaftMembershipState)(nil),        // 12: shoal.v1.RaftMembershipState
+	(*WALMetadata)(nil),                // 13: shoal.v1.WALMetadata
 }
 var file_api_raft_proto_depIdxs = []int32{
-	8, // 0: shoal.v1.JoinResponse.members:type_name -> shoal.v1.RaftMember
-	8, // 1: shoal.v1.RaftMembershipState.members:type_name -> shoal.v1.RaftMember
-	8, // 2: shoal.v1.WALMetadata.peers:type_name -> shoal.v1.RaftMember
-	0, // 3: shoal.v1.Raft.ProcessRaftMessage:input_type -> shoal.v1.ProcessRaftMessageRequest
-	2, // 4: shoal.v1.Raft.StreamRaftMessage:input_type -> shoal.v1.StreamRaftMessageRequest
-	0, // 5: shoal.v1.Raft.RaftMessages:input_type -> shoal.v1.ProcessRaftMessageRequest
-	4, // 6: shoal.v1.RaftMembership.Join:input_type -> shoal.v1.JoinRequest
-	6, // 7: shoal.v1.RaftMembership.UpdateAddress:input_type -> shoal.v1.UpdateAddressRequest
-	1, // 8: shoal.v1.Raft.ProcessRaftMessage:output_type -> shoal.v1.ProcessRaftMessageResponse
-	3, // 9: shoal.v1.Raft.StreamRaftMessage:output_type -> shoal.v1.StreamRaftMessageResponse
-	1, // 10: shoal.v1.Raft.RaftMessages:output_type -> shoal.v1.ProcessRaftMessageResponse
-	5, // 11: shoal.v1.RaftMembership.Join:output_type -> shoal.v1.JoinResponse
-	7, // 12: shoal.v1.RaftMembership.UpdateAddress:output_type -> shoal.v1.UpdateAddressResponse
-	8, // [8:13] is the sub-list for method output_type
-	3, // [3:8] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	10, // 0: shoal.v1.JoinResponse.members:type_name -> shoal.v1.RaftMember
+	10, // 1: shoal.v1.RaftMembershipState.members:type_name -> shoal.v1.RaftMember
+	10, // 2: shoal.v1.WALMetadata.peers:type_name -> shoal.v1.RaftMember
+	0,  // 3: shoal.v1.Raft.ProcessRaftMessage:input_type -> shoal.v1.ProcessRaftMessageRequest
+	2,  // 4: shoal.v1.Raft.StreamRaftMessage:input_type -> shoal.v1.StreamRaftMessageRequest
+	0,  // 5: shoal.v1.Raft.RaftMessages:input_type -> shoal.v1.ProcessRaftMessageRequest
+	4,  // 6: shoal.v1.Raft.StreamSnapshot:input_type -> shoal.v1.StreamSnapshotRequest
+	6,  // 7: shoal.v1.RaftMembership.Join:input_type -> shoal.v1.JoinRequest
+	8,  // 8: shoal.v1.RaftMembership.UpdateAddress:input_type -> shoal.v1.UpdateAddressRequest
+	1,  // 9: shoal.v1.Raft.ProcessRaftMessage:output_type -> shoal.v1.ProcessRaftMessageResponse
+	3,  // 10: shoal.v1.Raft.StreamRaftMessage:output_type -> shoal.v1.StreamRaftMessageResponse
+	1,  // 11: shoal.v1.Raft.RaftMessages:output_type -> shoal.v1.ProcessRaftMessageResponse
+	5,  // 12: shoal.v1.Raft.StreamSnapshot:output_type -> shoal.v1.StreamSnapshotResponse
+	7,  // 13: shoal.v1.RaftMembership.Join:output_type -> shoal.v1.JoinResponse
+	9,  // 14: shoal.v1.RaftMembership.UpdateAddress:output_type -> shoal.v1.UpdateAddressResponse
+	9,  // [9:15] is the sub-list for method output_type
+	3,  // [3:9] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_api_raft_proto_init() }
@@ -809,7 +921,7 @@ func file_api_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_raft_proto_rawDesc), len(file_api_raft_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -25,6 +25,7 @@ const (
 	Raft_ProcessRaftMessage_FullMethodName = "/shoal.v1.Raft/ProcessRaftMessage"
 	Raft_StreamRaftMessage_FullMethodName  = "/shoal.v1.Raft/StreamRaftMessage"
 	Raft_RaftMessages_FullMethodName       = "/shoal.v1.Raft/RaftMessages"
+	Raft_StreamSnapshot_FullMethodName     = "/shoal.v1.Raft/StreamSnapshot"
 )
 
 // RaftClient is the client API for Raft service.
@@ -53,6 +54,15 @@ type RaftClient interface {
 	// has stepped it, which tells the sender the peer is reachable. The stream
 	// ends with the status ProcessRaftMessage would have failed with.
 	RaftMessages(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProcessRaftMessageRequest, ProcessRaftMessageResponse], error)
+	// StreamSnapshot delivers a snapshot (MsgSnap) and then the state its
+	// snapshot names, in chunks read from the leader's state file. The
+	// snapshot's data holds only the membership and the state's length and
+	// checksum. The receiver writes the chunks to a temporary file, checks
+	// length and checksum, and only then steps the message; the response is
+	// sent after that. A stream that ends early, carries more than
+	// state_size bytes or other bytes fails with INVALID_ARGUMENT (or the
+	// receiver's error) and leaves nothing behind.
+	StreamSnapshot(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamSnapshotRequest, StreamSnapshotResponse], error)
 }
 
 type raftClient struct {
@@ -99,6 +109,19 @@ func (c *raftClient) RaftMessages(ctx context.Context, opts ...grpc.CallOption) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Raft_RaftMessagesClient = grpc.BidiStreamingClient[ProcessRaftMessageRequest, ProcessRaftMessageResponse]
 
+func (c *raftClient) StreamSnapshot(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamSnapshotRequest, StreamSnapshotResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Raft_ServiceDesc.Streams[2], Raft_StreamSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamSnapshotRequest, StreamSnapshotResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Raft_StreamSnapshotClient = grpc.ClientStreamingClient[StreamSnapshotRequest, StreamSnapshotResponse]
+
 // RaftServer is the server API for Raft service.
 // All implementations must embed UnimplementedRaftServer
 // for forward compatibility.
@@ -125,6 +148,15 @@ type RaftServer interface {
 	// has stepped it, which tells the sender the peer is reachable. The stream
 	// ends with the status ProcessRaftMessage would have failed with.
 	RaftMessages(grpc.BidiStreamingServer[ProcessRaftMessageRequest, ProcessRaftMessageResponse]) error
+	// StreamSnapshot delivers a snapshot (MsgSnap) and then the state its
+	// snapshot names, in chunks read from the leader's state file. The
+	// snapshot's data holds only the membership and the state's length and
+	// checksum. The receiver writes the chunks to a temporary file, checks
+	// length and checksum, and only then steps the message; the response is
+	// sent after that. A stream that ends early, carries more than
+	// state_size bytes or other bytes fails with INVALID_ARGUMENT (or the
+	// receiver's error) and leaves nothing behind.
+	StreamSnapshot(grpc.ClientStreamingServer[StreamSnapshotRequest, StreamSnapshotResponse]) error
 	mustEmbedUnimplementedRaftServer()
 }
 
@@ -143,6 +175,9 @@ func (UnimplementedRaftServer) StreamRaftMessage(grpc.ClientStreamingServer[Stre
 }
 func (UnimplementedRaftServer) RaftMessages(grpc.BidiStreamingServer[ProcessRaftMessageRequest, ProcessRaftMessageResponse]) error {
 	return status.Error(codes.Unimplemented, "method RaftMessages not implemented")
+}
+func (UnimplementedRaftServer) StreamSnapshot(grpc.ClientStreamingServer[StreamSnapshotRequest, StreamSnapshotResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamSnapshot not implemented")
 }
 func (UnimplementedRaftServer) mustEmbedUnimplementedRaftServer() {}
 func (UnimplementedRaftServer) testEmbeddedByValue()              {}
@@ -197,6 +232,13 @@ func _Raft_RaftMessages_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Raft_RaftMessagesServer = grpc.BidiStreamingServer[ProcessRaftMessageRequest, ProcessRaftMessageResponse]
 
+func _Raft_StreamSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RaftServer).StreamSnapshot(&grpc.GenericServerStream[StreamSnapshotRequest, StreamSnapshotResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Raft_StreamSnapshotServer = grpc.ClientStreamingServer[StreamSnapshotRequest, StreamSnapshotResponse]
+
 // Raft_ServiceDesc is the grpc.ServiceDesc for Raft service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -219,6 +261,11 @@ var Raft_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "RaftMessages",
 			Handler:       _Raft_RaftMessages_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "StreamSnapshot",
+			Handler:       _Raft_StreamSnapshot_Handler,
 			ClientStreams: true,
 		},
 	},

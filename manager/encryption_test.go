@@ -65,6 +65,10 @@ func TestNoStateFileHoldsTheData(t *testing.T) {
 		if len(snaps) == 0 {
 			t.Errorf("%s has no snapshot file: the test did not cover snapshots", tm.cfg.StateDir)
 		}
+		// The store's objects are in the state files beside them.
+		if states, _ := filepath.Glob(filepath.Join(tm.cfg.StateDir, "raft", "snap", "*.state")); len(states) == 0 {
+			t.Errorf("%s has no state file: the test did not cover the store's snapshots", tm.cfg.StateDir)
+		}
 		if found := filesContaining(t, tm.cfg.StateDir, marker); len(found) > 0 {
 			t.Errorf("the marker is in clear in %v", found)
 		}

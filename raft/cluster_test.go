@@ -261,6 +261,10 @@ func TestFollowerCatchesUpThroughLargeSnapshot(t *testing.T) {
 	if lagging.Log().Restores() == 0 {
 		t.Fatal("the lagging follower caught up without a snapshot")
 	}
+	if len(stateFiles(t, lagging)) == 0 || len(tmpFiles(lagging)) > 0 {
+		t.Fatalf("the lagging follower holds state files %v and temporary files %v, want the leader's installed",
+			stateFiles(t, lagging), tmpFiles(lagging))
+	}
 	sameLogs(t, c, leader.Log().Payloads())
 	checkContains(t, c, acked)
 }

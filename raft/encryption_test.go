@@ -160,6 +160,11 @@ func TestEncryptedClusterRestartsAndCatchesUp(t *testing.T) {
 				}
 			}
 			for _, m := range members {
+				// The state machine's bytes are in the state files:
+				// the scan below must have some to look at.
+				if states, _ := filepath.Glob(filepath.Join(m.Dir, "snap", "*.state")); len(states) == 0 {
+					t.Errorf("%s: no state file in %s/snap", m.NodeID, m.Dir)
+				}
 				dirs := []string{m.Dir}
 				if d := ring.dirs[m.Dir]; d != "" {
 					dirs = append(dirs, d)

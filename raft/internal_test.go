@@ -35,6 +35,14 @@ func (d *recordingDisk) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 func (d *recordingDisk) SaveSnapshot(*raftpb.Snapshot) error { return nil }
 func (d *recordingDisk) Close() error                        { return nil }
 
+func (d *recordingDisk) CreateState(uint64, uint64) (*storage.StateWriter, error) {
+	return nil, errors.New("recordingDisk keeps no state files")
+}
+
+func (d *recordingDisk) OpenState(uint64, uint64, storage.StateInfo) (io.ReadCloser, error) {
+	return nil, errors.New("recordingDisk keeps no state files")
+}
+
 // indexMachine is a StateMachine whose Apply returns the entry's index.
 type indexMachine struct{}
 

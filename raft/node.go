@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-project/shoal/raft/membership"
+	"github.com/shoal-project/shoal/raft/storage"
 )
 
 // logStore is the durable Raft log; raft/storage implements it.
@@ -25,8 +26,14 @@ type logStore interface {
 	// Save appends entries and the hard state durably.
 	Save(hs *raftpb.HardState, ents []*raftpb.Entry) error
 	// SaveSnapshot writes the snapshot file, then the WAL record that
-	// names it, then drops files no kept snapshot needs.
+	// names it, then drops files no kept snapshot needs. The snapshot's
+	// state file must be installed first.
 	SaveSnapshot(snap *raftpb.Snapshot) error
+	// CreateState starts the state file of a snapshot, in a temporary
+	// file until it is installed.
+	CreateState(term, index uint64) (*storage.StateWriter, error)
+	// OpenState reads an installed state file back, checking it.
+	OpenState(term, index uint64, state storage.StateInfo) (io.ReadCloser, error)
 	Close() error
 }
 
@@ -90,6 +97,10 @@ type Node struct {
 	// lastHeard is when a peer's message last arrived (UnixNano on the
 	// node's clock).
 	lastHeard atomic.Int64
+
+	// received holds the state files that came with the leader's
+	// snapshots, until a Ready installs them.
+	received receivedStates
 
 	started      atomic.Bool
 	ran          atomic.Bool // Run was called, or Stop released the node instead
@@ -379,6 +390,7 @@ func (n *Node) shutdown() {
 	n.raftNode.Stop()
 	n.transport.Stop()
 	n.wg.Wait()
+	n.received.discardAll()
 	if err := n.disk.Close(); err != nil {
 		n.log.Error("closing the Raft log", "err", err)
 	}

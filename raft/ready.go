@@ -14,8 +14,9 @@ import (
 
 // handleReady carries out one Ready in the order the Raft contract needs:
 //
-//  1. persist: the snapshot file and its WAL record, then the hard state and
-//     entries, fsynced; then the same into the in-memory log;
+//  1. persist: the snapshot's state file (received with it, moved into
+//     place), the snapshot file and its WAL record, then the hard state
+//     and entries, fsynced; then the same into the in-memory log;
 //  2. send messages: a follower only after step 1, since its replies vouch
 //     for what it persisted; the leader before step 1, so that its fsync
 //     overlaps the followers' (Raft thesis 10.2.1) — an entry still counts
@@ -53,6 +54,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	hasSnap := rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot)
 	if hasSnap {
 		crashpoint.Hit(crashpoint.SnapshotReceivedBefore)
+		if err := n.installReceivedState(rd.Snapshot); err != nil {
+			return err
+		}
 		if err := n.disk.SaveSnapshot(rd.Snapshot); err != nil {
 			return fmt.Errorf("raft: saving received snapshot at index %d: %w", rd.Snapshot.GetMetadata().GetIndex(), err)
 		}

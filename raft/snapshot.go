@@ -1,7 +1,7 @@
 package raft
 
 import (
-	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,54 +17,73 @@ import (
 	"github.com/shoal-project/shoal/raft/storage"
 )
 
-// A snapshot's data is the membership, then the state machine's bytes:
+// A snapshot's data is small: the membership, then a descriptor of the
+// state file that holds the state machine's bytes (raft/storage keeps it
+// beside the snapshot file):
 //
-//	uvarint(len(membership)) | membership (api.RaftMembershipState) | state
+//	uvarint(len(membership)) | membership (api.RaftMembershipState) |
+//	"SHOALSF1" | uint64 state size | SHA-256 of the state (32 bytes)
 //
-// so the state machine writes straight into the buffer after the header.
+// so Raft's in-memory log, the WAL's snapshot record and the MsgSnap hold
+// a few hundred bytes whatever the size of the store, and the state
+// streams from and to its file.
 
 // maxMembershipHeader bounds the membership header of a snapshot, so a
 // corrupt length cannot make the decoder allocate without limit.
 const maxMembershipHeader = 64 << 20
 
+const (
+	stateDescriptorMagic = "SHOALSF1"
+	stateDescriptorBytes = len(stateDescriptorMagic) + 8 + sha256.Size
+)
+
 var errBadSnapshot = errors.New("raft: malformed snapshot data")
 
-// encodeSnapshotHeader writes the membership header to w.
-func encodeSnapshotHeader(w io.Writer, st *api.RaftMembershipState) error {
+// encodeSnapshotData returns the data of a snapshot whose membership is st
+// and whose state file holds state.
+func encodeSnapshotData(st *api.RaftMembershipState, state storage.StateInfo) ([]byte, error) {
 	b, err := proto.Marshal(st)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var lenBuf [binary.MaxVarintLen64]byte
-	if _, err := w.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(b)))]); err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
+	data := make([]byte, 0, binary.MaxVarintLen64+len(b)+stateDescriptorBytes)
+	data = binary.AppendUvarint(data, uint64(len(b)))
+	data = append(data, b...)
+	data = append(data, stateDescriptorMagic...)
+	data = binary.BigEndian.AppendUint64(data, state.Size)
+	return append(data, state.SHA256[:]...), nil
 }
 
-// decodeSnapshot splits snapshot data into the membership and a reader of
-// the state machine's bytes.
-func decodeSnapshot(data []byte) (*api.RaftMembershipState, io.Reader, error) {
+// decodeSnapshotData splits snapshot data into the membership and the
+// descriptor of the state file.
+func decodeSnapshotData(data []byte) (*api.RaftMembershipState, storage.StateInfo, error) {
+	var state storage.StateInfo
 	size, n := binary.Uvarint(data)
 	if n <= 0 {
-		return nil, nil, fmt.Errorf("%w: bad header length", errBadSnapshot)
+		return nil, state, fmt.Errorf("%w: bad header length", errBadSnapshot)
 	}
 	if size > maxMembershipHeader || size > uint64(len(data)-n) {
-		return nil, nil, fmt.Errorf("%w: header of %d bytes does not fit", errBadSnapshot, size)
+		return nil, state, fmt.Errorf("%w: header of %d bytes does not fit", errBadSnapshot, size)
 	}
 	st := &api.RaftMembershipState{}
 	if err := proto.Unmarshal(data[n:n+int(size)], st); err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errBadSnapshot, err)
+		return nil, state, fmt.Errorf("%w: %w", errBadSnapshot, err)
 	}
-	return st, bytes.NewReader(data[n+int(size):]), nil
+	desc := data[n+int(size):]
+	if len(desc) != stateDescriptorBytes || string(desc[:len(stateDescriptorMagic)]) != stateDescriptorMagic {
+		return nil, state, fmt.Errorf("%w: %d bytes after the membership, not a state file descriptor", errBadSnapshot, len(desc))
+	}
+	desc = desc[len(stateDescriptorMagic):]
+	state.Size = binary.BigEndian.Uint64(desc)
+	copy(state.SHA256[:], desc[8:])
+	return st, state, nil
 }
 
 // snapshotResult is a snapshot taken in the background.
 type snapshotResult struct {
 	index uint64
-	saved bool // false when a newer snapshot was saved meanwhile
-	bytes int
+	saved bool   // false when a newer snapshot was saved meanwhile
+	bytes uint64 // of the state
 	took  time.Duration
 	err   error
 }
@@ -108,20 +127,34 @@ func (n *Node) maybeSnapshot() error {
 // It runs off the Run goroutine: MemoryStorage and the Storage are safe for
 // that, and the Storage refuses a snapshot older than one it saved (one
 // received from the leader meanwhile), which is then dropped.
+//
+// Ordering: the state file is durable in snap/ before the snapshot enters
+// the in-memory log (from where Raft may send it to a follower, whose
+// transport reads the file) and before the snapshot file and WAL record
+// that name it.
 func (n *Node) takeSnapshot(index uint64, cs *raftpb.ConfState, members *api.RaftMembershipState,
 	write func(io.Writer) error) snapshotResult {
 	res := snapshotResult{index: index}
-	var buf bytes.Buffer
-	if err := encodeSnapshotHeader(&buf, members); err != nil {
+	term, err := n.memStore.Term(index)
+	if errors.Is(err, raft.ErrCompacted) {
+		return res // a newer snapshot arrived from the leader meanwhile
+	}
+	if err != nil {
+		res.err = fmt.Errorf("raft: term of the snapshot at index %d: %w", index, err)
+		return res
+	}
+	crashpoint.Hit(crashpoint.SnapshotSaveBefore)
+	state, err := n.writeState(term, index, write)
+	if err != nil {
 		res.err = fmt.Errorf("raft: writing snapshot at index %d: %w", index, err)
 		return res
 	}
-	if err := write(&buf); err != nil {
+	res.bytes = state.Size
+	data, err := encodeSnapshotData(members, state)
+	if err != nil {
 		res.err = fmt.Errorf("raft: writing snapshot at index %d: %w", index, err)
 		return res
 	}
-	data := buf.Bytes()
-	res.bytes = len(data)
 	snap, err := n.memStore.CreateSnapshot(index, cs, data)
 	if errors.Is(err, raft.ErrSnapOutOfDate) {
 		if snap, err = n.snapshotAgain(index, cs, data); snap == nil && err == nil {
@@ -132,7 +165,6 @@ func (n *Node) takeSnapshot(index uint64, cs *raftpb.ConfState, members *api.Raf
 		res.err = fmt.Errorf("raft: creating snapshot at index %d: %w", index, err)
 		return res
 	}
-	crashpoint.Hit(crashpoint.SnapshotSaveBefore)
 	err = n.disk.SaveSnapshot(snap)
 	if errors.Is(err, storage.ErrInvalidSnapshot) && n.loopSavedNewer(index) {
 		return res
@@ -150,6 +182,24 @@ func (n *Node) takeSnapshot(index uint64, cs *raftpb.ConfState, members *api.Raf
 		}
 	}
 	return res
+}
+
+// writeState streams the state machine's bytes into the state file of the
+// snapshot at term and index, and installs it in snap/.
+func (n *Node) writeState(term, index uint64, write func(io.Writer) error) (storage.StateInfo, error) {
+	w, err := n.disk.CreateState(term, index)
+	if err != nil {
+		return storage.StateInfo{}, err
+	}
+	defer w.Discard() // nothing once installed
+	if err := write(w); err != nil {
+		return storage.StateInfo{}, err
+	}
+	state, err := w.Finish()
+	if err != nil {
+		return storage.StateInfo{}, err
+	}
+	return state, w.Install()
 }
 
 // loopSavedNewer reports whether the in-memory log holds a snapshot newer
@@ -203,14 +253,17 @@ func (n *Node) snapshotAgain(index uint64, cs *raftpb.ConfState, data []byte) (*
 
 // restoreSnapshot replaces the membership and the state machine with a
 // snapshot: one received from the leader, or the newest one at restart.
+// The state streams from its file into the state machine.
 func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 	meta := snap.GetMetadata()
-	members, state, err := decodeSnapshot(snap.GetData())
+	members, state, err := decodeSnapshotData(snap.GetData())
 	if err != nil {
 		return fmt.Errorf("raft: snapshot at index %d: %w", meta.GetIndex(), err)
 	}
-	if err := n.sm.Restore(meta.GetIndex(), state); err != nil {
-		return fmt.Errorf("raft: restoring the state machine from snapshot %d: %w", meta.GetIndex(), err)
+	if err := n.restoreState(meta.GetTerm(), meta.GetIndex(), state); err != nil {
+		return fmt.Errorf("raft: restoring the state machine from snapshot %d: %w; "+
+			"the state directory is damaged: restore it from a backup, or remove this member from the cluster "+
+			"and join it again with an empty state directory", meta.GetIndex(), err)
 	}
 	n.cluster.Restore(members)
 	n.syncPeers()
@@ -221,8 +274,25 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 		n.loop.removed = true
 	}
 	n.applied.set(meta.GetIndex())
-	n.log.Info("restored snapshot", "index", meta.GetIndex(), "term", meta.GetTerm())
+	n.log.Info("restored snapshot", "index", meta.GetIndex(), "term", meta.GetTerm(), "bytes", state.Size)
 	return nil
+}
+
+// restoreState streams the state file into the state machine. The file's
+// length and checksum are checked when its end is read: the state machine
+// reads to the end before it swaps the new state in, and whatever it left
+// unread is read here, so a bad file is never restored without an error.
+func (n *Node) restoreState(term, index uint64, state storage.StateInfo) error {
+	r, err := n.disk.OpenState(term, index, state)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := n.sm.Restore(index, r); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, r)
+	return err
 }
 
 // setPeer makes the transport reach peer id at addr.

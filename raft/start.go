@@ -69,6 +69,7 @@ func (n *Node) newTransport() error {
 	t, err := transport.New(transport.Config{
 		ID:          n.id,
 		Raft:        (*transportEvents)(n),
+		Snapshots:   n,
 		DialOptions: n.cfg.DialOptions,
 		Logger:      n.log,
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/shoal-project/shoal/client"
@@ -314,10 +315,11 @@ func snapshotCatchUp(f *faultRun) error {
 func crashPointFault(leader bool) func(*faultRun) error {
 	return func(f *faultRun) error {
 		points := []string{crashpoint.WALSaveBefore, crashpoint.WALSaveAfter, crashpoint.ApplyBefore, crashpoint.ApplyAfter,
-			crashpoint.SnapshotSaveBefore, crashpoint.SnapshotSaveAfter, crashpoint.SnapshotFileWritten}
+			crashpoint.SnapshotSaveBefore, crashpoint.SnapshotSaveAfter, crashpoint.SnapshotFileWritten,
+			crashpoint.SnapshotStateInstalled}
 		point := points[f.rng.IntN(len(points))]
 		n := 1 + f.rng.IntN(60)
-		if point == crashpoint.SnapshotSaveBefore || point == crashpoint.SnapshotSaveAfter || point == crashpoint.SnapshotFileWritten {
+		if strings.HasPrefix(point, "snapshot-") {
 			n = 1 + f.rng.IntN(2)
 		}
 		_, m, err := f.leaderAndFollower()
@@ -354,10 +356,9 @@ func crashPointFault(leader bool) func(*faultRun) error {
 // received snapshot in a follower, then cuts it off until it must catch up
 // by snapshot.
 func crashPointSnapshotReceived(f *faultRun) error {
-	point := crashpoint.SnapshotReceivedBefore
-	if f.rng.IntN(2) == 0 {
-		point = crashpoint.SnapshotReceivedAfter
-	}
+	points := []string{crashpoint.SnapshotStateReceived, crashpoint.SnapshotReceivedBefore,
+		crashpoint.SnapshotStateInstalled, crashpoint.SnapshotReceivedAfter}
+	point := points[f.rng.IntN(len(points))]
 	_, m, err := f.leaderAndFollower()
 	if err != nil {
 		return err

@@ -521,11 +521,12 @@ func learnerCatchUp(f *faultRun) error {
 	if err != nil {
 		return err
 	}
-	modes := []string{"cut", "kill-while-cut", crashpoint.SnapshotReceivedBefore, crashpoint.SnapshotReceivedAfter, "kill-at-once"}
+	modes := []string{"cut", "kill-while-cut", crashpoint.SnapshotReceivedBefore, crashpoint.SnapshotReceivedAfter,
+		crashpoint.SnapshotStateReceived, "kill-at-once"}
 	mode := modes[f.rng.IntN(len(modes))]
 	cut := mode == "cut" || mode == "kill-while-cut"
 	armed := ""
-	if strings.HasPrefix(mode, "snapshot-received") {
+	if strings.HasPrefix(mode, "snapshot-") {
 		armed = mode
 	}
 	f.note("%s joins through %s as a learner; then: %s", s.name, via.name, mode)

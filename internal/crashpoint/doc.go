@@ -25,17 +25,28 @@ const (
 	WALSaveBefore = "wal-save-before"
 	WALSaveAfter  = "wal-save-after"
 	// SnapshotSaveBefore and SnapshotSaveAfter surround the saving of a
-	// snapshot this node took of its own state.
+	// snapshot this node took of its own state: before its state file is
+	// written, and after its WAL record.
 	SnapshotSaveBefore = "snapshot-save-before"
 	SnapshotSaveAfter  = "snapshot-save-after"
 	// SnapshotReceivedBefore and SnapshotReceivedAfter surround the saving
-	// of a snapshot received from the leader, before its entries' Ready is
-	// saved.
+	// of a snapshot received from the leader (its state file moved into
+	// place, its snapshot file and WAL record), before its entries' Ready
+	// is saved.
 	SnapshotReceivedBefore = "snapshot-received-before"
 	SnapshotReceivedAfter  = "snapshot-received-after"
 	// SnapshotFileWritten is between a durable snapshot file and the WAL
 	// record that names it.
 	SnapshotFileWritten = "snapshot-file-written"
+	// SnapshotStateInstalled is right after a snapshot's state file was
+	// moved into snap/ (file and directory fsynced), before the snapshot
+	// file and its WAL record: for a snapshot taken locally and for one
+	// received from the leader alike.
+	SnapshotStateInstalled = "snapshot-state-installed"
+	// SnapshotStateReceived is in a follower, after the state file that
+	// came with the leader's snapshot is durable in a temporary file and
+	// checked, before the snapshot is handed to Raft.
+	SnapshotStateReceived = "snapshot-state-received"
 	// ApplyBefore and ApplyAfter surround the application of a Ready's
 	// committed entries to the store; ApplyAfter is before Advance.
 	ApplyBefore = "apply-before"
@@ -52,7 +63,7 @@ var Names = []string{
 	WALSaveBefore, WALSaveAfter,
 	SnapshotSaveBefore, SnapshotSaveAfter,
 	SnapshotReceivedBefore, SnapshotReceivedAfter,
-	SnapshotFileWritten,
+	SnapshotFileWritten, SnapshotStateInstalled, SnapshotStateReceived,
 	ApplyBefore, ApplyAfter,
 	JoinAnswered, JoinWALCreated,
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -515,6 +516,13 @@ func (h *cutHandler) ProcessRaftMessage(ctx context.Context, m *raftpb.Message) 
 		return status.Error(codes.Unavailable, "rafttest: link cut")
 	}
 	return h.node.ProcessRaftMessage(ctx, m)
+}
+
+func (h *cutHandler) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, state io.Reader) error {
+	if h.c.isBlocked(m.GetFrom(), m.GetTo()) {
+		return status.Error(codes.Unavailable, "rafttest: link cut")
+	}
+	return h.node.ReceiveSnapshot(ctx, m, state)
 }
 
 // testLogger logs through t, so logs show only for failed tests, and stops

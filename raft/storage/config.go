@@ -8,8 +8,9 @@ import (
 // Config configures a Storage.
 type Config struct {
 	// Dir is the directory of one node's Raft state, STATE_DIR/raft. The
-	// WAL lives in Dir/wal and the snapshots in Dir/snap; Dir/snap.tmp holds
-	// a snapshot file while it is written. Required.
+	// WAL lives in Dir/wal and the snapshots and their state files in
+	// Dir/snap; Dir/snap.tmp holds those files while they are written or
+	// received. Required.
 	Dir string
 
 	// Logger receives the package's logs and, bridged from zap, etcd's. Nil

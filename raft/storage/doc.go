@@ -7,11 +7,14 @@
 // It owns, under the directory it is given (STATE_DIR/raft):
 //
 //	wal/       WAL segments, named <seq>-<first index>.wal
-//	snap/      snapshot files, named <term>-<index>.snap
-//	snap.tmp/  a snapshot file while it is being written
+//	snap/      snapshot files, named <term>-<index>.snap, and the state
+//	           files beside them, <term>-<index>-<sha256 prefix>.state
+//	snap.tmp/  snapshot and state files while they are written or received,
+//	           emptied by Create and Open
 //
-// and with them: the order in which a snapshot becomes durable (file,
-// rename, directory fsync, then the WAL record), the repair of a torn WAL
+// and with them: the order in which a snapshot becomes durable (state
+// file, rename, directory fsync; snapshot file, rename, directory fsync;
+// then the WAL record), the repair of a torn WAL
 // tail after a crash (and the refusal to truncate a log that is damaged
 // rather than torn), and the removal of snapshot files and WAL segments no
 // kept snapshot needs.
@@ -30,6 +33,17 @@
 // unreadable and modifications of them detectable; it does not stop
 // someone who can write the directory from removing whole records or
 // putting back an older copy of it.
+//
+// # State files
+//
+// A snapshot's data is small (the raft package keeps the membership and a
+// StateInfo in it); the state machine's bytes are streamed into a state
+// file (CreateState, Finish, Install) and back out of it (OpenState), never
+// held whole in memory. The file is framed, each frame sealed on its own
+// (with a Cipher) and bound to its snapshot, its position and whether it is
+// the last, and the reader checks the StateInfo's length and SHA-256 at
+// the end (stateformat.go). A state file that cannot be read whole fails
+// with ErrStateFile, naming it.
 //
 // A Cipher that is also a KeyRetirer (keys.Keys) rotates keys: older keys
 // stay until every file Open could read that they sealed is gone, which

@@ -34,6 +34,12 @@ var (
 	// too. Open fails with it and changes nothing on disk; nothing is
 	// skipped or truncated.
 	ErrDecrypt = errors.New("storage: cannot decrypt")
+	// ErrStateFile means the state file of a snapshot cannot be used: it
+	// is missing, damaged, truncated, holds frames of another file, or
+	// holds other bytes than the snapshot names. The message names the
+	// file. Nothing is repaired or skipped: the node must not start from
+	// a state it cannot read whole.
+	ErrStateFile = errors.New("storage: bad state file")
 	// ErrClosed means the Storage was used after Close.
 	ErrClosed = errors.New("storage: closed")
 )

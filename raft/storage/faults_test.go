@@ -81,8 +81,8 @@ func TestSnapshotFileIsInPlaceBeforeItsWALRecord(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(cfg.Dir, snapDirName, name)); err != nil {
 				t.Errorf("WAL record for %s written before the file is in snap/: %v", name, err)
 			}
-			if _, err := os.Stat(filepath.Join(cfg.Dir, snapTmpDirName)); !os.IsNotExist(err) {
-				t.Errorf("%s still exists when the WAL record is written", snapTmpDirName)
+			if left, err := os.ReadDir(filepath.Join(cfg.Dir, snapTmpDirName)); err != nil || len(left) > 0 {
+				t.Errorf("%s holds %v (%v) when the WAL record is written", snapTmpDirName, left, err)
 			}
 			return nil
 		}}

@@ -38,10 +38,15 @@ func listSnapshots(dir string) ([]snapFile, error) {
 		f.name = name
 		files = append(files, f)
 	}
+	sortSnapFiles(files)
+	return files, nil
+}
+
+// sortSnapFiles sorts files oldest first.
+func sortSnapFiles(files []snapFile) {
 	slices.SortFunc(files, func(a, b snapFile) int {
 		return cmp.Or(cmp.Compare(a.index, b.index), cmp.Compare(a.term, b.term))
 	})
-	return files, nil
 }
 
 // segment is a WAL segment file, named by etcd's scheme: its sequence

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 )
 
-// collect removes the snapshot files and WAL segments that no kept snapshot
-// needs. It runs with s.mu held, after the WAL record of s.anchor and a
+// collect removes the snapshot files, state files and WAL segments that no
+// kept snapshot needs. It runs with s.mu held, after the WAL record of s.anchor and a
 // commit index at or above it are durable.
 //
 // Kept are: the anchor, the KeepOldSnapshots newest files older than it,
@@ -49,12 +49,45 @@ func (s *Storage) collect() error {
 			return err
 		}
 	}
+	keptStates, err := s.collectStateFiles(snaps[keepFrom].index)
+	if err != nil {
+		return err
+	}
 	if err := s.purgeSegments(snaps[keepFrom].index); err != nil {
 		return err
 	}
 	// Only now is nothing older readable: the files are gone and their
 	// directories synced.
-	return s.keys.retire(snaps[keepFrom:])
+	return s.keys.retire(snaps[keepFrom:], keptStates)
+}
+
+// collectStateFiles removes the state files of snapshots older than index,
+// the oldest kept snapshot, and returns the others. Newer ones are kept as
+// newer snapshot files are: one may be about to get its WAL record.
+func (s *Storage) collectStateFiles(index uint64) ([]snapFile, error) {
+	states, err := listStateFiles(s.snapDir)
+	if err != nil {
+		return nil, err
+	}
+	var kept []snapFile
+	removed := 0
+	for _, f := range states {
+		if f.index >= index {
+			kept = append(kept, f)
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.snapDir, f.name)); err != nil {
+			return nil, fmt.Errorf("storage: remove old state file: %w", err)
+		}
+		removed++
+		s.log.Info("removed old state file", "file", f.name, "index", f.index, "term", f.term)
+	}
+	if removed > 0 {
+		if err := syncDir(s.snapDir); err != nil {
+			return nil, err
+		}
+	}
+	return kept, nil
 }
 
 // purgeSegments removes the WAL segments that reading from a snapshot at

@@ -41,6 +41,8 @@ type keyUse struct {
 	unknownMax uint64            // highest entry index on disk at open
 	entries    map[uint64]uint64 // generation → highest entry index sealed with it
 	snaps      map[snapID]uint64 // generation of each snapshot file written since open
+	states     map[string]uint64 // generation of each state file installed since open, by name
+	writing    map[uint64]int    // generation → state files being written or waiting to be installed
 	retired    uint64            // the generation last passed to RetireBefore
 }
 
@@ -49,7 +51,8 @@ func newKeyUse(c Cipher, log *slog.Logger) *keyUse {
 	if !ok {
 		return nil
 	}
-	return &keyUse{r: r, log: log, entries: map[uint64]uint64{}, snaps: map[snapID]uint64{}}
+	return &keyUse{r: r, log: log, entries: map[uint64]uint64{}, snaps: map[snapID]uint64{},
+		states: map[string]uint64{}, writing: map[uint64]int{}}
 }
 
 // generation returns the generation Seal is about to use, or 0 when keys
@@ -76,9 +79,36 @@ func (u *keyUse) snapshotSealed(id snapID, gen uint64) {
 	}
 }
 
+// stateStarted counts a state file sealed with gen that is not installed
+// yet: it is needed if it ever is.
+func (u *keyUse) stateStarted(gen uint64) {
+	if u != nil {
+		u.writing[gen]++
+	}
+}
+
+func (u *keyUse) stateEnded(gen uint64) {
+	if u == nil {
+		return
+	}
+	if u.writing[gen]--; u.writing[gen] <= 0 {
+		delete(u.writing, gen)
+	}
+}
+
+// stateInstalled moves a state file from being written to installed
+// under name, which it replaced if a file had it.
+func (u *keyUse) stateInstalled(name string, gen uint64) {
+	if u == nil {
+		return
+	}
+	u.stateEnded(gen)
+	u.states[name] = gen
+}
+
 // retire tells the Cipher which generations nothing readable needs, given
-// the snapshot files left after collect, oldest first.
-func (u *keyUse) retire(kept []snapFile) error {
+// the snapshot files and state files left after collect, oldest first.
+func (u *keyUse) retire(kept, keptStates []snapFile) error {
 	if u == nil || len(kept) == 0 {
 		return nil
 	}
@@ -94,6 +124,19 @@ func (u *keyUse) retire(kept []snapFile) error {
 		if !files[id] {
 			delete(u.snaps, id)
 		}
+	}
+	states := make(map[string]bool, len(keptStates))
+	for _, f := range keptStates {
+		states[f.name] = true
+		needed = min(needed, u.states[f.name]) // 0 when written before open
+	}
+	for name := range u.states {
+		if !states[name] {
+			delete(u.states, name)
+		}
+	}
+	for gen := range u.writing {
+		needed = min(needed, gen)
 	}
 	if u.unknownMax > oldest {
 		needed = 0

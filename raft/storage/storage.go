@@ -110,11 +110,15 @@ func Create(cfg Config, metadata []byte) (*Storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(snaps) > 0 {
-		return nil, fmt.Errorf("%w: %d snapshot files without a WAL in %s", ErrExists, len(snaps), s.snapDir)
+	states, err := listStateFiles(s.snapDir)
+	if err != nil {
+		return nil, err
 	}
-	if err := os.RemoveAll(s.snapTmpDir); err != nil {
-		return nil, fmt.Errorf("storage: remove %s: %w", s.snapTmpDir, err)
+	if len(snaps)+len(states) > 0 {
+		return nil, fmt.Errorf("%w: %d snapshot and %d state files without a WAL in %s", ErrExists, len(snaps), len(states), s.snapDir)
+	}
+	if err := s.resetTmpDir(); err != nil {
+		return nil, err
 	}
 	// The snapshot directory must be durable before the WAL that makes
 	// this a node that restarts; etcd's Create syncs dir after it renames
@@ -168,10 +172,11 @@ func Open(cfg Config) (*Storage, *Loaded, error) {
 	if err := os.MkdirAll(s.snapDir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("storage: create snapshot directory: %w", err)
 	}
-	// A snapshot file left half-written by a crash is never moved into
-	// snap/, so snap.tmp holds nothing anyone needs.
-	if err := os.RemoveAll(s.snapTmpDir); err != nil {
-		return nil, nil, fmt.Errorf("storage: remove %s: %w", s.snapTmpDir, err)
+	// A snapshot or state file left half-written by a crash, or a state
+	// file received but not yet installed, is never moved into snap/, so
+	// snap.tmp holds nothing anyone needs.
+	if err := s.resetTmpDir(); err != nil {
+		return nil, nil, err
 	}
 
 	// Before anything reads the WAL: etcd's ReadAll zeroes the last
@@ -447,28 +452,40 @@ func (s *Storage) SaveSnapshot(snapshot *raftpb.Snapshot) error {
 
 // writeSnapshotFile writes the snapshot file and makes it durable. etcd's
 // SaveSnap writes the final name in place and fsyncs the file, but neither
-// renames nor fsyncs the directory; so it writes into snap.tmp here, and
-// the file is renamed into snap/ and snap/ is fsynced.
+// renames nor fsyncs the directory; so it writes into a directory of its
+// own in snap.tmp here (state files being written share snap.tmp), and the
+// file is renamed into snap/ and snap/ is fsynced.
 func (s *Storage) writeSnapshotFile(snapshot *raftpb.Snapshot) error {
 	m := snapshot.GetMetadata()
-	if err := os.RemoveAll(s.snapTmpDir); err != nil {
-		return fmt.Errorf("storage: clear %s: %w", s.snapTmpDir, err)
+	scratch, err := os.MkdirTemp(s.snapTmpDir, "snap-")
+	if err != nil {
+		return fmt.Errorf("storage: create a directory in %s: %w", s.snapTmpDir, err)
 	}
-	if err := os.MkdirAll(s.snapTmpDir, 0o700); err != nil {
-		return fmt.Errorf("storage: create %s: %w", s.snapTmpDir, err)
-	}
-	if err := s.snapFactory.New(s.snapTmpDir).SaveSnap(snapshot); err != nil {
+	defer os.RemoveAll(scratch)
+	if err := s.snapFactory.New(scratch).SaveSnap(snapshot); err != nil {
 		return fmt.Errorf("storage: write snapshot file at index %d: %w", m.GetIndex(), err)
 	}
 	name := snapFileName(m.GetTerm(), m.GetIndex())
-	if err := os.Rename(filepath.Join(s.snapTmpDir, name), filepath.Join(s.snapDir, name)); err != nil {
+	if err := os.Rename(filepath.Join(scratch, name), filepath.Join(s.snapDir, name)); err != nil {
 		return fmt.Errorf("storage: move snapshot file into place: %w", err)
 	}
 	if err := syncDir(s.snapDir); err != nil {
 		return err
 	}
-	if err := os.Remove(s.snapTmpDir); err != nil {
+	if err := os.Remove(scratch); err != nil {
+		return fmt.Errorf("storage: remove %s: %w", scratch, err)
+	}
+	return nil
+}
+
+// resetTmpDir empties snap.tmp, at Create and Open, when nothing in it can
+// be in use.
+func (s *Storage) resetTmpDir() error {
+	if err := os.RemoveAll(s.snapTmpDir); err != nil {
 		return fmt.Errorf("storage: remove %s: %w", s.snapTmpDir, err)
+	}
+	if err := os.MkdirAll(s.snapTmpDir, 0o700); err != nil {
+		return fmt.Errorf("storage: create %s: %w", s.snapTmpDir, err)
 	}
 	return nil
 }

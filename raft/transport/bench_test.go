@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -14,6 +15,10 @@ type countingHandler struct{ credits chan struct{} }
 func (h countingHandler) ProcessRaftMessage(context.Context, *raftpb.Message) error {
 	<-h.credits
 	return nil
+}
+
+func (h countingHandler) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, _ io.Reader) error {
+	return h.ProcessRaftMessage(ctx, m)
 }
 
 // BenchmarkSendMsgApp measures the throughput of small MsgApp messages (one

@@ -59,6 +59,7 @@ type testNode struct {
 	id      uint64
 	addr    string
 	raft    *recordingRaft
+	source  *stateSource
 	handler *recordingHandler // nil when started with another Handler
 	serves  Handler
 	tr      *Transport
@@ -89,8 +90,8 @@ func startNode(t testing.TB, id uint64, handler *recordingHandler, opts ...nodeO
 func startNodeWithHandler(t testing.TB, id uint64, h Handler, opts ...nodeOption) *testNode {
 	t.Helper()
 	logger := testLogger(t).With(slog.String("node", idString(id)))
-	n := &testNode{t: t, id: id, raft: newRecordingRaft(), serves: h}
-	cfg := Config{ID: id, Raft: n.raft, Logger: logger}
+	n := &testNode{t: t, id: id, raft: newRecordingRaft(), source: &stateSource{}, serves: h}
+	cfg := Config{ID: id, Raft: n.raft, Snapshots: n.source, Logger: logger}
 	scfg := ServerConfig{Logger: logger}
 	for _, o := range opts {
 		o(&cfg, &scfg)

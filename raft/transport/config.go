@@ -53,6 +53,8 @@ type Config struct {
 	ID uint64
 	// Raft receives reports about sends. Required.
 	Raft Raft
+	// Snapshots gives the state that each snapshot sent names. Required.
+	Snapshots SnapshotSource
 	// DialOptions are appended to the transport's own options (keepalive,
 	// reconnect backoff) for every peer connection, so they can override
 	// them. Transport credentials belong here. When DialOptions is empty the
@@ -114,6 +116,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: ID must not be 0", ErrInvalidConfig)
 	case c.Raft == nil:
 		return fmt.Errorf("%w: Raft is required", ErrInvalidConfig)
+	case c.Snapshots == nil:
+		return fmt.Errorf("%w: Snapshots is required", ErrInvalidConfig)
 	case c.QueueSize < 0:
 		return fmt.Errorf("%w: QueueSize %d must be positive", ErrInvalidConfig, c.QueueSize)
 	case c.MaxUnaryMessageSize < 0 || c.MaxUnaryMessageSize > maxFrameSize:

@@ -2,10 +2,11 @@
 // and receives theirs.
 //
 // It owns the peer connections, one bounded queue and one sending goroutine
-// per peer, the chunking of snapshots and other large messages, the reports
-// that etcd's raft expects from its transport (ReportUnreachable,
-// ReportSnapshot), and the server side of the Raft service of package api.
-// It decides nothing about Raft itself and never touches the store: received
+// per peer, the streaming of snapshots and their state, the chunking of
+// other large messages, the reports that etcd's raft expects from its
+// transport (ReportUnreachable, ReportSnapshot), and the server side of the
+// Raft service of package api. It decides nothing about Raft itself and
+// never touches the store or the disk: received
 // messages go to a Handler, reports go to the Raft interface, and the local
 // node decides what they mean.
 //
@@ -21,12 +22,15 @@
 // that is reported with ReportUnreachable and the next batch opens a new
 // stream. A peer that does not serve RaftMessages (an older version) gets
 // each batch in a ProcessRaftMessage call instead. A message larger than a
-// batch goes in Config.ChunkSize chunks by StreamRaftMessage. Snapshots
-// (MsgSnap) are always streamed, on a goroutine of their own so that
-// heartbeats and votes keep flowing meanwhile, and are reported with
-// ReportSnapshot once the peer answered. A message that cannot be queued
-// or sent is dropped and reported with ReportUnreachable; Raft recovers
-// from lost messages by itself.
+// batch goes in Config.ChunkSize chunks by StreamRaftMessage. A snapshot
+// (MsgSnap), whose data only names its state, goes by StreamSnapshot
+// followed by that state, read from Config.Snapshots in ChunkSize chunks, on
+// a goroutine of its own so that heartbeats and votes keep flowing
+// meanwhile; it is reported with ReportSnapshot once the peer answered. The
+// receiving server hands the message and a stream of the state to
+// Handler.ReceiveSnapshot; neither side holds more than a chunk of the
+// state. A message that cannot be queued or sent is dropped and reported
+// with ReportUnreachable; Raft recovers from lost messages by itself.
 //
 // # Removed members
 //
@@ -42,7 +46,7 @@
 //
 // # Usage
 //
-//	tr, err := transport.New(transport.Config{ID: id, Raft: node, Logger: logger})
+//	tr, err := transport.New(transport.Config{ID: id, Raft: node, Snapshots: node, Logger: logger})
 //	if err != nil {
 //		return err
 //	}

@@ -1,12 +1,17 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -82,7 +87,45 @@ func (h *recordingHandler) ProcessRaftMessage(ctx context.Context, m *raftpb.Mes
 	return nil
 }
 
+// ReceiveSnapshot reads the state whole, checks it is the one
+// snapshotMsg's source sends, and then handles m like any message.
+func (h *recordingHandler) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, state io.Reader) error {
+	got, err := io.ReadAll(state)
+	if err != nil {
+		return err
+	}
+	if want := stateOf(m.GetSnapshot()); !bytes.Equal(got, want) {
+		return fmt.Errorf("received %d state bytes that differ from the %d sent", len(got), len(want))
+	}
+	return h.ProcessRaftMessage(ctx, m)
+}
+
 func (h *recordingHandler) setErr(err error) { h.err.Store(&err) }
+
+// stateSource is a SnapshotSource for snapshotMsg's snapshots: it serves
+// the state their data names. fail, when set, makes the state fail after
+// that many bytes.
+type stateSource struct{ fail atomic.Int64 }
+
+func (s *stateSource) OpenSnapshotState(snap *raftpb.Snapshot) (io.ReadCloser, uint64, error) {
+	state := stateOf(snap)
+	var r io.Reader = bytes.NewReader(state)
+	if n := s.fail.Load(); n > 0 {
+		r = io.MultiReader(io.LimitReader(r, n), iotest.ErrReader(errTest))
+	}
+	return io.NopCloser(r), uint64(len(state)), nil
+}
+
+// stateOf returns the state of a snapshot made by snapshotMsg: as many
+// bytes as its data says, in a pattern.
+func stateOf(snap *raftpb.Snapshot) []byte {
+	size, _ := strconv.Atoi(string(snap.GetData()))
+	state := make([]byte, size)
+	for i := range state {
+		state[i] = byte(i*7 + i>>12)
+	}
+	return state
+}
 
 // expectNothing checks that ch yields nothing while the transport settles.
 // It is a negative check, so it can only wait for a bounded time.
@@ -106,15 +149,12 @@ func msg(typ raftpb.MessageType, from, to, index uint64) *raftpb.Message {
 	}
 }
 
-// snapshotMsg builds a MsgSnap whose snapshot holds size bytes of data.
+// snapshotMsg builds a MsgSnap whose snapshot names a state of size
+// bytes, which stateSource serves.
 func snapshotMsg(from, to uint64, size int) *raftpb.Message {
-	data := make([]byte, size)
-	for i := range data {
-		data[i] = byte(i*7 + i>>12)
-	}
 	m := msg(raftpb.MsgSnap, from, to, 0)
 	m.Snapshot = &raftpb.Snapshot{
-		Data: data,
+		Data: []byte(strconv.Itoa(size)),
 		Metadata: &raftpb.SnapshotMetadata{
 			Index:     new(uint64(1000)),
 			Term:      new(uint64(7)),

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/shoal-project/shoal/api"
-	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
 )
@@ -140,51 +139,9 @@ func (p *peer) sendBatch(client api.RaftClient, batch [][]byte) error {
 	return err
 }
 
-// sendSnapshot starts a goroutine that sends m, a MsgSnap, and reports the
-// outcome to Raft. While one is in progress, another MsgSnap is dropped
-// without a report: Raft has been waiting for a snapshot report for this
-// peer since it sent m, and the report of the snapshot in progress releases
-// it; it then sends a newer snapshot if the follower still needs one.
-// The caller holds p.tr.mu for reading, which orders wg.Add before Stop's
-// wg.Wait.
-func (p *peer) sendSnapshot(m *raftpb.Message) {
-	if !p.snapshotting.CompareAndSwap(false, true) {
-		p.log.Debug("snapshot already in progress; dropped another", slog.String("type", m.GetType().String()))
-		return
-	}
-	m = detachSnapshotMessage(m)
-	p.tr.wg.Add(1)
-	go func() {
-		defer p.tr.wg.Done()
-		start := time.Now()
-		var gen uint64
-		segs, err := encodeSnapshotMessage(m)
-		if err == nil {
-			gen, err = p.deliver(raftpb.MsgSnap, segs)
-		}
-		// Cleared before reporting: Raft may answer a failure with a new
-		// snapshot at once, and that one must not be taken for a duplicate.
-		p.snapshotting.Store(false)
-		p.handleResult(raftpb.MsgSnap, gen, err)
-		if p.ctx.Err() != nil {
-			return // removed or stopping: nobody waits for the report
-		}
-		if err != nil {
-			p.log.Warn("snapshot failed", slog.Uint64("index", m.GetSnapshot().GetMetadata().GetIndex()),
-				slog.Int("bytes", totalLen(segs)), slog.Any("error", err))
-			p.tr.cfg.Raft.ReportSnapshot(p.id, raft.SnapshotFailure)
-			return
-		}
-		p.log.Info("snapshot sent", slog.Uint64("index", m.GetSnapshot().GetMetadata().GetIndex()),
-			slog.Int("bytes", totalLen(segs)), slog.Duration("took", time.Since(start)))
-		p.tr.cfg.Raft.ReportSnapshot(p.id, raft.SnapshotFinish)
-	}()
-}
-
 // deliver sends one encoded message, given as segments to concatenate, and
 // waits for the peer's answer. Small messages go in one ProcessRaftMessage
-// call; snapshots and messages above MaxUnaryMessageSize are streamed in
-// chunks. It returns the generation of the connection it used.
+// call; messages above MaxUnaryMessageSize are streamed in chunks. It returns the generation of the connection it used.
 func (p *peer) deliver(typ raftpb.MessageType, segs [][]byte) (uint64, error) {
 	cc, gen := p.connGen()
 	return gen, p.deliverOn(api.NewRaftClient(cc), typ, segs)
@@ -193,7 +150,7 @@ func (p *peer) deliver(typ raftpb.MessageType, segs [][]byte) (uint64, error) {
 func (p *peer) deliverOn(client api.RaftClient, typ raftpb.MessageType, segs [][]byte) error {
 	size := totalLen(segs)
 	cfg := &p.tr.cfg
-	if typ != raftpb.MsgSnap && len(segs) == 1 && size <= cfg.MaxUnaryMessageSize {
+	if len(segs) == 1 && size <= cfg.MaxUnaryMessageSize {
 		return p.sendBatch(client, segs)
 	}
 

@@ -27,6 +27,13 @@ type Handler interface {
 	// sender recognises (see IsMemberRemoved). Other errors reach the sender
 	// as a failed send.
 	ProcessRaftMessage(ctx context.Context, m *raftpb.Message) error
+	// ReceiveSnapshot takes m, a MsgSnap, and the state its snapshot
+	// names, which it must read from state to its end (io.EOF) before
+	// stepping m: state fails instead when the stream ends early or
+	// carries more than the sender announced. It is called on the
+	// goroutine of the StreamSnapshot call; ctx ends when the sender gives
+	// up. Errors are returned as for ProcessRaftMessage.
+	ReceiveSnapshot(ctx context.Context, m *raftpb.Message, state io.Reader) error
 }
 
 // DefaultMaxMessageSize is the largest reassembled message a server accepts

@@ -169,8 +169,8 @@ func (t *Transport) RemovePeer(id uint64) {
 // network: it is meant for the Raft loop, which calls it with the Messages of
 // a Ready. Messages are encoded here, on the caller's goroutine, because
 // Raft's log entries may not be encoded concurrently with the Raft loop;
-// a MsgSnap is handed whole to its own goroutine, the snapshot being
-// immutable.
+// a MsgSnap, small since its state travels apart, is encoded here too, and
+// its goroutine reads the state from Config.Snapshots.
 //
 // Messages to one peer are sent in the order given, except snapshots, which
 // go alongside so that heartbeats keep flowing during a long transfer. A
@@ -226,14 +226,14 @@ func (t *Transport) enqueue(m *raftpb.Message) bool {
 			slog.String("peer", idString(to)), slog.String("type", m.GetType().String()))
 		return false
 	}
-	if m.GetType() == raftpb.MsgSnap {
-		p.sendSnapshot(m)
-		return true
-	}
 	data, err := proto.Marshal(m)
 	if err != nil {
 		p.log.Error("cannot encode message", slog.String("type", m.GetType().String()), slog.Any("error", err))
 		return false
+	}
+	if m.GetType() == raftpb.MsgSnap {
+		p.sendSnapshot(m, data)
+		return true
 	}
 	select {
 	case p.queue <- outgoing{typ: m.GetType(), data: data}:

@@ -18,22 +18,23 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
-	r := newRecordingRaft()
+	r, src := newRecordingRaft(), &stateSource{}
 	tests := []struct {
 		name string
 		cfg  Config
 		ok   bool
 	}{
-		{"defaults", Config{ID: 1, Raft: r}, true},
-		{"zero ID", Config{Raft: r}, false},
-		{"no Raft", Config{ID: 1}, false},
-		{"negative queue", Config{ID: 1, Raft: r, QueueSize: -1}, false},
-		{"negative unary size", Config{ID: 1, Raft: r, MaxUnaryMessageSize: -1}, false},
-		{"unary size above gRPC's limit", Config{ID: 1, Raft: r, MaxUnaryMessageSize: 4 << 20}, false},
-		{"largest unary size", Config{ID: 1, Raft: r, MaxUnaryMessageSize: maxFrameSize}, true},
-		{"chunk above gRPC's limit", Config{ID: 1, Raft: r, ChunkSize: 8 << 20}, false},
-		{"negative chunk", Config{ID: 1, Raft: r, ChunkSize: -5}, false},
-		{"negative timeout", Config{ID: 1, Raft: r, SendTimeout: -time.Second}, false},
+		{"defaults", Config{ID: 1, Raft: r, Snapshots: src}, true},
+		{"zero ID", Config{Raft: r, Snapshots: src}, false},
+		{"no Raft", Config{ID: 1, Snapshots: src}, false},
+		{"no Snapshots", Config{ID: 1, Raft: r}, false},
+		{"negative queue", Config{ID: 1, Raft: r, Snapshots: src, QueueSize: -1}, false},
+		{"negative unary size", Config{ID: 1, Raft: r, Snapshots: src, MaxUnaryMessageSize: -1}, false},
+		{"unary size above gRPC's limit", Config{ID: 1, Raft: r, Snapshots: src, MaxUnaryMessageSize: 4 << 20}, false},
+		{"largest unary size", Config{ID: 1, Raft: r, Snapshots: src, MaxUnaryMessageSize: maxFrameSize}, true},
+		{"chunk above gRPC's limit", Config{ID: 1, Raft: r, Snapshots: src, ChunkSize: 8 << 20}, false},
+		{"negative chunk", Config{ID: 1, Raft: r, Snapshots: src, ChunkSize: -5}, false},
+		{"negative timeout", Config{ID: 1, Raft: r, Snapshots: src, SendTimeout: -time.Second}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
