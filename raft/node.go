@@ -133,6 +133,8 @@ type loopState struct {
 	// campaigns: a bootstrapping node does so at once rather than after an
 	// election timeout.
 	campaignAt uint64
+	// run is applyEntries' buffer of normal entries applied together.
+	run []runEntry
 }
 
 // NewNode returns a node that will apply committed entries to sm. Nothing

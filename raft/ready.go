@@ -142,15 +142,21 @@ func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
 // index.
 func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 	applied := n.applied.get()
+	run := n.loop.run[:0]
+	readyTerm := uint64(0)
 	for _, e := range ents {
 		if e.GetIndex() <= applied {
 			continue // covered by a snapshot applied meanwhile
 		}
 		var err error
-		switch e.GetType() {
-		case raftpb.EntryNormal:
-			err = n.applyNormal(e)
-		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+		switch {
+		case e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0:
+			run, err = n.addToRun(run, e)
+		case e.GetType() == raftpb.EntryNormal:
+			run = n.applyRun(run)
+			n.applyEmpty(e)
+		case e.GetType() == raftpb.EntryConfChange, e.GetType() == raftpb.EntryConfChangeV2:
+			run = n.applyRun(run)
 			err = n.applyConfChange(e)
 		default:
 			err = fmt.Errorf("raft: entry %d has type %v, which shoal never proposes", e.GetIndex(), e.GetType())
@@ -162,10 +168,15 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 		n.loop.appliedTerm = e.GetTerm()
 		if n.loop.leaderTerm != 0 && e.GetTerm() == n.loop.leaderTerm {
 			// An entry of our own term is applied, so is every entry
-			// of earlier terms: this leader's state is current.
+			// of earlier terms: this leader's state is current, once
+			// the run that holds the entry is applied too.
 			n.loop.leaderTerm = 0
-			n.leadership.setReady(e.GetTerm())
+			readyTerm = e.GetTerm()
 		}
+	}
+	n.loop.run = n.applyRun(run)
+	if readyTerm != 0 {
+		n.leadership.setReady(readyTerm)
 	}
 	if len(ents) > 0 {
 		n.applied.set(applied)
@@ -173,23 +184,64 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 	return nil
 }
 
-func (n *Node) applyNormal(e *raftpb.Entry) error {
-	if len(e.GetData()) == 0 {
-		// A new leader appends an empty entry first in its term; Raft
-		// puts any other empty entry in place of a configuration change
-		// it would not propose.
-		if e.GetTerm() == n.loop.appliedTerm {
-			n.failDroppedConfChange()
-		}
-		return nil
-	}
+// runEntry is a decoded normal entry waiting in a run.
+type runEntry struct {
+	index      uint64
+	proposer   uint64
+	proposalID uint64
+	payload    []byte
+}
+
+// addToRun decodes a normal entry with data and adds it to the run of
+// such entries, which applyRun applies together. The entries of a run have
+// consecutive indexes (only entries at the start of a Ready are skipped).
+func (n *Node) addToRun(run []runEntry, e *raftpb.Entry) ([]runEntry, error) {
 	var re api.RaftEntry
 	if err := proto.Unmarshal(e.GetData(), &re); err != nil {
-		return fmt.Errorf("raft: entry %d cannot be decoded: %w", e.GetIndex(), err)
+		return run, fmt.Errorf("raft: entry %d cannot be decoded: %w", e.GetIndex(), err)
 	}
-	result, err := n.sm.Apply(e.GetIndex(), re.GetPayload())
-	if re.GetProposer() == n.id {
-		n.proposals.deliver(re.GetProposalId(), proposalResult{result: result, err: err})
+	if len(run) > 0 && run[len(run)-1].index+1 != e.GetIndex() {
+		run = n.applyRun(run) // not reached: a run has no gap
 	}
-	return nil
+	return append(run, runEntry{
+		index: e.GetIndex(), proposer: re.GetProposer(), proposalID: re.GetProposalId(), payload: re.GetPayload(),
+	}), nil
+}
+
+// applyRun applies a run of normal entries and only then hands the results
+// to their proposers, so that a proposer that returns finds its entry in
+// every read. A BatchApplier applies the run at once; another state machine
+// entry by entry. It returns the run emptied.
+func (n *Node) applyRun(run []runEntry) []runEntry {
+	if len(run) == 0 {
+		return run
+	}
+	results, errs := make([]any, len(run)), make([]error, len(run))
+	if ba, ok := n.sm.(BatchApplier); ok {
+		payloads := make([][]byte, len(run))
+		for i, e := range run {
+			payloads[i] = e.payload
+		}
+		results, errs = ba.ApplyBatch(run[0].index, payloads)
+	} else {
+		for i, e := range run {
+			results[i], errs[i] = n.sm.Apply(e.index, e.payload)
+		}
+	}
+	for i, e := range run {
+		if e.proposer == n.id {
+			n.proposals.deliver(e.proposalID, proposalResult{result: results[i], err: errs[i]})
+		}
+	}
+	clear(run)
+	return run[:0]
+}
+
+// applyEmpty applies an entry without data. A new leader appends one first
+// in its term; Raft puts any other in place of a configuration change it
+// would not propose.
+func (n *Node) applyEmpty(e *raftpb.Entry) {
+	if e.GetTerm() == n.loop.appliedTerm {
+		n.failDroppedConfChange()
+	}
 }

@@ -33,3 +33,17 @@ type StateMachine interface {
 	// snapshot and when a follower receives one from the leader.
 	Restore(index uint64, r io.Reader) error
 }
+
+// BatchApplier is a StateMachine that applies a run of consecutive committed
+// entries at once. The node uses ApplyBatch instead of Apply for the normal
+// entries of a Ready that follow each other (a configuration change or an
+// empty entry ends a run), and hands the results to their proposers only
+// after ApplyBatch returned.
+type BatchApplier interface {
+	StateMachine
+	// ApplyBatch applies payloads, those of the entries at indexes first,
+	// first+1, ..., in order, each exactly as Apply would, with the same
+	// results, and may make their changes visible to readers together,
+	// when it returns. It returns one result and one error per payload.
+	ApplyBatch(first uint64, payloads [][]byte) (results []any, errs []error)
+}

@@ -23,58 +23,98 @@ import (
 // node, from one goroutine, with growing indexes; an index not above the
 // store's version is refused with ErrInvalid and changes nothing.
 func (s *Store) Apply(index uint64, payload []byte) (any, error) {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	cur := s.cur.Load()
-	if index <= cur.index {
-		return nil, fmt.Errorf("%w: entry index %d is not above the applied index %d", ErrInvalid, index, cur.index)
-	}
-	undo := s.work.clone()
-	res, events, err := applyPayload(s.work, index, payload)
-	if err != nil {
-		// Nothing of the entry stays; only the version moves on.
-		s.work = undo
-		s.cur.Store(&state{index: index, restores: cur.restores, tables: cur.tables})
-		s.log.Debug("store entry rejected", "index", index, "err", err)
-	} else {
-		s.publish(&state{index: index, restores: cur.restores, tables: s.work})
-	}
-	// After Close the queue refuses events on purpose: nobody is left to
-	// watch. Any other refusal means versions went backwards, a bug.
-	if perr := s.events.Publish(index, events...); perr != nil && !errors.Is(perr, watch.ErrClosed) {
-		s.log.Error("store events not published", "index", index, "err", perr)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
+	results, errs := s.ApplyBatch(index, [][]byte{payload})
+	return results[0], errs[0]
 }
 
-func applyPayload(t tables, index uint64, payload []byte) (*Result, []Event, error) {
-	if len(payload) > HardMaxTxBytes {
-		return nil, nil, fmt.Errorf("%w: entry of %d bytes exceeds %d", ErrTooLarge, len(payload), HardMaxTxBytes)
+// ApplyBatch applies payloads, those of the committed entries at indexes
+// first, first+1, ..., in order, each as Apply does, and makes their changes
+// visible to readers at once when it returns: one new version of the store
+// for the whole run, which copies less of the indexes than one per entry.
+// It returns one result (a *Result or nil) and one error per payload; it
+// implements raft.BatchApplier.
+func (s *Store) ApplyBatch(first uint64, payloads [][]byte) ([]any, []error) {
+	if len(payloads) == 0 {
+		return nil, nil
 	}
-	var msg api.StoreActions
-	if err := proto.Unmarshal(payload, &msg); err != nil {
-		return nil, nil, fmt.Errorf("%w: entry payload: %v", ErrInvalid, err)
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	results, errs := make([]any, len(payloads)), make([]error, len(payloads))
+	cur := s.cur.Load()
+	if first <= cur.index {
+		for i := range errs {
+			errs[i] = fmt.Errorf("%w: entry index %d is not above the applied index %d", ErrInvalid, first+uint64(i), cur.index)
+		}
+		return results, errs
 	}
-	switch n := len(msg.GetActions()); {
-	case n == 0:
-		return nil, nil, fmt.Errorf("%w: entry without actions", ErrInvalid)
-	case n > HardMaxActions:
-		return nil, nil, fmt.Errorf("%w: entry of %d actions exceeds %d", ErrTooLarge, n, HardMaxActions)
+	events := make([][]Event, len(payloads))
+	for i, payload := range payloads {
+		index := first + uint64(i)
+		res, evs, err := s.applyEntry(index, payload)
+		if err != nil {
+			s.log.Debug("store entry rejected", "index", index, "err", err)
+			errs[i] = err
+			continue
+		}
+		results[i], events[i] = res, evs
+	}
+	s.publish(&state{index: first + uint64(len(payloads)) - 1, restores: cur.restores, tables: s.work})
+	for i, evs := range events {
+		// After Close the queue refuses events on purpose: nobody is
+		// left to watch. Any other refusal means versions went
+		// backwards, a bug.
+		if err := s.events.Publish(first+uint64(i), evs...); err != nil && !errors.Is(err, watch.ErrClosed) {
+			s.log.Error("store events not published", "index", first+uint64(i), "err", err)
+		}
+	}
+	return results, errs
+}
+
+// applyEntry applies one entry to s.work, all of it or, when it is
+// rejected, nothing. Only an entry of several actions needs a copy to go
+// back to: one action is checked whole before it changes anything.
+func (s *Store) applyEntry(index uint64, payload []byte) (*Result, []Event, error) {
+	msg, err := decodeEntry(payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	var undo tables
+	several := len(msg.GetActions()) > 1
+	if several {
+		undo = s.work.clone()
 	}
 	res := &Result{Version: index, Objects: make([]*api.Object, 0, len(msg.GetActions()))}
 	events := make([]Event, 0, len(msg.GetActions()))
 	for i, a := range msg.GetActions() {
-		ev, err := applyAction(t, index, a)
+		ev, err := applyAction(s.work, index, a)
 		if err != nil {
+			if several {
+				s.work = undo
+			}
 			return nil, nil, fmt.Errorf("%w (action %d of %d)", err, i+1, len(msg.GetActions()))
 		}
 		res.Objects = append(res.Objects, ev.Object)
 		events = append(events, ev)
 	}
 	return res, events, nil
+}
+
+// decodeEntry decodes and bounds an entry's payload.
+func decodeEntry(payload []byte) (*api.StoreActions, error) {
+	if len(payload) > HardMaxTxBytes {
+		return nil, fmt.Errorf("%w: entry of %d bytes exceeds %d", ErrTooLarge, len(payload), HardMaxTxBytes)
+	}
+	msg := &api.StoreActions{}
+	if err := proto.Unmarshal(payload, msg); err != nil {
+		return nil, fmt.Errorf("%w: entry payload: %v", ErrInvalid, err)
+	}
+	switch n := len(msg.GetActions()); {
+	case n == 0:
+		return nil, fmt.Errorf("%w: entry without actions", ErrInvalid)
+	case n > HardMaxActions:
+		return nil, fmt.Errorf("%w: entry of %d actions exceeds %d", ErrTooLarge, n, HardMaxActions)
+	}
+	return msg, nil
 }
 
 // applyAction applies one action to t, which holds the actions before it

@@ -371,4 +371,35 @@ func BenchmarkApply(b *testing.B) {
 			}
 		})
 	}
+	// Updates applied in runs of 64, as the raft node applies the
+	// entries of a busy Ready: one op is one entry.
+	b.Run("update-runs-of-64", func(b *testing.B) {
+		s, err := store.New(store.DefaultConfig(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		restoreFile(b, s, index, path)
+		const run = 64
+		payloads := make([][]byte, 4096)
+		for i := range payloads {
+			o := object256(i%n, n)
+			o.Version = 0
+			payloads[i] = encode(api.StoreActionKind_STORE_ACTION_KIND_UPDATE, o)
+		}
+		next := index + 1
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i += run {
+			k := min(run, b.N-i)
+			from := (i / run * run) % len(payloads)
+			_, errs := s.ApplyBatch(next, payloads[from:from+k])
+			for _, err := range errs {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			next += uint64(k)
+		}
+	})
 }

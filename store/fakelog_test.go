@@ -34,6 +34,10 @@ type applyResult struct {
 type replica struct {
 	log   *fakeLog
 	store *store.Store
+	// batched replicas apply every entry waiting at once, with
+	// ApplyBatch, as the raft node does with a Ready's entries; the
+	// others one by one with Apply. Replicas must agree either way.
+	batched bool
 
 	mu      sync.Mutex
 	cond    *sync.Cond // signalled whenever applied grows
@@ -57,8 +61,8 @@ func newFakeLog(t testing.TB, n int, cfg store.Config) *fakeLog {
 // call close.
 func startFakeLog(n int, cfg store.Config) (*fakeLog, error) {
 	l := &fakeLog{grew: make(chan struct{})}
-	for range n {
-		r := &replica{log: l, waiters: map[uint64]chan applyResult{}}
+	for i := range n {
+		r := &replica{log: l, waiters: map[uint64]chan applyResult{}, batched: i%2 == 1}
 		r.cond = sync.NewCond(&r.mu)
 		s, err := store.New(cfg, r)
 		if err != nil {
@@ -128,7 +132,7 @@ func (r *replica) ProposeValue(ctx context.Context, payload []byte) (any, error)
 
 func (r *replica) run() {
 	l := r.log
-	for next := 0; ; next++ {
+	for next := 0; ; {
 		l.mu.Lock()
 		for len(l.entries) <= next && !l.closed {
 			grew := l.grew
@@ -140,17 +144,31 @@ func (r *replica) run() {
 			l.mu.Unlock()
 			return
 		}
-		payload := l.entries[next]
+		payloads := l.entries[next : next+1]
+		if r.batched {
+			payloads = l.entries[next:]
+		}
 		l.mu.Unlock()
 
-		index := uint64(next + 1)
-		res, err := r.store.Apply(index, payload)
-		r.mu.Lock()
-		if w, ok := r.waiters[index]; ok {
-			w <- applyResult{res, err}
-			delete(r.waiters, index)
+		first := uint64(next + 1)
+		var results []any
+		var errs []error
+		if r.batched {
+			results, errs = r.store.ApplyBatch(first, payloads)
+		} else {
+			res, err := r.store.Apply(first, payloads[0])
+			results, errs = []any{res}, []error{err}
 		}
-		r.applied = index
+		r.mu.Lock()
+		for i := range payloads {
+			index := first + uint64(i)
+			if w, ok := r.waiters[index]; ok {
+				w <- applyResult{results[i], errs[i]}
+				delete(r.waiters, index)
+			}
+		}
+		next += len(payloads)
+		r.applied = uint64(next)
 		r.cond.Broadcast()
 		r.mu.Unlock()
 	}

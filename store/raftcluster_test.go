@@ -80,14 +80,28 @@ type appliedEntry struct {
 
 func (s *memberStore) Apply(index uint64, payload []byte) (any, error) {
 	res, err := s.Store.Apply(index, payload)
-	e := appliedEntry{index: index, err: err}
-	if err == nil {
-		e.res = res.(*store.Result)
-	}
-	s.mu.Lock()
-	s.applied = append(s.applied, e)
-	s.mu.Unlock()
+	s.record(index, []any{res}, []error{err})
 	return res, err
+}
+
+// ApplyBatch is the store's, recorded like Apply: the node applies a
+// Ready's runs of entries with it.
+func (s *memberStore) ApplyBatch(first uint64, payloads [][]byte) ([]any, []error) {
+	results, errs := s.Store.ApplyBatch(first, payloads)
+	s.record(first, results, errs)
+	return results, errs
+}
+
+func (s *memberStore) record(first uint64, results []any, errs []error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, err := range errs {
+		e := appliedEntry{index: first + uint64(i), err: err}
+		if err == nil {
+			e.res = results[i].(*store.Result)
+		}
+		s.applied = append(s.applied, e)
+	}
 }
 
 func (s *memberStore) Snapshot() (func(w io.Writer) error, error) {
