@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // Config says where a node's keys live and where logs go.
@@ -59,6 +60,10 @@ type Keys struct {
 	deks   []dek     // increasing IDs; the last seals
 	wrap   *wrapping // nil unless autolocked
 	closed bool
+
+	// sealing is the message key Seal uses while it has uses left and its
+	// data key is the current one; opening the one Open derived last.
+	sealing, opening atomic.Pointer[messageKey]
 }
 
 // Status describes the keys without revealing them.
@@ -197,11 +202,22 @@ func (k *Keys) Seal(plain, additional []byte) ([]byte, error) {
 		k.mu.RUnlock()
 		return nil, ErrClosed
 	}
-	// A copy, so a change may wipe the old state while this one seals.
+	mk := k.sealing.Load()
+	if mk != nil && mk.id == k.deks[len(k.deks)-1].id && mk.claim() {
+		k.mu.RUnlock()
+		return mk.seal(plain, additional), nil
+	}
+	// A copy, so a change may wipe the old state while this one derives.
 	d := k.deks[len(k.deks)-1]
 	k.mu.RUnlock()
 	defer clear(d.key[:])
-	return sealWith(&d, plain, additional)
+	mk, err := newMessageKey(&d)
+	if err != nil {
+		return nil, err
+	}
+	mk.claim()
+	k.sealing.Store(mk) // a racing Seal may store its own: either is fine
+	return mk.seal(plain, additional), nil
 }
 
 // Open decrypts data sealed by Seal with any key still held. It fails with
@@ -233,7 +249,12 @@ func (k *Keys) Open(sealed, additional []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: key %d, held %v", ErrUnknownKey, id, held)
 	}
 	defer clear(d.key[:])
-	return openWith(&d, sealed, additional)
+	mk, err := openingKey(&d, sealed, k.opening.Load())
+	if err != nil {
+		return nil, err
+	}
+	k.opening.Store(mk)
+	return mk.open(sealed, additional)
 }
 
 // Generation returns the ID of the current data key. IDs only grow: a
@@ -336,6 +357,8 @@ func (k *Keys) Close() {
 		return
 	}
 	k.closed = true
+	k.sealing.Store(nil)
+	k.opening.Store(nil)
 	wipe(k.deks)
 	k.deks = nil
 	k.wrap.wipe()

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 )
 
 // Sealed data is
@@ -19,14 +20,19 @@ import (
 // it is the first 21 bytes (format, key ID, salt) followed by the caller's
 // additional data, so neither the key ID nor the context can be changed.
 //
-// Why a key per message: AES-GCM with random 96-bit nonces is safe for
-// about 2^32 messages per key, and a busy cluster can append that many
-// Raft entries under one data key. A fresh 128-bit salt per message makes
-// message keys collide only after about 2^64 messages, as an extended-nonce
-// AEAD (XChaCha20-Poly1305, XAES-256-GCM) would, using only the standard
-// library. The cost is one HMAC-SHA256 and one AES-GCM key setup per
-// message, a few microseconds, which is small next to the fsync each Raft
-// batch waits for (BenchmarkSeal).
+// Why message keys: AES-GCM with random 96-bit nonces is safe for about
+// 2^32 messages per key, and a busy cluster can append that many Raft
+// entries under one data key. So the data key never seals itself: a
+// message key derived from it with a fresh random 128-bit salt seals at
+// most maxMessageKeyUses messages, each with its own random nonce, and then
+// the next message gets a new salt and a new message key. Under one message
+// key the chance of a repeated nonce is then below 2^-49, and message keys
+// repeat only after about 2^64 derivations, as with an extended-nonce AEAD
+// (XChaCha20-Poly1305, XAES-256-GCM), using only the standard library. A
+// message key is derived once and kept (one HMAC-SHA256 and one AES-GCM key
+// setup, a few microseconds, which used to be paid per Raft entry:
+// BenchmarkSeal); Open keeps the last one it derived, since consecutive
+// entries share their salt.
 const (
 	sealFormat     = 1
 	sealIDOffset   = 1
@@ -38,6 +44,9 @@ const (
 
 	// SealOverhead is the number of bytes Seal adds to the plaintext.
 	SealOverhead = sealNonceStart + gcmNonceSize + gcmTagSize
+
+	// maxMessageKeyUses is how many messages one message key seals.
+	maxMessageKeyUses = 1 << 24
 )
 
 // hkdfDataInfo separates message keys from every other key derived here.
@@ -49,19 +58,41 @@ type dek struct {
 	key [32]byte
 }
 
-// sealWith seals plain under k with a new salt and nonce.
-func sealWith(k *dek, plain, additional []byte) ([]byte, error) {
-	out := make([]byte, sealNonceStart, sealNonceStart+gcmNonceSize+len(plain)+gcmTagSize)
-	out[0] = sealFormat
-	binary.BigEndian.PutUint32(out[sealIDOffset:], k.id)
-	_, _ = rand.Read(out[sealSaltOffset:sealNonceStart]) // never fails
-	aead, err := messageAEAD(&k.key, out[sealSaltOffset:sealNonceStart])
+// messageKey is AES-256-GCM under the message key of one data key and salt.
+// An AEAD of crypto/cipher is safe for concurrent use.
+type messageKey struct {
+	id   uint32
+	salt [saltSize]byte
+	aead cipher.AEAD
+	uses atomic.Uint64 // messages sealed, or claimed to be sealed, under it
+}
+
+// newMessageKey derives a message key of k with a new salt.
+func newMessageKey(k *dek) (*messageKey, error) {
+	mk := &messageKey{id: k.id}
+	_, _ = rand.Read(mk.salt[:]) // never fails
+	aead, err := messageAEAD(&k.key, mk.salt[:])
 	if err != nil {
 		return nil, err
 	}
+	mk.aead = aead
+	return mk, nil
+}
+
+// claim reports whether mk may seal one more message, counting it.
+func (mk *messageKey) claim() bool {
+	return mk.uses.Add(1) <= maxMessageKeyUses
+}
+
+// seal seals plain under mk with a new nonce.
+func (mk *messageKey) seal(plain, additional []byte) []byte {
+	out := make([]byte, sealNonceStart, sealNonceStart+gcmNonceSize+len(plain)+gcmTagSize)
+	out[0] = sealFormat
+	binary.BigEndian.PutUint32(out[sealIDOffset:], mk.id)
+	copy(out[sealSaltOffset:sealNonceStart], mk.salt[:])
 	// NewGCMWithRandomNonce draws the nonce and writes it before the
 	// ciphertext.
-	return aead.Seal(out, nil, plain, sealAD(out[:sealNonceStart], additional)), nil
+	return mk.aead.Seal(out, nil, plain, sealAD(out[:sealNonceStart], additional))
 }
 
 // sealedKeyID returns the key ID of sealed data after checking its framing.
@@ -75,15 +106,28 @@ func sealedKeyID(sealed []byte) (uint32, error) {
 	return binary.BigEndian.Uint32(sealed[sealIDOffset:]), nil
 }
 
-// openWith opens sealed data whose key ID is k's.
-func openWith(k *dek, sealed, additional []byte) ([]byte, error) {
-	aead, err := messageAEAD(&k.key, sealed[sealSaltOffset:sealNonceStart])
+// openingKey returns the message key that opens sealed, whose key ID is
+// k's: last if it is that key's for the same salt, else a new one.
+func openingKey(k *dek, sealed []byte, last *messageKey) (*messageKey, error) {
+	salt := sealed[sealSaltOffset:sealNonceStart]
+	if last != nil && last.id == k.id && string(last.salt[:]) == string(salt) {
+		return last, nil
+	}
+	mk := &messageKey{id: k.id}
+	copy(mk.salt[:], salt)
+	aead, err := messageAEAD(&k.key, salt)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := aead.Open(nil, nil, sealed[sealNonceStart:], sealAD(sealed[:sealNonceStart], additional))
+	mk.aead = aead
+	return mk, nil
+}
+
+// open opens sealed data under mk.
+func (mk *messageKey) open(sealed, additional []byte) ([]byte, error) {
+	plain, err := mk.aead.Open(nil, nil, sealed[sealNonceStart:], sealAD(sealed[:sealNonceStart], additional))
 	if err != nil {
-		return nil, fmt.Errorf("%w with key %d: modified, moved, or sealed by another key file's key %d", ErrAuthentication, k.id, k.id)
+		return nil, fmt.Errorf("%w with key %d: modified, moved, or sealed by another key file's key %d", ErrAuthentication, mk.id, mk.id)
 	}
 	if plain == nil {
 		// Callers tell empty data from none by nil.

@@ -173,3 +173,37 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("status %+v, want current 6 and 5 older keys", st)
 	}
 }
+
+func saltOf(sealed []byte) string { return string(sealed[sealSaltOffset:sealNonceStart]) }
+
+// A message key seals maxMessageKeyUses messages, each with its own nonce,
+// then the next one gets a new salt; a rotation changes the salt at once.
+// Everything opens whichever message key sealed it.
+func TestMessageKeysAreBoundedAndRenewed(t *testing.T) {
+	k := mustCreate(t, testConfig(t))
+	first := mustSeal(t, k, "one", "ad")
+	second := mustSeal(t, k, "two", "ad")
+	if saltOf(first) != saltOf(second) {
+		t.Fatal("two seals in a row derived two message keys")
+	}
+	if string(first[sealNonceStart:sealNonceStart+gcmNonceSize]) == string(second[sealNonceStart:sealNonceStart+gcmNonceSize]) {
+		t.Fatal("two seals under one message key share a nonce")
+	}
+	k.sealing.Load().uses.Store(maxMessageKeyUses)
+	third := mustSeal(t, k, "three", "ad")
+	if saltOf(third) == saltOf(second) {
+		t.Fatalf("a message key sealed more than %d messages", maxMessageKeyUses)
+	}
+	if err := k.RotateDEK(); err != nil {
+		t.Fatal(err)
+	}
+	fourth := mustSeal(t, k, "four", "ad")
+	if saltOf(fourth) == saltOf(third) {
+		t.Fatal("the message key of a rotated-out data key still seals")
+	}
+	for i, sealed := range [][]byte{first, second, third, fourth, first} {
+		if _, err := k.Open(sealed, []byte("ad")); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+}
