@@ -450,3 +450,74 @@ func TestFakeClockDrivesTime(t *testing.T) {
 	// step down.
 	c.WaitFor("the leader to step down", func() bool { return !leader.Node().IsLeader() })
 }
+
+// With ForwardProposals, a follower's proposals go to the leader through
+// Raft and return once applied there; when the leader dies meanwhile, each
+// either succeeded or failed with an error saying so, within its deadline,
+// and every success is in every log.
+func TestFollowersForwardProposals(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.Options{Configure: func(cfg *raft.Config) { cfg.ForwardProposals = true }})
+	ctx := context.Background()
+	follower := c.Followers()[0]
+	res, err := follower.Node().ProposeValue(ctx, []byte("through-a-follower"))
+	if err != nil {
+		t.Fatalf("proposal on a follower: %v", err)
+	}
+	if index, ok := res.(uint64); !ok || index == 0 {
+		t.Fatalf("result %v, want the entry's index", res)
+	}
+	if _, err := follower.Node().ProposeValue(ctx, []byte("reject:me")); !errors.Is(err, rafttest.ErrRejected) {
+		t.Fatalf("rejected entry: err = %v, want the state machine's error", err)
+	}
+
+	var mu sync.Mutex
+	acked := []string{"through-a-follower"}
+	someAcked := make(chan struct{}, 1024)
+	var wg sync.WaitGroup
+	for _, f := range c.Followers() {
+		for w := range 4 {
+			wg.Go(func() {
+				for i := range 50 {
+					p := fmt.Sprintf("%x-%d-%d", f.ID(), w, i)
+					pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					_, err := f.Node().ProposeValue(pctx, []byte(p))
+					if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrProposalDropped) {
+						// Nothing proposed: an election; wait it out.
+						if err := f.Node().WaitForLeader(pctx); err != nil {
+							t.Errorf("no leader after an election: %v", err)
+						}
+						cancel()
+						continue
+					}
+					cancel()
+					switch {
+					case err == nil:
+						mu.Lock()
+						acked = append(acked, p)
+						mu.Unlock()
+						select {
+						case someAcked <- struct{}{}:
+						default:
+						}
+					case errors.Is(err, raft.ErrLostLeadership), errors.Is(err, context.DeadlineExceeded):
+					default:
+						t.Errorf("proposal %s: %v", p, err)
+						return
+					}
+				}
+			})
+		}
+	}
+	for range 20 {
+		<-someAcked // the leader dies with proposals in flight
+	}
+	old := c.Leader()
+	if err := old.Stop(); err != nil {
+		t.Fatalf("stop leader: %v", err)
+	}
+	wg.Wait()
+	old.Restart()
+	c.WaitApplied(c.Leader().Node().Status)
+	checkContains(t, c, acked)
+	t.Logf("%d of %d proposals through followers acknowledged", len(acked), 2*4*50+1)
+}

@@ -61,6 +61,13 @@ type Config struct {
 	// newest. Default 0.
 	KeepOldSnapshots int
 
+	// ForwardProposals lets ProposeValue work on a follower that knows a
+	// leader: the proposal goes to Raft, which forwards it to the leader
+	// among the Raft messages, and the call returns once the entry is
+	// applied here. Without it a follower refuses with a *NotLeaderError,
+	// for its caller to forward the call.
+	ForwardProposals bool
+
 	// MaxProposalSize is the largest payload ProposeValue accepts, in
 	// bytes. Default 1.5 MiB, which leaves room under gRPC's 4 MiB
 	// message limit for batching entries into one message.

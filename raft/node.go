@@ -282,10 +282,13 @@ func (n *Node) raftConfig(applied uint64) *raft.Config {
 		CheckQuorum:               true,
 		PreVote:                   true,
 		ReadOnlyOption:            raft.ReadOnlySafe,
-		// Proposals are made on the leader only; a follower hands
-		// callers an error naming the leader instead of forwarding
-		// silently, so a caller never waits on an entry it cannot track.
-		DisableProposalForwarding: true,
+		// Without ForwardProposals, proposals are made on the leader
+		// only and a follower hands callers an error naming the leader.
+		// With it, a follower forwards them; one lost on the way (a full
+		// queue to the leader, a leader that fails before appending it)
+		// ends the call with the leader's change or with the caller's
+		// deadline.
+		DisableProposalForwarding: !n.cfg.ForwardProposals,
 		StepDownOnRemoval:         true,
 		Logger:                    raftLogger{n.log},
 	}

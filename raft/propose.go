@@ -13,10 +13,12 @@ import (
 
 // ProposeValue proposes payload as one entry and returns after the entry is
 // committed and applied on this node, with what StateMachine.Apply returned
-// for it. It must be called on the leader; many calls may be in flight at
-// once, and none waits for another.
+// for it. It works on the leader, and on a follower that knows a leader when
+// Config.ForwardProposals is set; many calls may be in flight at once, and
+// none waits for another.
 //
-// Errors: a *NotLeaderError (wrapping ErrNotLeader) on a follower;
+// Errors: a *NotLeaderError (wrapping ErrNotLeader) on a follower without
+// ForwardProposals, or without a leader;
 // ErrProposalTooLarge when payload exceeds Config.MaxProposalSize (nothing
 // is proposed); ErrProposalDropped when Raft refused it (nothing
 // committed); ErrLostLeadership when leadership was lost while waiting (the
@@ -29,7 +31,7 @@ func (n *Node) ProposeValue(ctx context.Context, payload []byte) (any, error) {
 	if len(payload) > n.cfg.MaxProposalSize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrProposalTooLarge, len(payload), n.cfg.MaxProposalSize)
 	}
-	if !n.leadership.isRaftLeader() {
+	if !n.canPropose() {
 		return nil, n.notLeader()
 	}
 	id := n.proposalSeq.Add(1)
@@ -58,10 +60,18 @@ func (n *Node) waitProposal(ctx context.Context, id uint64, done <-chan proposal
 	}
 }
 
+// canPropose reports whether ProposeValue may hand a proposal to Raft here:
+// on the leader, or on a follower that forwards proposals to the leader it
+// knows.
+func (n *Node) canPropose() bool {
+	leader, _, state := n.leadership.snapshot()
+	return state == raft.StateLeader || (n.cfg.ForwardProposals && leader != 0 && state == raft.StateFollower)
+}
+
 func (n *Node) proposeError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrProposalDropped):
-		if !n.leadership.isRaftLeader() {
+		if !n.canPropose() {
 			return n.notLeader()
 		}
 		return ErrProposalDropped

@@ -119,11 +119,13 @@ func (n *Node) handleReady(rd raft.Ready) error {
 }
 
 // updateSoftState records who leads, and reports whether this node just
-// lost leadership. The caller then fails every proposal still waiting once
-// the Ready's committed entries are applied: the entry of each may or may
-// not be committed by the next leader.
+// lost leadership or, forwarding proposals, saw its leader change. The
+// caller then fails every proposal still waiting once the Ready's committed
+// entries are applied: the entry of each may or may not be committed by the
+// next leader.
 func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
 	wasLeader := n.leadership.isRaftLeader()
+	oldLeader, _, _ := n.leadership.snapshot()
 	n.leadership.update(ss.Lead, n.loop.term, ss.RaftState)
 	isLeader := ss.RaftState == raft.StateLeader
 	switch {
@@ -135,7 +137,10 @@ func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
 		n.log.Info("lost leadership", "term", n.loop.term, "leader", fmt.Sprintf("%x", ss.Lead))
 		return true
 	}
-	return false
+	// The proposals a follower forwarded went to its old leader, which may
+	// or may not have appended them: their outcome is unknown, as for a
+	// leader that loses its role.
+	return n.cfg.ForwardProposals && !wasLeader && oldLeader != 0 && ss.Lead != oldLeader
 }
 
 // applyEntries applies committed entries in order and records the applied
