@@ -51,8 +51,19 @@ type Config struct {
 	HeartbeatTick int
 
 	// SnapshotInterval is the number of applied entries after which the
-	// node takes a snapshot. Default 10000.
+	// node takes a snapshot, once those entries' data also adds up to
+	// 1/SnapshotCostRatio of the last snapshot's size. Default 10000.
 	SnapshotInterval uint64
+	// SnapshotCostRatio bounds the bytes of snapshot written per byte of
+	// entries applied, so that a large store is written less often and
+	// snapshots cost a bounded share of each write whatever the store's
+	// size. A store of a million objects (about 350 MB) is then written
+	// every 44 MB of entries, not every 10,000 entries (4 MB): written
+	// every few seconds it took most of every manager's time, and the
+	// write rate fell as the store grew. The price: up to that much more
+	// log held in memory and replayed after a restart. A very large ratio
+	// leaves SnapshotInterval alone to decide. Default 8.
+	SnapshotCostRatio uint64
 	// LogEntriesForSlowFollowers is the number of entries kept in memory
 	// before a snapshot's index, so a follower slightly behind catches up
 	// without a snapshot. Default 500.
@@ -117,6 +128,7 @@ func DefaultConfig() Config {
 		ElectionTick:               10,
 		HeartbeatTick:              1,
 		SnapshotInterval:           10000,
+		SnapshotCostRatio:          8,
 		LogEntriesForSlowFollowers: 500,
 		PromotionLag:               500,
 		KeepOldSnapshots:           0,
@@ -149,6 +161,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ElectionTick <= c.HeartbeatTick {
 		bad("ElectionTick %d must be greater than HeartbeatTick %d", c.ElectionTick, c.HeartbeatTick)
+	}
+	if c.SnapshotCostRatio == 0 {
+		bad("SnapshotCostRatio must be positive")
 	}
 	if c.SnapshotInterval == 0 {
 		bad("SnapshotInterval must be positive")

@@ -135,6 +135,9 @@ type loopState struct {
 	campaignAt uint64
 	// run is applyEntries' buffer of normal entries applied together.
 	run []runEntry
+	// snapshotBytes is the size of the last snapshot's state;
+	// appliedBytes the data of the entries applied since it was taken.
+	snapshotBytes, appliedBytes uint64
 }
 
 // NewNode returns a node that will apply committed entries to sm. Nothing

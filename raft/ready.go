@@ -171,6 +171,7 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 		}
 		applied = e.GetIndex()
 		n.loop.appliedTerm = e.GetTerm()
+		n.loop.appliedBytes += uint64(len(e.GetData()))
 		if n.loop.leaderTerm != 0 && e.GetTerm() == n.loop.leaderTerm {
 			// An entry of our own term is applied, so is every entry
 			// of earlier terms: this leader's state is current, once

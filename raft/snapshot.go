@@ -97,10 +97,13 @@ type snapshotResult struct {
 func (n *Node) maybeSnapshot() error {
 	applied := n.applied.get()
 	asked := n.loop.snapshotAt != 0 && applied >= n.loop.snapshotAt
-	if n.loop.snapshotting || (applied-n.loop.snapshotIndex < n.cfg.SnapshotInterval && !asked) {
+	due := applied-n.loop.snapshotIndex >= n.cfg.SnapshotInterval &&
+		n.loop.appliedBytes >= n.loop.snapshotBytes/n.cfg.SnapshotCostRatio
+	if n.loop.snapshotting || (!due && !asked) {
 		return nil
 	}
 	n.loop.snapshotAt = 0
+	n.loop.appliedBytes = 0
 	write, err := n.sm.Snapshot()
 	if err != nil {
 		return fmt.Errorf("raft: state machine snapshot at index %d: %w", applied, err)
@@ -228,6 +231,7 @@ func (n *Node) finishSnapshot(res snapshotResult) error {
 	}
 	if res.saved {
 		n.loop.snapshotIndex = max(n.loop.snapshotIndex, res.index)
+		n.loop.snapshotBytes = res.bytes
 		n.log.Info("snapshot saved", "index", res.index, "bytes", res.bytes, "took", res.took)
 	}
 	return n.maybeSnapshot() // one may have been asked for meanwhile
@@ -269,6 +273,7 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 	n.syncPeers()
 	n.loop.confState = proto.Clone(meta.GetConfState()).(*raftpb.ConfState)
 	n.loop.snapshotIndex = meta.GetIndex()
+	n.loop.snapshotBytes, n.loop.appliedBytes = state.Size, 0
 	n.loop.appliedTerm = meta.GetTerm()
 	if n.cluster.IsRemoved(n.id) {
 		n.loop.removed = true

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"testing"
@@ -35,7 +36,9 @@ type Options struct {
 	Tick time.Duration
 	// ElectionTick defaults to 10.
 	ElectionTick int
-	// SnapshotInterval defaults to raft's default.
+	// SnapshotInterval defaults to raft's default; when set, it alone
+	// decides when snapshots are taken (SnapshotCostRatio is set out of
+	// the way).
 	SnapshotInterval uint64
 	// LogEntriesForSlowFollowers defaults to raft's default.
 	LogEntriesForSlowFollowers uint64
@@ -182,7 +185,10 @@ func (c *Cluster) config(m *Member, joinAddr string) raft.Config {
 	cfg.ElectionTick = c.opts.ElectionTick
 	cfg.ReadTimeout = time.Duration(c.opts.ElectionTick) * c.opts.Tick * 4
 	if c.opts.SnapshotInterval != 0 {
+		// A test that sets the interval counts entries: the bytes
+		// never delay a snapshot.
 		cfg.SnapshotInterval = c.opts.SnapshotInterval
+		cfg.SnapshotCostRatio = math.MaxUint64
 	}
 	if c.opts.LogEntriesForSlowFollowers != 0 {
 		cfg.LogEntriesForSlowFollowers = c.opts.LogEntriesForSlowFollowers
