@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -520,4 +523,48 @@ func TestFollowersForwardProposals(t *testing.T) {
 	c.WaitApplied(c.Leader().Node().Status)
 	checkContains(t, c, acked)
 	t.Logf("%d of %d proposals through followers acknowledged", len(acked), 2*4*50+1)
+}
+
+// snapshotCounter is a LogMachine that counts the snapshots taken of it.
+type snapshotCounter struct {
+	*rafttest.LogMachine
+	taken *atomic.Int32
+}
+
+func (s snapshotCounter) Snapshot() (func(io.Writer) error, error) {
+	s.taken.Add(1)
+	return s.LogMachine.Snapshot()
+}
+
+// The log machine's state grows with every entry, so with a cost ratio of
+// 1 a snapshot waits until as many bytes were applied as the last one
+// held: the snapshots come at about 10, 20, 40, 80 entries, where the
+// interval alone takes one every 10.
+func TestSnapshotCostRatioSpacesSnapshots(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		ratio    uint64
+		min, max int32
+	}{
+		{"interval alone", math.MaxUint64, 6, 10},
+		{"ratio 1", 1, 2, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var taken atomic.Int32
+			c := rafttest.NewCluster(t, 1, rafttest.Options{
+				SnapshotInterval: 10,
+				Configure:        func(cfg *raft.Config) { cfg.SnapshotCostRatio = tc.ratio },
+				NewStateMachine: func(*rafttest.Member) raft.StateMachine {
+					return snapshotCounter{LogMachine: &rafttest.LogMachine{}, taken: &taken}
+				},
+			})
+			for i := range 100 {
+				c.MustPropose(fmt.Sprintf("%03d-%s", i, strings.Repeat("x", 100)))
+			}
+			c.WaitApplied(c.Leader().Node().Status)
+			if n := taken.Load(); n < tc.min || n > tc.max {
+				t.Fatalf("%d snapshots of 100 entries, want %d to %d", n, tc.min, tc.max)
+			}
+		})
+	}
 }
