@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-project/shoal/internal/buildinfo"
 	"github.com/shoal-project/shoal/manager"
 	"github.com/shoal-project/shoal/raft"
 )
@@ -73,6 +74,8 @@ the control socket is STATE_DIR/control.sock.`,
 				return err
 			}
 			mf.cfg.Logger = logger
+			bi := buildinfo.Read()
+			logger.Info("starting shoal manager", "version", bi.Version, "commit", bi.ShortCommit(), "go", bi.GoVersion)
 			mf.cfg.UnlockKeyOutput = a.stderr
 			ctx, stop := a.signals(cmd.Context())
 			defer stop()
