@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -14,6 +15,7 @@ import (
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/clusterrpc"
+	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/store"
 )
 
@@ -37,8 +39,26 @@ type controlServer struct {
 }
 
 // onLeader runs local when this manager leads, and otherwise forwards the
-// call to the leader through remote, once.
+// call to the leader through remote. It keeps at it for as long as the
+// caller's deadline allows while the attempts certainly changed nothing
+// (no leader yet, an unreachable or deposed leader, a dropped proposal),
+// so that an election is a delay, not an error; it returns as soon as an
+// attempt may have changed something, or failed for another reason. A
+// call forwarded here is not retried: the manager that forwarded it does.
 func onLeader[T any](ctx context.Context, s *controlServer, local func(context.Context) (T, error),
+	remote func(context.Context, api.ControlClient) (T, error)) (T, error) {
+	n := s.m.node
+	backoff := retryBackoff{max: n.ElectionTimeout() / 2}
+	for {
+		res, err := leaderAttempt(ctx, s, local, remote)
+		if err == nil || !api.IsNotApplied(err) || clusterrpc.IsForwarded(ctx) || !backoff.wait(ctx) {
+			return res, err
+		}
+	}
+}
+
+// leaderAttempt is one attempt of onLeader.
+func leaderAttempt[T any](ctx context.Context, s *controlServer, local func(context.Context) (T, error),
 	remote func(context.Context, api.ControlClient) (T, error)) (T, error) {
 	n := s.m.node
 	if id := n.ID(); id != 0 && n.Leader() == id {
@@ -54,6 +74,44 @@ func onLeader[T any](ctx context.Context, s *controlServer, local func(context.C
 	}
 	res, err := remote(fctx, api.NewControlClient(conn))
 	return res, forwardedError(err, s.m.sec.identity.NodeID)
+}
+
+// retryBackoff spaces the attempts of a call that changed nothing: from a
+// millisecond up, doubling, to max (half an election timeout), so that
+// the first attempts follow an election closely.
+type retryBackoff struct {
+	next, max time.Duration
+}
+
+// wait waits out the next delay and reports false, at once, when ctx ends
+// first.
+func (b *retryBackoff) wait(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	b.next = min(max(2*b.next, time.Millisecond), max(b.max, time.Millisecond))
+	t := time.NewTimer(b.next)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// linearizableRead brings this manager's store up to date with every write
+// acknowledged before it was called: a ReadIndex round through the
+// leader. A round that found no leader, or timed out, is run again for as
+// long as ctx allows, so that a read waits out an election.
+func (m *Manager) linearizableRead(ctx context.Context) error {
+	backoff := retryBackoff{max: m.node.ElectionTimeout() / 2}
+	for {
+		err := m.node.LinearizableRead(ctx)
+		if err == nil || errors.Is(err, raft.ErrStopped) || status.Code(toStatus(err)) != codes.Unavailable || !backoff.wait(ctx) {
+			return toStatus(err)
+		}
+	}
 }
 
 // forwardedError is what the caller of a call this manager forwarded gets
@@ -87,7 +145,7 @@ func (s *controlServer) read(ctx context.Context, c api.ReadConsistency) error {
 	if c == api.ReadConsistency_READ_CONSISTENCY_SERIALIZABLE {
 		return nil
 	}
-	return toStatus(s.m.node.LinearizableRead(ctx))
+	return s.m.linearizableRead(ctx)
 }
 
 // refuseBuiltin refuses a write to the kinds that describe the cluster:
@@ -227,7 +285,7 @@ func (s *controlServer) updateRetrying(ctx context.Context, retry bool, fn func(
 	for attempt := 1; ; attempt++ {
 		res, err := s.m.store.Update(ctx, fn)
 		if errors.Is(err, store.ErrNotFound) && !confirmed {
-			if rerr := s.m.node.LinearizableRead(ctx); rerr != nil {
+			if rerr := s.m.linearizableRead(ctx); rerr != nil {
 				return nil, rerr
 			}
 			confirmed = true

@@ -304,7 +304,7 @@ func (a *authority) JoinToken(ctx context.Context, role ca.Role) (string, error)
 	if role != ca.RoleManager {
 		return "", nil // clients get certificates from an administrator, not with a token
 	}
-	if err := a.node.LinearizableRead(ctx); err != nil {
+	if err := (*Manager)(a).linearizableRead(ctx); err != nil {
 		return "", err
 	}
 	spec, err := (*Manager)(a).clusterSpec()

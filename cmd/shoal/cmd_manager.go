@@ -74,8 +74,6 @@ the control socket is STATE_DIR/control.sock.`,
 				return err
 			}
 			mf.cfg.Logger = logger
-			bi := buildinfo.Read()
-			logger.Info("starting shoal manager", "version", bi.Version, "commit", bi.ShortCommit(), "go", bi.GoVersion)
 			mf.cfg.UnlockKeyOutput = a.stderr
 			ctx, stop := a.signals(cmd.Context())
 			defer stop()
@@ -141,7 +139,9 @@ func runManager(ctx context.Context, cfg manager.Config, log *slog.Logger) error
 	go func() { done <- m.Run(ctx) }()
 	select {
 	case <-m.Ready():
-		log.Info("manager ready", "node_id", m.NodeID(), "addr", m.Addr(), "socket", m.SocketPath())
+		bi := buildinfo.Read()
+		log.Info("manager ready", "node_id", m.NodeID(), "addr", m.Addr(), "socket", m.SocketPath(),
+			"version", bi.Version, "commit", bi.ShortCommit(), "go", bi.GoVersion)
 	case err := <-done:
 		return managerStopped(log, cfg, err)
 	}
