@@ -62,6 +62,8 @@ func TestExitCodesOfBadUsage(t *testing.T) {
 		{"empty spec", []string{"create", "service", "web", "--spec", "-", "--host", host}, "  ", exitUsage, "is empty"},
 		{"bad label", []string{"create", "service", "web", "--label", "novalue", "--host", host}, "", exitUsage, `--label "novalue" is not key=value`},
 		{"bad output", []string{"ls", "service", "-o", "xml", "--host", host}, "", exitUsage, `-o "xml"`},
+		{"bad certificate role", []string{"cluster", "client-cert", "--role", "root", "--host", host}, "", exitUsage, `--role "root": choose ro, rw or admin`},
+		{"revoke without an ID", []string{"cluster", "revoke-cert", "--host", host}, "", exitUsage, "needs a client ID"},
 		{"bad consistency", []string{"get", "service", "web", "--consistency", "eventual", "--host", host}, "", exitUsage, "--consistency"},
 		{"bad version", []string{"rm", "service", "web", "--if-version", "x"}, "", exitUsage, "--if-version"},
 		{"nothing to update", []string{"update", "service", "web", "--host", host}, "", exitUsage, "nothing to update"},

@@ -55,7 +55,7 @@ cluster that lost its quorum still answers, and says what it lacks.`,
 		},
 	}
 	addOutputFlag(info, &output, formatTable)
-	cmd.AddCommand(info, newJoinTokenCommand(a), newClientCertCommand(a), newUnlockKeyCommand(a), newRotateDataKeyCommand(a))
+	cmd.AddCommand(info, newJoinTokenCommand(a), newClientCertCommand(a), newRevokeCertCommand(a), newUnlockKeyCommand(a), newRotateDataKeyCommand(a))
 	return cmd
 }
 
