@@ -50,3 +50,37 @@ func TestClientCertDoesNotOverwriteAnotherClustersCredentials(t *testing.T) {
 		})
 	}
 }
+
+func TestTLSCertAloneTakesTheFilesBesideIt(t *testing.T) {
+	elsewhere := filepath.Join(t.TempDir(), "creds")
+	if err := writeTestClientCert(elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		flags   connFlags
+		vars    map[string]string
+		wantErr string // empty: the configuration loads
+	}{
+		{"--tls-cert alone", connFlags{tlsCert: filepath.Join(elsewhere, clientCertFile)}, nil, ""},
+		{"SHOAL_TLS_CERT alone", connFlags{}, map[string]string{"SHOAL_TLS_CERT": filepath.Join(elsewhere, clientCertFile)}, ""},
+		{"nothing: the client directory", connFlags{}, nil, ""},
+		{"--tls-cert in a directory without a key", connFlags{tlsCert: filepath.Join(t.TempDir(), clientCertFile)}, nil, "is missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _, _ := testEnv(tt.vars, "")
+			a := &app{env: e, conn: tt.flags}
+			cfg, err := a.tlsConfig()
+			if tt.wantErr == "" {
+				if err != nil || cfg == nil {
+					t.Fatalf("tlsConfig: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("tlsConfig: %v, want an error with %q", err, tt.wantErr)
+			}
+		})
+	}
+}
