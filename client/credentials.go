@@ -14,7 +14,15 @@ import (
 // rotate, a new token replaces it first and the old one stops working.
 // Managers and the local administrator only.
 func (c *Client) JoinToken(ctx context.Context, rotate bool) (string, error) {
-	resp, err := c.control.GetJoinToken(ctx, &api.GetJoinTokenRequest{Rotate: rotate})
+	may := always // reading the token, also while the first leader has not created it yet
+	if rotate {
+		may = ifNotApplied // a repeat would rotate it once more
+	}
+	var resp *api.GetJoinTokenResponse
+	err := withRetry(ctx, may, func(ctx context.Context) (err error) {
+		resp, err = c.control.GetJoinToken(ctx, &api.GetJoinTokenRequest{Rotate: rotate}, callOptions(ctx)...)
+		return err
+	})
 	if err != nil {
 		return "", err
 	}

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -118,5 +120,21 @@ func TestAutolock(t *testing.T) {
 	})
 	if r := shoal(t, "cluster", "info", "--socket", m.socket(), "--timeout", "2s"); strings.Contains(r.stderr, "start one with") {
 		t.Errorf("a locked manager's answer suggests starting one: %s", r.stderr)
+	}
+}
+
+// The join token can be asked for as soon as the first manager's socket
+// exists, before its first term has created the cluster object: the call
+// waits for it instead of failing (README's walkthrough did this).
+func TestJoinTokenRightAfterTheFirstStart(t *testing.T) {
+	t.Parallel()
+	m := launchManager(t, "m1", filepath.Join(shortTempDir(t), "m1"), "127.0.0.1:0")
+	waitFor(t, 30*time.Second, "the control socket", func() (bool, string) {
+		_, err := os.Stat(m.socket())
+		return err == nil, fmt.Sprint(err)
+	})
+	r := shoal(t, "cluster", "join-token", "manager", "-q", "--socket", m.socket())
+	if r.code != 0 || !strings.HasPrefix(strings.TrimSpace(r.stdout), "SHLTKN-1-") {
+		t.Fatalf("join-token right after the start: exit %d, %q\n%s", r.code, r.stdout, r.stderr)
 	}
 }

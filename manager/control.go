@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -250,9 +251,24 @@ func (s *controlServer) UpdateObject(ctx context.Context, req *api.UpdateObjectR
 		return nil, err
 	}
 	return onLeader(ctx, s, func(ctx context.Context) (*api.UpdateObjectResponse, error) {
-		res, err := s.updateRetrying(ctx, req.GetExpectedVersion() == 0, func(tx store.Tx) error {
-			return updateInTx(tx, req)
-		})
+		update := func(tx store.Tx) error { return updateInTx(tx, req, true) }
+		res, err := s.updateRetrying(ctx, req.GetExpectedVersion() == 0, update)
+		if errors.Is(err, errUnchanged) {
+			// Nothing to change in this manager's store, which may be
+			// behind: only once it is up to date is "unchanged" the answer.
+			if err = s.m.linearizableRead(ctx); err != nil {
+				return nil, err
+			}
+			res, err = s.updateRetrying(ctx, req.GetExpectedVersion() == 0, update)
+		}
+		if errors.Is(err, errUnchanged) {
+			var cur *api.Object
+			s.m.store.View(func(tx store.ReadTx) { cur, err = resolve(tx, req.GetRef()) })
+			if err != nil {
+				return nil, err
+			}
+			return &api.UpdateObjectResponse{Object: publicObject(cur)}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -298,7 +314,15 @@ func (s *controlServer) updateRetrying(ctx context.Context, retry bool, fn func(
 	}
 }
 
-func updateInTx(tx store.Tx, req *api.UpdateObjectRequest) error {
+// errUnchanged is updateInTx's answer to an update that would change
+// nothing (the same spec, name and labels): no new version is written.
+var errUnchanged = errors.New("the update changes nothing")
+
+// updateInTx applies req to the object it names. With skipUnchanged, an
+// update that would leave the object as it is (a label removed that it
+// does not have, the same spec again) writes nothing and returns
+// errUnchanged, unless its expected version does not match.
+func updateInTx(tx store.Tx, req *api.UpdateObjectRequest, skipUnchanged bool) error {
 	cur, err := resolve(tx, req.GetRef())
 	if err != nil {
 		return err
@@ -323,6 +347,10 @@ func updateInTx(tx store.Tx, req *api.UpdateObjectRequest) error {
 	}
 	if v := req.GetExpectedVersion(); v != 0 {
 		o.Version = v
+	}
+	if skipUnchanged && o.GetVersion() == cur.GetVersion() && o.GetName() == cur.GetName() &&
+		bytes.Equal(o.GetSpec(), cur.GetSpec()) && maps.Equal(o.GetLabels(), cur.GetLabels()) {
+		return errUnchanged
 	}
 	return tx.Update(o)
 }
@@ -395,7 +423,7 @@ func (s *controlServer) Transaction(ctx context.Context, req *api.TransactionReq
 						_, err = tx.Create(o.Create.GetObject())
 					}
 				case *api.TransactionOp_Update:
-					err = updateInTx(tx, o.Update)
+					err = updateInTx(tx, o.Update, false)
 				case *api.TransactionOp_Delete:
 					err = deleteInTx(tx, o.Delete)
 				}

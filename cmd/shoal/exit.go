@@ -56,7 +56,7 @@ func exitCode(err error) int {
 		return exitUnavailable
 	}
 	switch status.Code(err) {
-	case codes.InvalidArgument:
+	case codes.InvalidArgument, codes.ResourceExhausted:
 		return exitUsage
 	case codes.NotFound:
 		return exitNotFound
