@@ -67,11 +67,11 @@ func toMembers(st raft.Status) []*api.Member {
 }
 
 // ListMembers answers from the leader, which alone knows how far each
-// member has replicated. Without a leader, or when the leader does not
-// answer within an election timeout (it may have just died), this manager
-// answers at once with what it sees, so that an operator sees a cluster
-// that lost its quorum instead of an error; the answer names who answered
-// (AnsweredBy) and no member is then shown as leader.
+// member has replicated. When no leader is elected and answers within an
+// election timeout (an election that takes longer, a leader that just
+// died, a quorum lost), this manager answers with what it sees, so that an
+// operator sees a cluster that lost its quorum instead of an error; the
+// answer names who answered (AnsweredBy).
 func (s *controlServer) ListMembers(ctx context.Context, req *api.ListMembersRequest) (*api.ListMembersResponse, error) {
 	n := s.m.node
 	local := func(context.Context) (*api.ListMembersResponse, error) {
@@ -80,11 +80,6 @@ func (s *controlServer) ListMembers(ctx context.Context, req *api.ListMembersReq
 			return nil, err
 		}
 		return &api.ListMembersResponse{Members: toMembers(st), AnsweredBy: st.ID}, nil
-	}
-	leader := n.Leader()
-	if leader == 0 && !clusterrpc.IsForwarded(ctx) {
-		resp, err := local(ctx)
-		return resp, toStatus(err)
 	}
 	lctx, cancel := context.WithTimeout(ctx, n.ElectionTimeout())
 	defer cancel()

@@ -120,8 +120,9 @@ whether the answering manager reaches it, how long ago it last heard from
 it, how far its log matches the leader's and how many committed entries it
 lacks (known only when the leader answers; "-" otherwise).
 
-Without a leader (an election, or a quorum lost), the answering manager
-lists them at once as it sees them, and a warning says so.
+When no leader answers within an election timeout (a quorum lost, a
+leader that just died), the answering manager lists them as it sees them,
+and a warning says so.
 
 A warning goes to standard error when the number of voters is even, when
 the voters are one failure or less away from losing their quorum, and for
