@@ -156,14 +156,9 @@ func (c *Client) checkServing(ctx context.Context) error {
 		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "is not serving") {
 			return err
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !waitRetry(ctx, &delay) {
 			return err
 		}
-		delay = min(2*delay, retryMaxDelay)
 	}
 }
 

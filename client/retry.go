@@ -73,14 +73,23 @@ func withRetry(ctx context.Context, may retryable, call func(ctx context.Context
 		if err == nil || !hasDeadline || status.Code(err) != codes.Unavailable || !may(err) {
 			return err
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !waitRetry(ctx, &delay) {
 			return err
 		}
-		delay = min(2*delay, retryMaxDelay)
+	}
+}
+
+// waitRetry waits *delay, doubles it up to retryMaxDelay, and reports
+// false, at once, when ctx ends first.
+func waitRetry(ctx context.Context, delay *time.Duration) bool {
+	t := time.NewTimer(*delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		*delay = min(2**delay, retryMaxDelay)
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -70,7 +70,7 @@ func LeaderConn(ctx context.Context, n *raft.Node) (context.Context, *grpc.Clien
 		if err != nil {
 			// No connection to that member yet (it is new, or going):
 			// the leadership or the membership changes soon.
-			if !sleep(ctx, leaderPoll(n)) {
+			if b := (Backoff{Max: leaderPoll(n), next: leaderPoll(n)}); !b.Wait(ctx) {
 				return nil, nil, fmt.Errorf("%w: no connection to the leader %x: %w", raft.ErrNoLeader, leader, err)
 			}
 		}
@@ -103,9 +103,22 @@ func leaderPoll(n *raft.Node) time.Duration {
 	return max(n.ElectionTimeout()/10, time.Millisecond)
 }
 
-// sleep waits d or until ctx ends, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+// Backoff spaces the attempts of a call that changed nothing: from a
+// millisecond up, doubling, to Max, so that the first attempts follow an
+// election closely and the later ones do not spin.
+type Backoff struct {
+	Max  time.Duration
+	next time.Duration
+}
+
+// Wait waits out the next delay, and reports false, at once, when ctx ends
+// first.
+func (b *Backoff) Wait(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	b.next = min(max(2*b.next, time.Millisecond), max(b.Max, time.Millisecond))
+	t := time.NewTimer(b.next)
 	defer t.Stop()
 	select {
 	case <-t.C:

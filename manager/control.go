@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -49,10 +48,10 @@ type controlServer struct {
 func onLeader[T any](ctx context.Context, s *controlServer, local func(context.Context) (T, error),
 	remote func(context.Context, api.ControlClient) (T, error)) (T, error) {
 	n := s.m.node
-	backoff := retryBackoff{max: n.ElectionTimeout() / 2}
+	backoff := clusterrpc.Backoff{Max: n.ElectionTimeout() / 2}
 	for {
 		res, err := leaderAttempt(ctx, s, local, remote)
-		if err == nil || !api.IsNotApplied(err) || clusterrpc.IsForwarded(ctx) || !backoff.wait(ctx) {
+		if err == nil || !api.IsNotApplied(err) || clusterrpc.IsForwarded(ctx) || !backoff.Wait(ctx) {
 			return res, err
 		}
 	}
@@ -77,39 +76,15 @@ func leaderAttempt[T any](ctx context.Context, s *controlServer, local func(cont
 	return res, forwardedError(err, s.m.sec.identity.NodeID)
 }
 
-// retryBackoff spaces the attempts of a call that changed nothing: from a
-// millisecond up, doubling, to max (half an election timeout), so that
-// the first attempts follow an election closely.
-type retryBackoff struct {
-	next, max time.Duration
-}
-
-// wait waits out the next delay and reports false, at once, when ctx ends
-// first.
-func (b *retryBackoff) wait(ctx context.Context) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	b.next = min(max(2*b.next, time.Millisecond), max(b.max, time.Millisecond))
-	t := time.NewTimer(b.next)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // linearizableRead brings this manager's store up to date with every write
 // acknowledged before it was called: a ReadIndex round through the
 // leader. A round that found no leader, or timed out, is run again for as
 // long as ctx allows, so that a read waits out an election.
 func (m *Manager) linearizableRead(ctx context.Context) error {
-	backoff := retryBackoff{max: m.node.ElectionTimeout() / 2}
+	backoff := clusterrpc.Backoff{Max: m.node.ElectionTimeout() / 2}
 	for {
 		err := m.node.LinearizableRead(ctx)
-		if err == nil || errors.Is(err, raft.ErrStopped) || status.Code(toStatus(err)) != codes.Unavailable || !backoff.wait(ctx) {
+		if err == nil || errors.Is(err, raft.ErrStopped) || status.Code(toStatus(err)) != codes.Unavailable || !backoff.Wait(ctx) {
 			return toStatus(err)
 		}
 	}

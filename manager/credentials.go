@@ -26,22 +26,15 @@ func (s *controlServer) GetJoinToken(ctx context.Context, req *api.GetJoinTokenR
 	return onLeader(ctx, s, func(ctx context.Context) (*api.GetJoinTokenResponse, error) {
 		var token string
 		_, err := s.m.store.Update(ctx, func(tx store.Tx) error {
-			o, err := tx.GetByName(store.KindCluster, clusterObjectName)
-			if err != nil {
-				return err
-			}
-			spec, err := parseClusterSpec(o)
-			if err != nil {
-				return err
-			}
-			root, err := ca.ParseRootCA([]byte(spec.RootCA))
-			if err != nil {
-				return err
-			}
-			spec.ManagerToken = ca.NewJoinToken(root).String()
-			token = spec.ManagerToken
-			return tx.Update(&api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: o.GetName(), Labels: o.GetLabels(),
-				Spec: mustJSON(spec), Version: o.GetVersion(), CreatedAt: o.GetCreatedAt()})
+			return changeClusterSpec(tx, func(spec *clusterSpec) (bool, error) {
+				root, err := ca.ParseRootCA([]byte(spec.RootCA))
+				if err != nil {
+					return false, err
+				}
+				spec.ManagerToken = ca.NewJoinToken(root).String()
+				token = spec.ManagerToken
+				return true, nil
+			})
 		})
 		if err != nil {
 			return nil, err

@@ -68,20 +68,13 @@ func (s *controlServer) RevokeCertificate(ctx context.Context, req *api.RevokeCe
 	return onLeader(ctx, s, func(ctx context.Context) (*api.RevokeCertificateResponse, error) {
 		already := false
 		_, err := s.m.store.Update(ctx, func(tx store.Tx) error {
-			o, err := tx.GetByName(store.KindCluster, clusterObjectName)
-			if err != nil {
-				return err
-			}
-			spec, err := parseClusterSpec(o)
-			if err != nil {
-				return err
-			}
-			if already = slices.Contains(spec.RevokedCertificates, id); already {
-				return nil
-			}
-			spec.RevokedCertificates = append(spec.RevokedCertificates, id)
-			return tx.Update(&api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: o.GetName(), Labels: o.GetLabels(),
-				Spec: mustJSON(spec), Version: o.GetVersion(), CreatedAt: o.GetCreatedAt()})
+			return changeClusterSpec(tx, func(spec *clusterSpec) (bool, error) {
+				if already = slices.Contains(spec.RevokedCertificates, id); already {
+					return false, nil
+				}
+				spec.RevokedCertificates = append(spec.RevokedCertificates, id)
+				return true, nil
+			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("revoking %s: %w", id, err)

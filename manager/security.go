@@ -289,6 +289,26 @@ func parseClusterSpec(o *api.Object) (clusterSpec, error) {
 	return spec, nil
 }
 
+// changeClusterSpec changes, in tx, the spec of the cluster object with
+// change, which reports whether it changed anything (nothing is written
+// otherwise).
+func changeClusterSpec(tx store.Tx, change func(*clusterSpec) (bool, error)) error {
+	o, err := tx.GetByName(store.KindCluster, clusterObjectName)
+	if err != nil {
+		return err
+	}
+	spec, err := parseClusterSpec(o)
+	if err != nil {
+		return err
+	}
+	changed, err := change(&spec)
+	if err != nil || !changed {
+		return err
+	}
+	return tx.Update(&api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: o.GetName(), Labels: o.GetLabels(),
+		Spec: mustJSON(spec), Version: o.GetVersion(), CreatedAt: o.GetCreatedAt()})
+}
+
 // publicObject returns o as the Control API shows it: without secrets.
 func publicObject(o *api.Object) *api.Object {
 	if o.GetKind() != store.KindCluster {
