@@ -143,12 +143,10 @@ func (c *Client) list(ctx context.Context, sel Selector, opts []ReadOption) ([]*
 // Update changes the object of kind named nameOrID and returns it as
 // stored.
 func (c *Client) Update(ctx context.Context, kind, nameOrID string, u Update) (*api.Object, error) {
-	may := ifNotApplied
-	if u.ExpectedVersion == 0 && u.NewName == "" {
-		may = always // it sets the same spec and labels again
-	}
+	// Only an attempt that changed nothing is repeated: one that may have
+	// been applied, repeated, could undo the writes of others made since.
 	var resp *api.UpdateObjectResponse
-	err := withRetry(ctx, may, func(ctx context.Context) (err error) {
+	err := withRetry(ctx, ifNotApplied, func(ctx context.Context) (err error) {
 		resp, err = c.control.UpdateObject(ctx, updateRequest(kind, nameOrID, u), callOptions(ctx)...)
 		return err
 	})

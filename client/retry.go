@@ -26,13 +26,15 @@ import (
 //     (api.ReasonNotApplied), are always retried;
 //   - a create whose outcome is unknown is retried, and a retry that finds
 //     the name taken by an object with the same spec and labels, created
-//     after the first attempt began (less createClockSkew), reports that
-//     object: it is the one the first attempt wrote;
-//   - an update without an expected version or a rename is retried: it
-//     sets the same spec and labels again;
-//   - other writes (an expected version, a deletion, a transaction) whose
-//     outcome is unknown are not retried: the error is returned, and the
-//     caller reads before it tries again.
+//     after the first attempt began (less createClockSkew) and not changed
+//     since, reports that object: it is the one the first attempt wrote.
+//     When the object found is not that, the create's outcome stays
+//     unknown, and the UNAVAILABLE error of the attempt that may have
+//     written it is returned, not "already exists";
+//   - other writes (updates, deletions, transactions) whose outcome is
+//     unknown are not retried: repeated after it was applied, a write
+//     could undo the writes others made since. The error is returned, and
+//     the caller reads before it tries again.
 const (
 	retryFirstDelay = 10 * time.Millisecond
 	retryMaxDelay   = 500 * time.Millisecond
@@ -96,21 +98,25 @@ func waitRetry(ctx context.Context, delay *time.Duration) bool {
 // createRetrying creates obj, retrying as the package comment says.
 func (c *Client) createRetrying(ctx context.Context, obj *api.Object) (*api.Object, error) {
 	began := time.Now()
-	unknown := false // an earlier attempt may have created obj
+	var unknown error // the failure of an earlier attempt that may have created obj
 	var created *api.Object
-	err := withRetry(ctx, always, func(ctx context.Context) error {
+	settled := false // the outcome is as known as it will be: no more attempts
+	may := func(error) bool { return !settled }
+	err := withRetry(ctx, may, func(ctx context.Context) error {
 		resp, err := c.control.CreateObject(ctx, &api.CreateObjectRequest{Object: obj}, callOptions(ctx)...)
 		switch {
 		case err == nil:
 			created = resp.GetObject()
 			return nil
-		case IsExists(err) && unknown:
+		case IsExists(err) && unknown != nil:
 			if mine, ok := c.findOwnCreate(ctx, obj, began); ok {
 				created = mine
 				return nil
 			}
+			settled = true
+			return unknown
 		case status.Code(err) == codes.Unavailable && !api.IsNotApplied(err):
-			unknown = true
+			unknown = err
 		}
 		return err
 	})
@@ -133,5 +139,6 @@ func (c *Client) findOwnCreate(ctx context.Context, obj *api.Object, began time.
 	sameLabels := maps.Equal(cur.GetLabels(), obj.GetLabels())
 	sameSpec := proto.Equal(&api.Object{Spec: cur.GetSpec()}, &api.Object{Spec: obj.GetSpec()})
 	fresh := !cur.GetCreatedAt().AsTime().Before(began.Add(-createClockSkew))
-	return cur, sameLabels && sameSpec && fresh
+	unchanged := proto.Equal(cur.GetCreatedAt(), cur.GetUpdatedAt())
+	return cur, sameLabels && sameSpec && fresh && unchanged
 }

@@ -45,8 +45,9 @@ func (f *flakyControl) CreateObject(_ context.Context, req *api.CreateObjectRequ
 		return nil, status.Error(codes.AlreadyExists, "the name is taken")
 	}
 	if err == nil || f.commit {
+		now := timestamppb.Now()
 		f.stored[o.GetName()] = &api.Object{Kind: o.GetKind(), Name: o.GetName(), Labels: o.GetLabels(), Spec: o.GetSpec(),
-			Id: "id-" + o.GetName(), Version: 9, CreatedAt: timestamppb.Now()}
+			Id: "id-" + o.GetName(), Version: 9, CreatedAt: now, UpdatedAt: now}
 	}
 	if err != nil {
 		return nil, err
@@ -83,8 +84,8 @@ func unknownOutcome() error {
 }
 
 func TestCreateRetriesAndRecognisesItsOwnObject(t *testing.T) {
-	older := &api.Object{Kind: "item", Name: "a", Spec: []byte(`{"n":1}`), Id: "other",
-		CreatedAt: timestamppb.New(time.Now().Add(-time.Hour))}
+	hourAgo := timestamppb.New(time.Now().Add(-time.Hour))
+	older := &api.Object{Kind: "item", Name: "a", Spec: []byte(`{"n":1}`), Id: "other", CreatedAt: hourAgo, UpdatedAt: hourAgo}
 	tests := []struct {
 		name       string
 		fail       []error
@@ -98,7 +99,7 @@ func TestCreateRetriesAndRecognisesItsOwnObject(t *testing.T) {
 		{"outcome unknown, not committed", []error{unknownOutcome()}, false, nil, codes.OK, "id-a", 2},
 		{"outcome unknown, committed: the retry finds its own object", []error{unknownOutcome()}, true, nil, codes.OK, "id-a", 2},
 		{"taken before by another writer", nil, false, older, codes.AlreadyExists, "", 1},
-		{"outcome unknown, and the name was taken before", []error{unknownOutcome()}, false, older, codes.AlreadyExists, "", 2},
+		{"outcome unknown, and the name was taken before: still unknown", []error{unknownOutcome()}, false, older, codes.Unavailable, "", 2},
 		{"another error is not retried", []error{status.Error(codes.InvalidArgument, "bad name")}, false, nil, codes.InvalidArgument, "", 1},
 	}
 	for _, tt := range tests {
