@@ -124,6 +124,63 @@ func (EventType) EnumDescriptor() ([]byte, []int) {
 	return file_api_control_proto_rawDescGZIP(), []int{1}
 }
 
+// ClientRole is what a client certificate allows.
+type ClientRole int32
+
+const (
+	ClientRole_CLIENT_ROLE_UNSPECIFIED ClientRole = 0
+	// Read and watch objects, list managers, show the cluster.
+	ClientRole_CLIENT_ROLE_READ_ONLY ClientRole = 1
+	// Also create, update and delete objects.
+	ClientRole_CLIENT_ROLE_READ_WRITE ClientRole = 2
+	// Also change the membership, hand out join tokens and certificates,
+	// and revoke certificates.
+	ClientRole_CLIENT_ROLE_ADMIN ClientRole = 3
+)
+
+// Enum value maps for ClientRole.
+var (
+	ClientRole_name = map[int32]string{
+		0: "CLIENT_ROLE_UNSPECIFIED",
+		1: "CLIENT_ROLE_READ_ONLY",
+		2: "CLIENT_ROLE_READ_WRITE",
+		3: "CLIENT_ROLE_ADMIN",
+	}
+	ClientRole_value = map[string]int32{
+		"CLIENT_ROLE_UNSPECIFIED": 0,
+		"CLIENT_ROLE_READ_ONLY":   1,
+		"CLIENT_ROLE_READ_WRITE":  2,
+		"CLIENT_ROLE_ADMIN":       3,
+	}
+)
+
+func (x ClientRole) Enum() *ClientRole {
+	p := new(ClientRole)
+	*p = x
+	return p
+}
+
+func (x ClientRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ClientRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_control_proto_enumTypes[2].Descriptor()
+}
+
+func (ClientRole) Type() protoreflect.EnumType {
+	return &file_api_control_proto_enumTypes[2]
+}
+
+func (x ClientRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ClientRole.Descriptor instead.
+func (ClientRole) EnumDescriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{2}
+}
+
 // ObjectRef names one object: by kind and name, or by id.
 type ObjectRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2134,7 +2191,9 @@ func (x *GetJoinTokenResponse) GetToken() string {
 type IssueClientCertificateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// csr is a PEM certificate signing request for an ECDSA P-256 key.
-	Csr           []byte `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
+	Csr []byte `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
+	// role is what the certificate may do; unspecified is read-write.
+	Role          ClientRole `protobuf:"varint,2,opt,name=role,proto3,enum=shoal.v1.ClientRole" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2176,9 +2235,107 @@ func (x *IssueClientCertificateRequest) GetCsr() []byte {
 	return nil
 }
 
+func (x *IssueClientCertificateRequest) GetRole() ClientRole {
+	if x != nil {
+		return x.Role
+	}
+	return ClientRole_CLIENT_ROLE_UNSPECIFIED
+}
+
+type RevokeCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the certificate's client ID (its subject CN, as
+	// IssueClientCertificateResponse.node_id gave it).
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCertificateRequest) Reset() {
+	*x = RevokeCertificateRequest{}
+	mi := &file_api_control_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCertificateRequest) ProtoMessage() {}
+
+func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RevokeCertificateRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeCertificateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// already is true when the ID was on the deny list before.
+	Already       bool `protobuf:"varint,1,opt,name=already,proto3" json:"already,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCertificateResponse) Reset() {
+	*x = RevokeCertificateResponse{}
+	mi := &file_api_control_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCertificateResponse) ProtoMessage() {}
+
+func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCertificateResponse.ProtoReflect.Descriptor instead.
+func (*RevokeCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RevokeCertificateResponse) GetAlready() bool {
+	if x != nil {
+		return x.Already
+	}
+	return false
+}
+
 type IssueClientCertificateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// node_id names the client in its certificate.
+	// node_id names the client in its certificate; revoke it with it.
 	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// certificate and root_ca are PEM.
 	Certificate   []byte `protobuf:"bytes,2,opt,name=certificate,proto3" json:"certificate,omitempty"`
@@ -2189,7 +2346,7 @@ type IssueClientCertificateResponse struct {
 
 func (x *IssueClientCertificateResponse) Reset() {
 	*x = IssueClientCertificateResponse{}
-	mi := &file_api_control_proto_msgTypes[36]
+	mi := &file_api_control_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2358,7 @@ func (x *IssueClientCertificateResponse) String() string {
 func (*IssueClientCertificateResponse) ProtoMessage() {}
 
 func (x *IssueClientCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[36]
+	mi := &file_api_control_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2371,7 @@ func (x *IssueClientCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueClientCertificateResponse.ProtoReflect.Descriptor instead.
 func (*IssueClientCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{36}
+	return file_api_control_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *IssueClientCertificateResponse) GetNodeId() string {
@@ -2247,7 +2404,7 @@ type GetUnlockKeyRequest struct {
 
 func (x *GetUnlockKeyRequest) Reset() {
 	*x = GetUnlockKeyRequest{}
-	mi := &file_api_control_proto_msgTypes[37]
+	mi := &file_api_control_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2416,7 @@ func (x *GetUnlockKeyRequest) String() string {
 func (*GetUnlockKeyRequest) ProtoMessage() {}
 
 func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[37]
+	mi := &file_api_control_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2429,7 @@ func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnlockKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetUnlockKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{37}
+	return file_api_control_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetUnlockKeyRequest) GetRotate() bool {
@@ -2292,7 +2449,7 @@ type GetUnlockKeyResponse struct {
 
 func (x *GetUnlockKeyResponse) Reset() {
 	*x = GetUnlockKeyResponse{}
-	mi := &file_api_control_proto_msgTypes[38]
+	mi := &file_api_control_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2461,7 @@ func (x *GetUnlockKeyResponse) String() string {
 func (*GetUnlockKeyResponse) ProtoMessage() {}
 
 func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[38]
+	mi := &file_api_control_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2474,7 @@ func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnlockKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetUnlockKeyResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{38}
+	return file_api_control_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetUnlockKeyResponse) GetUnlockKey() string {
@@ -2335,7 +2492,7 @@ type RotateDataKeyRequest struct {
 
 func (x *RotateDataKeyRequest) Reset() {
 	*x = RotateDataKeyRequest{}
-	mi := &file_api_control_proto_msgTypes[39]
+	mi := &file_api_control_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2347,7 +2504,7 @@ func (x *RotateDataKeyRequest) String() string {
 func (*RotateDataKeyRequest) ProtoMessage() {}
 
 func (x *RotateDataKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[39]
+	mi := &file_api_control_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2360,7 +2517,7 @@ func (x *RotateDataKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDataKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateDataKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{39}
+	return file_api_control_proto_rawDescGZIP(), []int{41}
 }
 
 type RotateDataKeyResponse struct {
@@ -2374,7 +2531,7 @@ type RotateDataKeyResponse struct {
 
 func (x *RotateDataKeyResponse) Reset() {
 	*x = RotateDataKeyResponse{}
-	mi := &file_api_control_proto_msgTypes[40]
+	mi := &file_api_control_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2543,7 @@ func (x *RotateDataKeyResponse) String() string {
 func (*RotateDataKeyResponse) ProtoMessage() {}
 
 func (x *RotateDataKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[40]
+	mi := &file_api_control_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2556,7 @@ func (x *RotateDataKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDataKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateDataKeyResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{40}
+	return file_api_control_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RotateDataKeyResponse) GetKeyId() uint32 {
@@ -2425,7 +2582,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_api_control_proto_msgTypes[41]
+	mi := &file_api_control_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2594,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[41]
+	mi := &file_api_control_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2607,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{41}
+	return file_api_control_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UnlockRequest) GetUnlockKey() string {
@@ -2468,7 +2625,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_api_control_proto_msgTypes[42]
+	mi := &file_api_control_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2480,7 +2637,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[42]
+	mi := &file_api_control_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2493,7 +2650,7 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{42}
+	return file_api_control_proto_rawDescGZIP(), []int{44}
 }
 
 var File_api_control_proto protoreflect.FileDescriptor
@@ -2642,9 +2799,14 @@ const file_api_control_proto_rawDesc = "" +
 	"\x13GetJoinTokenRequest\x12\x16\n" +
 	"\x06rotate\x18\x01 \x01(\bR\x06rotate\",\n" +
 	"\x14GetJoinTokenResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"1\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"[\n" +
 	"\x1dIssueClientCertificateRequest\x12\x10\n" +
-	"\x03csr\x18\x01 \x01(\fR\x03csr\"t\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\x12(\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x14.shoal.v1.ClientRoleR\x04role\"*\n" +
+	"\x18RevokeCertificateRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"5\n" +
+	"\x19RevokeCertificateResponse\x12\x18\n" +
+	"\aalready\x18\x01 \x01(\bR\aalready\"t\n" +
 	"\x1eIssueClientCertificateResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12 \n" +
 	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12\x17\n" +
@@ -2669,7 +2831,13 @@ const file_api_control_proto_rawDesc = "" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EVENT_TYPE_CREATE\x10\x01\x12\x15\n" +
 	"\x11EVENT_TYPE_UPDATE\x10\x02\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x032\xbc\v\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x03*w\n" +
+	"\n" +
+	"ClientRole\x12\x1b\n" +
+	"\x17CLIENT_ROLE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15CLIENT_ROLE_READ_ONLY\x10\x01\x12\x1a\n" +
+	"\x16CLIENT_ROLE_READ_WRITE\x10\x02\x12\x15\n" +
+	"\x11CLIENT_ROLE_ADMIN\x10\x032\x9a\f\n" +
 	"\aControl\x12M\n" +
 	"\fCreateObject\x12\x1d.shoal.v1.CreateObjectRequest\x1a\x1e.shoal.v1.CreateObjectResponse\x12D\n" +
 	"\tGetObject\x12\x1a.shoal.v1.GetObjectRequest\x1a\x1b.shoal.v1.GetObjectResponse\x12L\n" +
@@ -2686,7 +2854,8 @@ const file_api_control_proto_rawDesc = "" +
 	"\fDemoteMember\x12\x1d.shoal.v1.DemoteMemberRequest\x1a\x1e.shoal.v1.DemoteMemberResponse\x12_\n" +
 	"\x12TransferLeadership\x12#.shoal.v1.TransferLeadershipRequest\x1a$.shoal.v1.TransferLeadershipResponse\x12M\n" +
 	"\fGetJoinToken\x12\x1d.shoal.v1.GetJoinTokenRequest\x1a\x1e.shoal.v1.GetJoinTokenResponse\x12k\n" +
-	"\x16IssueClientCertificate\x12'.shoal.v1.IssueClientCertificateRequest\x1a(.shoal.v1.IssueClientCertificateResponse\x12M\n" +
+	"\x16IssueClientCertificate\x12'.shoal.v1.IssueClientCertificateRequest\x1a(.shoal.v1.IssueClientCertificateResponse\x12\\\n" +
+	"\x11RevokeCertificate\x12\".shoal.v1.RevokeCertificateRequest\x1a#.shoal.v1.RevokeCertificateResponse\x12M\n" +
 	"\fGetUnlockKey\x12\x1d.shoal.v1.GetUnlockKeyRequest\x1a\x1e.shoal.v1.GetUnlockKeyResponse\x12P\n" +
 	"\rRotateDataKey\x12\x1e.shoal.v1.RotateDataKeyRequest\x1a\x1f.shoal.v1.RotateDataKeyResponse2E\n" +
 	"\x06Unlock\x12;\n" +
@@ -2704,129 +2873,135 @@ func file_api_control_proto_rawDescGZIP() []byte {
 	return file_api_control_proto_rawDescData
 }
 
-var file_api_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_api_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_api_control_proto_goTypes = []any{
 	(ReadConsistency)(0),                   // 0: shoal.v1.ReadConsistency
 	(EventType)(0),                         // 1: shoal.v1.EventType
-	(*ObjectRef)(nil),                      // 2: shoal.v1.ObjectRef
-	(*CreateObjectRequest)(nil),            // 3: shoal.v1.CreateObjectRequest
-	(*CreateObjectResponse)(nil),           // 4: shoal.v1.CreateObjectResponse
-	(*GetObjectRequest)(nil),               // 5: shoal.v1.GetObjectRequest
-	(*GetObjectResponse)(nil),              // 6: shoal.v1.GetObjectResponse
-	(*ListObjectsRequest)(nil),             // 7: shoal.v1.ListObjectsRequest
-	(*ListObjectsResponse)(nil),            // 8: shoal.v1.ListObjectsResponse
-	(*UpdateObjectRequest)(nil),            // 9: shoal.v1.UpdateObjectRequest
-	(*UpdateObjectResponse)(nil),           // 10: shoal.v1.UpdateObjectResponse
-	(*DeleteObjectRequest)(nil),            // 11: shoal.v1.DeleteObjectRequest
-	(*DeleteObjectResponse)(nil),           // 12: shoal.v1.DeleteObjectResponse
-	(*TransactionRequest)(nil),             // 13: shoal.v1.TransactionRequest
-	(*TransactionOp)(nil),                  // 14: shoal.v1.TransactionOp
-	(*TransactionResponse)(nil),            // 15: shoal.v1.TransactionResponse
-	(*WatchRequest)(nil),                   // 16: shoal.v1.WatchRequest
-	(*WatchEvent)(nil),                     // 17: shoal.v1.WatchEvent
-	(*WatchResponse)(nil),                  // 18: shoal.v1.WatchResponse
-	(*GetClusterInfoRequest)(nil),          // 19: shoal.v1.GetClusterInfoRequest
-	(*GetClusterInfoResponse)(nil),         // 20: shoal.v1.GetClusterInfoResponse
-	(*GetClusterHealthRequest)(nil),        // 21: shoal.v1.GetClusterHealthRequest
-	(*GetClusterHealthResponse)(nil),       // 22: shoal.v1.GetClusterHealthResponse
-	(*ManagerView)(nil),                    // 23: shoal.v1.ManagerView
-	(*Member)(nil),                         // 24: shoal.v1.Member
-	(*ListMembersRequest)(nil),             // 25: shoal.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),            // 26: shoal.v1.ListMembersResponse
-	(*RemoveMemberRequest)(nil),            // 27: shoal.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),           // 28: shoal.v1.RemoveMemberResponse
-	(*PromoteMemberRequest)(nil),           // 29: shoal.v1.PromoteMemberRequest
-	(*PromoteMemberResponse)(nil),          // 30: shoal.v1.PromoteMemberResponse
-	(*DemoteMemberRequest)(nil),            // 31: shoal.v1.DemoteMemberRequest
-	(*DemoteMemberResponse)(nil),           // 32: shoal.v1.DemoteMemberResponse
-	(*TransferLeadershipRequest)(nil),      // 33: shoal.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),     // 34: shoal.v1.TransferLeadershipResponse
-	(*GetJoinTokenRequest)(nil),            // 35: shoal.v1.GetJoinTokenRequest
-	(*GetJoinTokenResponse)(nil),           // 36: shoal.v1.GetJoinTokenResponse
-	(*IssueClientCertificateRequest)(nil),  // 37: shoal.v1.IssueClientCertificateRequest
-	(*IssueClientCertificateResponse)(nil), // 38: shoal.v1.IssueClientCertificateResponse
-	(*GetUnlockKeyRequest)(nil),            // 39: shoal.v1.GetUnlockKeyRequest
-	(*GetUnlockKeyResponse)(nil),           // 40: shoal.v1.GetUnlockKeyResponse
-	(*RotateDataKeyRequest)(nil),           // 41: shoal.v1.RotateDataKeyRequest
-	(*RotateDataKeyResponse)(nil),          // 42: shoal.v1.RotateDataKeyResponse
-	(*UnlockRequest)(nil),                  // 43: shoal.v1.UnlockRequest
-	(*UnlockResponse)(nil),                 // 44: shoal.v1.UnlockResponse
-	nil,                                    // 45: shoal.v1.ListObjectsRequest.LabelsEntry
-	nil,                                    // 46: shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	nil,                                    // 47: shoal.v1.WatchRequest.LabelsEntry
-	(*Object)(nil),                         // 48: shoal.v1.Object
+	(ClientRole)(0),                        // 2: shoal.v1.ClientRole
+	(*ObjectRef)(nil),                      // 3: shoal.v1.ObjectRef
+	(*CreateObjectRequest)(nil),            // 4: shoal.v1.CreateObjectRequest
+	(*CreateObjectResponse)(nil),           // 5: shoal.v1.CreateObjectResponse
+	(*GetObjectRequest)(nil),               // 6: shoal.v1.GetObjectRequest
+	(*GetObjectResponse)(nil),              // 7: shoal.v1.GetObjectResponse
+	(*ListObjectsRequest)(nil),             // 8: shoal.v1.ListObjectsRequest
+	(*ListObjectsResponse)(nil),            // 9: shoal.v1.ListObjectsResponse
+	(*UpdateObjectRequest)(nil),            // 10: shoal.v1.UpdateObjectRequest
+	(*UpdateObjectResponse)(nil),           // 11: shoal.v1.UpdateObjectResponse
+	(*DeleteObjectRequest)(nil),            // 12: shoal.v1.DeleteObjectRequest
+	(*DeleteObjectResponse)(nil),           // 13: shoal.v1.DeleteObjectResponse
+	(*TransactionRequest)(nil),             // 14: shoal.v1.TransactionRequest
+	(*TransactionOp)(nil),                  // 15: shoal.v1.TransactionOp
+	(*TransactionResponse)(nil),            // 16: shoal.v1.TransactionResponse
+	(*WatchRequest)(nil),                   // 17: shoal.v1.WatchRequest
+	(*WatchEvent)(nil),                     // 18: shoal.v1.WatchEvent
+	(*WatchResponse)(nil),                  // 19: shoal.v1.WatchResponse
+	(*GetClusterInfoRequest)(nil),          // 20: shoal.v1.GetClusterInfoRequest
+	(*GetClusterInfoResponse)(nil),         // 21: shoal.v1.GetClusterInfoResponse
+	(*GetClusterHealthRequest)(nil),        // 22: shoal.v1.GetClusterHealthRequest
+	(*GetClusterHealthResponse)(nil),       // 23: shoal.v1.GetClusterHealthResponse
+	(*ManagerView)(nil),                    // 24: shoal.v1.ManagerView
+	(*Member)(nil),                         // 25: shoal.v1.Member
+	(*ListMembersRequest)(nil),             // 26: shoal.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),            // 27: shoal.v1.ListMembersResponse
+	(*RemoveMemberRequest)(nil),            // 28: shoal.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),           // 29: shoal.v1.RemoveMemberResponse
+	(*PromoteMemberRequest)(nil),           // 30: shoal.v1.PromoteMemberRequest
+	(*PromoteMemberResponse)(nil),          // 31: shoal.v1.PromoteMemberResponse
+	(*DemoteMemberRequest)(nil),            // 32: shoal.v1.DemoteMemberRequest
+	(*DemoteMemberResponse)(nil),           // 33: shoal.v1.DemoteMemberResponse
+	(*TransferLeadershipRequest)(nil),      // 34: shoal.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),     // 35: shoal.v1.TransferLeadershipResponse
+	(*GetJoinTokenRequest)(nil),            // 36: shoal.v1.GetJoinTokenRequest
+	(*GetJoinTokenResponse)(nil),           // 37: shoal.v1.GetJoinTokenResponse
+	(*IssueClientCertificateRequest)(nil),  // 38: shoal.v1.IssueClientCertificateRequest
+	(*RevokeCertificateRequest)(nil),       // 39: shoal.v1.RevokeCertificateRequest
+	(*RevokeCertificateResponse)(nil),      // 40: shoal.v1.RevokeCertificateResponse
+	(*IssueClientCertificateResponse)(nil), // 41: shoal.v1.IssueClientCertificateResponse
+	(*GetUnlockKeyRequest)(nil),            // 42: shoal.v1.GetUnlockKeyRequest
+	(*GetUnlockKeyResponse)(nil),           // 43: shoal.v1.GetUnlockKeyResponse
+	(*RotateDataKeyRequest)(nil),           // 44: shoal.v1.RotateDataKeyRequest
+	(*RotateDataKeyResponse)(nil),          // 45: shoal.v1.RotateDataKeyResponse
+	(*UnlockRequest)(nil),                  // 46: shoal.v1.UnlockRequest
+	(*UnlockResponse)(nil),                 // 47: shoal.v1.UnlockResponse
+	nil,                                    // 48: shoal.v1.ListObjectsRequest.LabelsEntry
+	nil,                                    // 49: shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	nil,                                    // 50: shoal.v1.WatchRequest.LabelsEntry
+	(*Object)(nil),                         // 51: shoal.v1.Object
 }
 var file_api_control_proto_depIdxs = []int32{
-	48, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
-	48, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
-	2,  // 2: shoal.v1.GetObjectRequest.ref:type_name -> shoal.v1.ObjectRef
+	51, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
+	51, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
+	3,  // 2: shoal.v1.GetObjectRequest.ref:type_name -> shoal.v1.ObjectRef
 	0,  // 3: shoal.v1.GetObjectRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	48, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
-	45, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
+	51, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
+	48, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
 	0,  // 6: shoal.v1.ListObjectsRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	48, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
-	2,  // 8: shoal.v1.UpdateObjectRequest.ref:type_name -> shoal.v1.ObjectRef
-	46, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	48, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
-	2,  // 11: shoal.v1.DeleteObjectRequest.ref:type_name -> shoal.v1.ObjectRef
-	14, // 12: shoal.v1.TransactionRequest.ops:type_name -> shoal.v1.TransactionOp
-	3,  // 13: shoal.v1.TransactionOp.create:type_name -> shoal.v1.CreateObjectRequest
-	9,  // 14: shoal.v1.TransactionOp.update:type_name -> shoal.v1.UpdateObjectRequest
-	11, // 15: shoal.v1.TransactionOp.delete:type_name -> shoal.v1.DeleteObjectRequest
-	48, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
-	47, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
+	51, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
+	3,  // 8: shoal.v1.UpdateObjectRequest.ref:type_name -> shoal.v1.ObjectRef
+	49, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	51, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
+	3,  // 11: shoal.v1.DeleteObjectRequest.ref:type_name -> shoal.v1.ObjectRef
+	15, // 12: shoal.v1.TransactionRequest.ops:type_name -> shoal.v1.TransactionOp
+	4,  // 13: shoal.v1.TransactionOp.create:type_name -> shoal.v1.CreateObjectRequest
+	10, // 14: shoal.v1.TransactionOp.update:type_name -> shoal.v1.UpdateObjectRequest
+	12, // 15: shoal.v1.TransactionOp.delete:type_name -> shoal.v1.DeleteObjectRequest
+	51, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
+	50, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
 	1,  // 18: shoal.v1.WatchEvent.type:type_name -> shoal.v1.EventType
-	48, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
-	17, // 20: shoal.v1.WatchResponse.events:type_name -> shoal.v1.WatchEvent
-	24, // 21: shoal.v1.GetClusterInfoResponse.manager:type_name -> shoal.v1.Member
-	23, // 22: shoal.v1.GetClusterHealthResponse.views:type_name -> shoal.v1.ManagerView
-	24, // 23: shoal.v1.GetClusterHealthResponse.members:type_name -> shoal.v1.Member
-	20, // 24: shoal.v1.ManagerView.info:type_name -> shoal.v1.GetClusterInfoResponse
-	24, // 25: shoal.v1.ListMembersResponse.members:type_name -> shoal.v1.Member
-	3,  // 26: shoal.v1.Control.CreateObject:input_type -> shoal.v1.CreateObjectRequest
-	5,  // 27: shoal.v1.Control.GetObject:input_type -> shoal.v1.GetObjectRequest
-	7,  // 28: shoal.v1.Control.ListObjects:input_type -> shoal.v1.ListObjectsRequest
-	9,  // 29: shoal.v1.Control.UpdateObject:input_type -> shoal.v1.UpdateObjectRequest
-	11, // 30: shoal.v1.Control.DeleteObject:input_type -> shoal.v1.DeleteObjectRequest
-	13, // 31: shoal.v1.Control.Transaction:input_type -> shoal.v1.TransactionRequest
-	16, // 32: shoal.v1.Control.Watch:input_type -> shoal.v1.WatchRequest
-	19, // 33: shoal.v1.Control.GetClusterInfo:input_type -> shoal.v1.GetClusterInfoRequest
-	25, // 34: shoal.v1.Control.ListMembers:input_type -> shoal.v1.ListMembersRequest
-	21, // 35: shoal.v1.Control.GetClusterHealth:input_type -> shoal.v1.GetClusterHealthRequest
-	27, // 36: shoal.v1.Control.RemoveMember:input_type -> shoal.v1.RemoveMemberRequest
-	29, // 37: shoal.v1.Control.PromoteMember:input_type -> shoal.v1.PromoteMemberRequest
-	31, // 38: shoal.v1.Control.DemoteMember:input_type -> shoal.v1.DemoteMemberRequest
-	33, // 39: shoal.v1.Control.TransferLeadership:input_type -> shoal.v1.TransferLeadershipRequest
-	35, // 40: shoal.v1.Control.GetJoinToken:input_type -> shoal.v1.GetJoinTokenRequest
-	37, // 41: shoal.v1.Control.IssueClientCertificate:input_type -> shoal.v1.IssueClientCertificateRequest
-	39, // 42: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
-	41, // 43: shoal.v1.Control.RotateDataKey:input_type -> shoal.v1.RotateDataKeyRequest
-	43, // 44: shoal.v1.Unlock.Unlock:input_type -> shoal.v1.UnlockRequest
-	4,  // 45: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
-	6,  // 46: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
-	8,  // 47: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
-	10, // 48: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
-	12, // 49: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
-	15, // 50: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
-	18, // 51: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
-	20, // 52: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
-	26, // 53: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
-	22, // 54: shoal.v1.Control.GetClusterHealth:output_type -> shoal.v1.GetClusterHealthResponse
-	28, // 55: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
-	30, // 56: shoal.v1.Control.PromoteMember:output_type -> shoal.v1.PromoteMemberResponse
-	32, // 57: shoal.v1.Control.DemoteMember:output_type -> shoal.v1.DemoteMemberResponse
-	34, // 58: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
-	36, // 59: shoal.v1.Control.GetJoinToken:output_type -> shoal.v1.GetJoinTokenResponse
-	38, // 60: shoal.v1.Control.IssueClientCertificate:output_type -> shoal.v1.IssueClientCertificateResponse
-	40, // 61: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
-	42, // 62: shoal.v1.Control.RotateDataKey:output_type -> shoal.v1.RotateDataKeyResponse
-	44, // 63: shoal.v1.Unlock.Unlock:output_type -> shoal.v1.UnlockResponse
-	45, // [45:64] is the sub-list for method output_type
-	26, // [26:45] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	51, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
+	18, // 20: shoal.v1.WatchResponse.events:type_name -> shoal.v1.WatchEvent
+	25, // 21: shoal.v1.GetClusterInfoResponse.manager:type_name -> shoal.v1.Member
+	24, // 22: shoal.v1.GetClusterHealthResponse.views:type_name -> shoal.v1.ManagerView
+	25, // 23: shoal.v1.GetClusterHealthResponse.members:type_name -> shoal.v1.Member
+	21, // 24: shoal.v1.ManagerView.info:type_name -> shoal.v1.GetClusterInfoResponse
+	25, // 25: shoal.v1.ListMembersResponse.members:type_name -> shoal.v1.Member
+	2,  // 26: shoal.v1.IssueClientCertificateRequest.role:type_name -> shoal.v1.ClientRole
+	4,  // 27: shoal.v1.Control.CreateObject:input_type -> shoal.v1.CreateObjectRequest
+	6,  // 28: shoal.v1.Control.GetObject:input_type -> shoal.v1.GetObjectRequest
+	8,  // 29: shoal.v1.Control.ListObjects:input_type -> shoal.v1.ListObjectsRequest
+	10, // 30: shoal.v1.Control.UpdateObject:input_type -> shoal.v1.UpdateObjectRequest
+	12, // 31: shoal.v1.Control.DeleteObject:input_type -> shoal.v1.DeleteObjectRequest
+	14, // 32: shoal.v1.Control.Transaction:input_type -> shoal.v1.TransactionRequest
+	17, // 33: shoal.v1.Control.Watch:input_type -> shoal.v1.WatchRequest
+	20, // 34: shoal.v1.Control.GetClusterInfo:input_type -> shoal.v1.GetClusterInfoRequest
+	26, // 35: shoal.v1.Control.ListMembers:input_type -> shoal.v1.ListMembersRequest
+	22, // 36: shoal.v1.Control.GetClusterHealth:input_type -> shoal.v1.GetClusterHealthRequest
+	28, // 37: shoal.v1.Control.RemoveMember:input_type -> shoal.v1.RemoveMemberRequest
+	30, // 38: shoal.v1.Control.PromoteMember:input_type -> shoal.v1.PromoteMemberRequest
+	32, // 39: shoal.v1.Control.DemoteMember:input_type -> shoal.v1.DemoteMemberRequest
+	34, // 40: shoal.v1.Control.TransferLeadership:input_type -> shoal.v1.TransferLeadershipRequest
+	36, // 41: shoal.v1.Control.GetJoinToken:input_type -> shoal.v1.GetJoinTokenRequest
+	38, // 42: shoal.v1.Control.IssueClientCertificate:input_type -> shoal.v1.IssueClientCertificateRequest
+	39, // 43: shoal.v1.Control.RevokeCertificate:input_type -> shoal.v1.RevokeCertificateRequest
+	42, // 44: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	44, // 45: shoal.v1.Control.RotateDataKey:input_type -> shoal.v1.RotateDataKeyRequest
+	46, // 46: shoal.v1.Unlock.Unlock:input_type -> shoal.v1.UnlockRequest
+	5,  // 47: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
+	7,  // 48: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
+	9,  // 49: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
+	11, // 50: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
+	13, // 51: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
+	16, // 52: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
+	19, // 53: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
+	21, // 54: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
+	27, // 55: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
+	23, // 56: shoal.v1.Control.GetClusterHealth:output_type -> shoal.v1.GetClusterHealthResponse
+	29, // 57: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
+	31, // 58: shoal.v1.Control.PromoteMember:output_type -> shoal.v1.PromoteMemberResponse
+	33, // 59: shoal.v1.Control.DemoteMember:output_type -> shoal.v1.DemoteMemberResponse
+	35, // 60: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
+	37, // 61: shoal.v1.Control.GetJoinToken:output_type -> shoal.v1.GetJoinTokenResponse
+	41, // 62: shoal.v1.Control.IssueClientCertificate:output_type -> shoal.v1.IssueClientCertificateResponse
+	40, // 63: shoal.v1.Control.RevokeCertificate:output_type -> shoal.v1.RevokeCertificateResponse
+	43, // 64: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	45, // 65: shoal.v1.Control.RotateDataKey:output_type -> shoal.v1.RotateDataKeyResponse
+	47, // 66: shoal.v1.Unlock.Unlock:output_type -> shoal.v1.UnlockResponse
+	47, // [47:67] is the sub-list for method output_type
+	27, // [27:47] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_api_control_proto_init() }
@@ -2846,8 +3021,8 @@ func file_api_control_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_control_proto_rawDesc), len(file_api_control_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   46,
+			NumEnums:      3,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -35,6 +35,7 @@ const (
 	Control_TransferLeadership_FullMethodName     = "/shoal.v1.Control/TransferLeadership"
 	Control_GetJoinToken_FullMethodName           = "/shoal.v1.Control/GetJoinToken"
 	Control_IssueClientCertificate_FullMethodName = "/shoal.v1.Control/IssueClientCertificate"
+	Control_RevokeCertificate_FullMethodName      = "/shoal.v1.Control/RevokeCertificate"
 	Control_GetUnlockKey_FullMethodName           = "/shoal.v1.Control/GetUnlockKey"
 	Control_RotateDataKey_FullMethodName          = "/shoal.v1.Control/RotateDataKey"
 )
@@ -94,8 +95,14 @@ type ControlClient interface {
 	// local administrator only.
 	GetJoinToken(ctx context.Context, in *GetJoinTokenRequest, opts ...grpc.CallOption) (*GetJoinTokenResponse, error)
 	// IssueClientCertificate signs a client certificate for a CSR, for remote
-	// use of the CLI. Managers and the local administrator only.
+	// use of the CLI, with the role asked for. Managers, admin certificates
+	// and the local administrator only.
 	IssueClientCertificate(ctx context.Context, in *IssueClientCertificateRequest, opts ...grpc.CallOption) (*IssueClientCertificateResponse, error)
+	// RevokeCertificate puts a client certificate's ID on the cluster's deny
+	// list, replicated through Raft: from then on every manager refuses its
+	// calls and its renewal (PERMISSION_DENIED). Managers, admin
+	// certificates and the local administrator only.
+	RevokeCertificate(ctx context.Context, in *RevokeCertificateRequest, opts ...grpc.CallOption) (*RevokeCertificateResponse, error)
 	// GetUnlockKey returns the key that unlocks this manager's data after a
 	// restart, when it runs with autolock; with rotate, a new unlock key
 	// replaces it (and a new data key the old one). The local administrator
@@ -293,6 +300,16 @@ func (c *controlClient) IssueClientCertificate(ctx context.Context, in *IssueCli
 	return out, nil
 }
 
+func (c *controlClient) RevokeCertificate(ctx context.Context, in *RevokeCertificateRequest, opts ...grpc.CallOption) (*RevokeCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeCertificateResponse)
+	err := c.cc.Invoke(ctx, Control_RevokeCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlClient) GetUnlockKey(ctx context.Context, in *GetUnlockKeyRequest, opts ...grpc.CallOption) (*GetUnlockKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetUnlockKeyResponse)
@@ -368,8 +385,14 @@ type ControlServer interface {
 	// local administrator only.
 	GetJoinToken(context.Context, *GetJoinTokenRequest) (*GetJoinTokenResponse, error)
 	// IssueClientCertificate signs a client certificate for a CSR, for remote
-	// use of the CLI. Managers and the local administrator only.
+	// use of the CLI, with the role asked for. Managers, admin certificates
+	// and the local administrator only.
 	IssueClientCertificate(context.Context, *IssueClientCertificateRequest) (*IssueClientCertificateResponse, error)
+	// RevokeCertificate puts a client certificate's ID on the cluster's deny
+	// list, replicated through Raft: from then on every manager refuses its
+	// calls and its renewal (PERMISSION_DENIED). Managers, admin
+	// certificates and the local administrator only.
+	RevokeCertificate(context.Context, *RevokeCertificateRequest) (*RevokeCertificateResponse, error)
 	// GetUnlockKey returns the key that unlocks this manager's data after a
 	// restart, when it runs with autolock; with rotate, a new unlock key
 	// replaces it (and a new data key the old one). The local administrator
@@ -436,6 +459,9 @@ func (UnimplementedControlServer) GetJoinToken(context.Context, *GetJoinTokenReq
 }
 func (UnimplementedControlServer) IssueClientCertificate(context.Context, *IssueClientCertificateRequest) (*IssueClientCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method IssueClientCertificate not implemented")
+}
+func (UnimplementedControlServer) RevokeCertificate(context.Context, *RevokeCertificateRequest) (*RevokeCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeCertificate not implemented")
 }
 func (UnimplementedControlServer) GetUnlockKey(context.Context, *GetUnlockKeyRequest) (*GetUnlockKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUnlockKey not implemented")
@@ -738,6 +764,24 @@ func _Control_IssueClientCertificate_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_RevokeCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).RevokeCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_RevokeCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).RevokeCertificate(ctx, req.(*RevokeCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Control_GetUnlockKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetUnlockKeyRequest)
 	if err := dec(in); err != nil {
@@ -836,6 +880,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "IssueClientCertificate",
 			Handler:    _Control_IssueClientCertificate_Handler,
+		},
+		{
+			MethodName: "RevokeCertificate",
+			Handler:    _Control_RevokeCertificate_Handler,
 		},
 		{
 			MethodName: "GetUnlockKey",

@@ -48,6 +48,13 @@ type DenyList interface {
 	IsRemoved(nodeID string) bool
 }
 
+// RevocationList says which certificates were revoked, by the node ID
+// (subject CN) they name. Like DenyList, it is called on every authorised
+// call and must be safe for concurrent use, fast, and never wait for Raft.
+type RevocationList interface {
+	IsRevoked(nodeID string) bool
+}
+
 // The ErrorInfo carried by the refusal of a removed node's call, so that the
 // node can tell it apart from any other refusal and stop itself.
 const (
@@ -57,6 +64,9 @@ const (
 	// ReasonNodeRemoved is the ErrorInfo reason of a call refused because
 	// its caller was removed from the cluster.
 	ReasonNodeRemoved = "NODE_REMOVED"
+	// ReasonCertificateRevoked is the ErrorInfo reason of a call refused
+	// because its caller's certificate was revoked.
+	ReasonCertificateRevoked = "CERTIFICATE_REVOKED"
 )
 
 // AuthorizerConfig configures an Authorizer.
@@ -65,6 +75,8 @@ type AuthorizerConfig struct {
 	Policy Policy
 	// DenyList refuses removed nodes; nil refuses none.
 	DenyList DenyList
+	// Revoked refuses revoked certificates; nil refuses none.
+	Revoked RevocationList
 	// Logger receives one log line per refused call; nil discards them.
 	Logger *slog.Logger
 }
@@ -81,6 +93,7 @@ type AuthorizerConfig struct {
 type Authorizer struct {
 	policy   Policy
 	denyList DenyList
+	revoked  RevocationList
 	logger   *slog.Logger
 }
 
@@ -110,7 +123,7 @@ func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Authorizer{policy: policy, denyList: cfg.DenyList, logger: logger}, nil
+	return &Authorizer{policy: policy, denyList: cfg.DenyList, revoked: cfg.Revoked, logger: logger}, nil
 }
 
 // Authorize decides whether the call with server context ctx may call
@@ -133,6 +146,9 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) (context.
 	if a.isRemoved(direct.NodeID) {
 		return nil, a.refuseRemoved(ctx, fullMethod, direct.NodeID)
 	}
+	if a.isRevoked(direct.NodeID) {
+		return nil, a.refuseRevoked(ctx, fullMethod, direct.NodeID)
+	}
 	caller := Caller{Identity: direct}
 	fwd, forwarded, err := forwardedIdentity(ctx, direct.ClusterID)
 	if forwarded {
@@ -148,6 +164,9 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) (context.
 		if a.isRemoved(fwd.NodeID) {
 			return nil, a.refuseRemoved(ctx, fullMethod, fwd.NodeID)
 		}
+		if a.isRevoked(fwd.NodeID) {
+			return nil, a.refuseRevoked(ctx, fullMethod, fwd.NodeID)
+		}
 		caller = Caller{Identity: fwd, ForwardedBy: direct.NodeID}
 	}
 	if !slices.Contains(access.Roles, caller.Role) {
@@ -159,6 +178,22 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) (context.
 
 func (a *Authorizer) isRemoved(nodeID string) bool {
 	return a.denyList != nil && a.denyList.IsRemoved(nodeID)
+}
+
+func (a *Authorizer) isRevoked(nodeID string) bool {
+	return a.revoked != nil && a.revoked.IsRevoked(nodeID)
+}
+
+// refuseRevoked refuses the call of a revoked certificate; the ErrorInfo
+// tells it apart from a wrong role.
+func (a *Authorizer) refuseRevoked(ctx context.Context, method, nodeID string) error {
+	a.logger.Info("refused a call with a revoked certificate", "method", method, "node_id", nodeID, "peer", peerAddr(ctx))
+	st, err := status.New(codes.PermissionDenied, "ca: this certificate was revoked").
+		WithDetails(&errdetails.ErrorInfo{Domain: ErrorDomain, Reason: ReasonCertificateRevoked, Metadata: map[string]string{"node_id": nodeID}})
+	if err != nil {
+		panic("ca: build certificate-revoked status: " + err.Error())
+	}
+	return st.Err()
 }
 
 // refuse logs a refusal at level and returns its status.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,45 @@ func TestRemovedNodeRefusal(t *testing.T) {
 	}
 	if id, _ := RemovedNode(err); id != holder.Identity().NodeID {
 		t.Fatalf("the refusal names node %q, want the caller %q", id, holder.Identity().NodeID)
+	}
+}
+
+// TestRevokedCertificateRefusal checks that every role of client
+// certificate is refused once revoked, on an open connection too, with a
+// reason of its own, and that another client is not.
+func TestRevokedCertificateRefusal(t *testing.T) {
+	m := startManager(t, managerOptions{})
+	ctx := testContext(t)
+	for _, role := range ClientRoles {
+		t.Run(string(role), func(t *testing.T) {
+			revoked := newHolder(t, issuePair(t, m.root, role, time.Now()))
+			other := newHolder(t, issuePair(t, m.root, role, time.Now()))
+			conn := dial(t, m.addr, ClientTLSConfig(m.root, revoked))
+			otherConn := dial(t, m.addr, ClientTLSConfig(m.root, other))
+			if _, err := callProbe(ctx, conn, probeClientAllowed); err != nil {
+				t.Fatalf("call before revocation: %v", err)
+			}
+			m.denyList.revoke(revoked.Identity().NodeID)
+			_, err := callProbe(ctx, conn, probeClientAllowed)
+			st := status.Convert(err)
+			if st.Code() != codes.PermissionDenied || IsNodeRemoved(err) || len(st.Details()) != 1 {
+				t.Fatalf("call after revocation = %v; want PermissionDenied with one detail, not a removal", err)
+			}
+			if info, ok := st.Details()[0].(*errdetails.ErrorInfo); !ok || info.GetReason() != ReasonCertificateRevoked {
+				t.Fatalf("refusal detail %v, want reason %s", st.Details()[0], ReasonCertificateRevoked)
+			}
+			// Renewal is refused too: a revocation outlives the certificate.
+			csr, _, err := NewCSR()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := api.NewCAClient(conn).RenewNodeCertificate(ctx, &api.RenewNodeCertificateRequest{Csr: csr}); status.Code(err) != codes.PermissionDenied {
+				t.Fatalf("renewal after revocation = %v, want PermissionDenied", err)
+			}
+			if _, err := callProbe(ctx, otherConn, probeClientAllowed); err != nil {
+				t.Fatalf("another certificate of the same role is refused: %v", err)
+			}
+		})
 	}
 }
 

@@ -15,8 +15,9 @@
 // to every manager through the replicated store (RootCA.MarshalPEM,
 // ParseRootCA), so every manager can issue certificates. A node certificate
 // (ECDSA P-256, 90 days by default) names the node ID in its subject CN,
-// the role ("manager" or "client") in OU and the cluster ID in O. Manager
-// certificates also carry the DNS name ManagerServerName, which every
+// the role in OU ("manager", or one of ClientRoles: "client-ro",
+// "client" for read-write, "client-admin") and the cluster ID in O.
+// Manager certificates also carry the DNS name ManagerServerName, which every
 // client dials, and may serve; client certificates may only dial. Keys are
 // generated on the node; the CA signs CSRs and never sees a node's key.
 //
@@ -39,7 +40,8 @@
 // roles may call which method; public methods (the CA's bootstrap calls)
 // need no certificate. A manager that forwards a call passes the original
 // caller's identity in metadata (ForwardingContext); only a manager may do
-// so. A DenyList refuses removed nodes whose certificates are still valid.
+// so. A DenyList refuses removed nodes whose certificates are still valid,
+// and a RevocationList revoked certificates.
 //
 // # Renewal
 //

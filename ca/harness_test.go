@@ -40,7 +40,7 @@ const (
 func probePolicy() Policy {
 	return Policy{
 		probeManagerOnly:   AllowRoles(RoleManager),
-		probeClientAllowed: AllowRoles(RoleManager, RoleClient),
+		probeClientAllowed: AllowRoles(append([]Role{RoleManager}, ClientRoles...)...),
 		probeRelay:         AllowRoles(RoleClient),
 		probeManagerStream: AllowRoles(RoleManager),
 	}
@@ -215,7 +215,7 @@ func startManager(t *testing.T, opts managerOptions) *testManager {
 	for k, v := range probePolicy() {
 		policy[k] = v
 	}
-	authz, err := NewAuthorizer(AuthorizerConfig{Policy: policy, DenyList: m.denyList, Logger: logger})
+	authz, err := NewAuthorizer(AuthorizerConfig{Policy: policy, DenyList: m.denyList, Revoked: m.denyList, Logger: logger})
 	if err != nil {
 		t.Fatalf("NewAuthorizer: %v", err)
 	}

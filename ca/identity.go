@@ -14,9 +14,19 @@ const (
 	// RoleManager is a manager: it takes part in Raft, serves the remote API
 	// and may sign certificates.
 	RoleManager Role = "manager"
-	// RoleClient is a client of the remote API, such as the CLI.
+	// RoleClient is a client of the remote API, such as the CLI, that
+	// reads, writes and watches objects (read-write).
 	RoleClient Role = "client"
+	// RoleReader is a client that reads and watches objects only.
+	RoleReader Role = "client-ro"
+	// RoleAdmin is a client that may also change the membership, hand out
+	// join tokens and certificates, and revoke certificates.
+	RoleAdmin Role = "client-admin"
 )
+
+// ClientRoles are the roles of client certificates, from the least to the
+// most allowed.
+var ClientRoles = []Role{RoleReader, RoleClient, RoleAdmin}
 
 // ManagerServerName is the DNS name in every manager certificate, and the
 // only one. Clients and managers dial with tls.Config.ServerName set to it,
@@ -34,8 +44,17 @@ const maxIDLength = 64
 
 // Valid reports whether r is a role this package issues.
 func (r Role) Valid() bool {
-	return r == RoleManager || r == RoleClient
+	return r == RoleManager || r.IsClient()
 }
+
+// IsClient reports whether r is one of ClientRoles.
+func (r Role) IsClient() bool {
+	return r == RoleReader || r == RoleClient || r == RoleAdmin
+}
+
+// ValidateNodeID returns an error wrapping ErrInvalidIdentity unless id is
+// a valid node ID: 1 to 64 letters, digits, '.', '_' and '-'.
+func ValidateNodeID(id string) error { return validateID("node ID", id) }
 
 // Identity is who a certificate names: subject CN, OU and O.
 type Identity struct {

@@ -96,6 +96,22 @@ func (a *memAuthority) setToken(role Role, token string) {
 type memDenyList struct {
 	mu      sync.Mutex
 	removed map[string]bool
+	revoked map[string]bool
+}
+
+func (d *memDenyList) IsRevoked(nodeID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.revoked[nodeID]
+}
+
+func (d *memDenyList) revoke(nodeID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.revoked == nil {
+		d.revoked = map[string]bool{}
+	}
+	d.revoked[nodeID] = true
 }
 
 func (d *memDenyList) IsRemoved(nodeID string) bool {

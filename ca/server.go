@@ -107,7 +107,7 @@ func CAPolicy() Policy {
 	return Policy{
 		api.CA_GetRootCACertificate_FullMethodName: AllowAnyone(),
 		api.CA_IssueNodeCertificate_FullMethodName: AllowAnyone(),
-		api.CA_RenewNodeCertificate_FullMethodName: AllowRoles(RoleManager, RoleClient),
+		api.CA_RenewNodeCertificate_FullMethodName: AllowRoles(append([]Role{RoleManager}, ClientRoles...)...),
 	}
 }
 

@@ -145,8 +145,24 @@ func describeTarget(cfg Config) string {
 	return strings.Join(cfg.Addrs, ",")
 }
 
-// checkServing asks the health service whether the manager serves.
+// checkServing asks the health service whether the manager serves. A
+// manager that is starting up (it answers NOT_SERVING until it has joined
+// its cluster) is asked again until ctx ends; one that cannot be reached is
+// reported at once.
 func (c *Client) checkServing(ctx context.Context) error {
+	delay := retryFirstDelay
+	for {
+		err := c.checkServingOnce(ctx)
+		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "is not serving") {
+			return err
+		}
+		if !waitRetry(ctx, &delay) {
+			return err
+		}
+	}
+}
+
+func (c *Client) checkServingOnce(ctx context.Context) error {
 	resp, err := c.health.Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil {
 		switch status.Code(err) {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,7 +142,7 @@ func TestNewFailsUnavailable(t *testing.T) {
 	}{
 		{"nothing listens", Config{Addrs: []string{closedAddr(t)}, DialTimeout: 2 * time.Second}},
 		{"no socket file", Config{SocketPath: filepath.Join(t.TempDir(), "control.sock")}},
-		{"not serving", Config{Addrs: []string{notServing.Addr().String()}}},
+		{"not serving", Config{Addrs: []string{notServing.Addr().String()}, DialTimeout: 300 * time.Millisecond}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,6 +151,46 @@ func TestNewFailsUnavailable(t *testing.T) {
 				t.Fatalf("New: %v, want UNAVAILABLE", err)
 			}
 		})
+	}
+}
+
+// startingHealth answers NOT_SERVING to the first check, as a manager
+// that is starting up does, and SERVING from then on.
+type startingHealth struct {
+	*health.Server
+	calls atomic.Int32
+}
+
+func (h *startingHealth) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	resp, err := h.Server.Check(ctx, req)
+	if h.calls.Add(1) == 1 {
+		h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	}
+	return resp, err
+}
+
+// New waits for a manager that is starting up to serve, within its dial
+// timeout, instead of failing.
+func TestNewWaitsForAManagerThatIsStartingUp(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(transport.ServerOptions()...)
+	api.RegisterControlServer(srv, &fakeControl{})
+	h := &startingHealth{Server: health.NewServer()}
+	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(srv, h)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+
+	c, err := New(context.Background(), Config{Addrs: []string{lis.Addr().String()}, DialTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("New on a manager that starts serving: %v", err)
+	}
+	c.Close()
+	if n := h.calls.Load(); n < 2 {
+		t.Errorf("New checked the manager %d times, want it asked again after NOT_SERVING", n)
 	}
 }
 

@@ -9,14 +9,23 @@ import (
 // ClusterInfo returns the cluster as the called manager sees it: its ID,
 // the leader, the term and indexes, and how many managers are reachable.
 func (c *Client) ClusterInfo(ctx context.Context) (*api.GetClusterInfoResponse, error) {
-	return c.control.GetClusterInfo(ctx, &api.GetClusterInfoRequest{})
+	var resp *api.GetClusterInfoResponse
+	err := withRetry(ctx, always, func(ctx context.Context) (err error) {
+		resp, err = c.control.GetClusterInfo(ctx, &api.GetClusterInfoRequest{}, callOptions(ctx)...)
+		return err
+	})
+	return resp, err
 }
 
 // Members returns the managers as the leader sees them (with match
 // indexes), or as the called manager sees them when there is no leader,
 // and the Raft ID of the manager that answered.
 func (c *Client) Members(ctx context.Context) ([]*api.Member, uint64, error) {
-	resp, err := c.control.ListMembers(ctx, &api.ListMembersRequest{})
+	var resp *api.ListMembersResponse
+	err := withRetry(ctx, always, func(ctx context.Context) (err error) {
+		resp, err = c.control.ListMembers(ctx, &api.ListMembersRequest{}, callOptions(ctx)...)
+		return err
+	})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -51,7 +60,15 @@ func (c *Client) DemoteMember(ctx context.Context, id string) error {
 // Raft ID in hex; empty: the most up-to-date reachable one) and returns
 // the new leader's Raft ID.
 func (c *Client) TransferLeadership(ctx context.Context, to string) (uint64, error) {
-	resp, err := c.control.TransferLeadership(ctx, &api.TransferLeadershipRequest{To: to})
+	may := always // a transfer to the member that leads already succeeds at once
+	if to == "" {
+		may = ifNotApplied // a repeat would move leadership once more
+	}
+	var resp *api.TransferLeadershipResponse
+	err := withRetry(ctx, may, func(ctx context.Context) (err error) {
+		resp, err = c.control.TransferLeadership(ctx, &api.TransferLeadershipRequest{To: to}, callOptions(ctx)...)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}

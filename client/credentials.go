@@ -14,7 +14,15 @@ import (
 // rotate, a new token replaces it first and the old one stops working.
 // Managers and the local administrator only.
 func (c *Client) JoinToken(ctx context.Context, rotate bool) (string, error) {
-	resp, err := c.control.GetJoinToken(ctx, &api.GetJoinTokenRequest{Rotate: rotate})
+	may := always // reading the token, also while the first leader has not created it yet
+	if rotate {
+		may = ifNotApplied // a repeat would rotate it once more
+	}
+	var resp *api.GetJoinTokenResponse
+	err := withRetry(ctx, may, func(ctx context.Context) (err error) {
+		resp, err = c.control.GetJoinToken(ctx, &api.GetJoinTokenRequest{Rotate: rotate}, callOptions(ctx)...)
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
@@ -30,19 +38,40 @@ type ClientCertificate struct {
 	RootCAPEM      []byte
 }
 
-// IssueClientCertificate makes a key here and has the cluster sign a client
-// certificate for it, for remote use of the Control API. Managers and the
-// local administrator only.
+// IssueClientCertificate makes a key here and has the cluster sign a
+// read-write client certificate for it, for remote use of the Control API.
+// Managers, admin certificates and the local administrator only.
 func (c *Client) IssueClientCertificate(ctx context.Context) (ClientCertificate, error) {
+	return c.IssueClientCertificateWithRole(ctx, api.ClientRole_CLIENT_ROLE_READ_WRITE)
+}
+
+// IssueClientCertificateWithRole is IssueClientCertificate for a
+// certificate of the given role: read-only (read and watch), read-write
+// (also write objects) or admin (also membership, join tokens,
+// certificates).
+func (c *Client) IssueClientCertificateWithRole(ctx context.Context, role api.ClientRole) (ClientCertificate, error) {
 	csr, key, err := ca.NewCSR()
 	if err != nil {
 		return ClientCertificate{}, err
 	}
-	resp, err := c.control.IssueClientCertificate(ctx, &api.IssueClientCertificateRequest{Csr: csr})
+	resp, err := c.control.IssueClientCertificate(ctx, &api.IssueClientCertificateRequest{Csr: csr, Role: role})
 	if err != nil {
 		return ClientCertificate{}, err
 	}
 	return ClientCertificate{NodeID: resp.GetNodeId(), CertificatePEM: resp.GetCertificate(), KeyPEM: key, RootCAPEM: resp.GetRootCa()}, nil
+}
+
+// RevokeCertificate puts the client certificate with client ID id on the
+// cluster's deny list: every manager then refuses its calls and its
+// renewal. It reports whether id was revoked already. Managers, admin
+// certificates and the local administrator only.
+func (c *Client) RevokeCertificate(ctx context.Context, id string) (already bool, err error) {
+	var resp *api.RevokeCertificateResponse
+	err = withRetry(ctx, always, func(ctx context.Context) (err error) {
+		resp, err = c.control.RevokeCertificate(ctx, &api.RevokeCertificateRequest{Id: id}, callOptions(ctx)...)
+		return err
+	})
+	return resp.GetAlready(), err
 }
 
 // LoadTLS returns the TLS configuration for reaching managers with the

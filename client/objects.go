@@ -78,20 +78,22 @@ type Update struct {
 
 // Create creates obj (its kind, name, labels and spec; the rest is set by
 // the store) and returns the stored object. A taken name fails with
-// IsExists.
+// IsExists. It retries through elections and broken connections within
+// ctx, and a retry that finds the object its earlier attempt created
+// returns it (see retry.go for what that check cannot tell apart).
 func (c *Client) Create(ctx context.Context, obj *api.Object) (*api.Object, error) {
-	resp, err := c.control.CreateObject(ctx, &api.CreateObjectRequest{Object: obj})
-	if err != nil {
-		return nil, err
-	}
-	return resp.GetObject(), nil
+	return c.createRetrying(ctx, obj)
 }
 
 // Get returns the object of kind named nameOrID (its name, else its id).
 func (c *Client) Get(ctx context.Context, kind, nameOrID string, opts ...ReadOption) (*api.Object, error) {
-	resp, err := c.control.GetObject(ctx, &api.GetObjectRequest{
-		Ref:         &api.ObjectRef{Kind: kind, NameOrId: nameOrID},
-		Consistency: readOpts(opts).consistency.proto(),
+	var resp *api.GetObjectResponse
+	err := withRetry(ctx, always, func(ctx context.Context) (err error) {
+		resp, err = c.control.GetObject(ctx, &api.GetObjectRequest{
+			Ref:         &api.ObjectRef{Kind: kind, NameOrId: nameOrID},
+			Consistency: readOpts(opts).consistency.proto(),
+		}, callOptions(ctx)...)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -102,6 +104,16 @@ func (c *Client) Get(ctx context.Context, kind, nameOrID string, opts ...ReadOpt
 // List returns every object sel matches, in name order, and the store
 // version the list was read at (a watch from that version misses nothing).
 func (c *Client) List(ctx context.Context, sel Selector, opts ...ReadOption) ([]*api.Object, uint64, error) {
+	var objs []*api.Object
+	var version uint64
+	err := withRetry(ctx, always, func(ctx context.Context) (err error) {
+		objs, version, err = c.list(ctx, sel, opts)
+		return err
+	})
+	return objs, version, err
+}
+
+func (c *Client) list(ctx context.Context, sel Selector, opts []ReadOption) ([]*api.Object, uint64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.control.ListObjects(ctx, &api.ListObjectsRequest{
@@ -109,7 +121,7 @@ func (c *Client) List(ctx context.Context, sel Selector, opts ...ReadOption) ([]
 		NamePrefix:  sel.NamePrefix,
 		Labels:      sel.Labels,
 		Consistency: readOpts(opts).consistency.proto(),
-	})
+	}, callOptions(ctx)...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -131,7 +143,13 @@ func (c *Client) List(ctx context.Context, sel Selector, opts ...ReadOption) ([]
 // Update changes the object of kind named nameOrID and returns it as
 // stored.
 func (c *Client) Update(ctx context.Context, kind, nameOrID string, u Update) (*api.Object, error) {
-	resp, err := c.control.UpdateObject(ctx, updateRequest(kind, nameOrID, u))
+	// Only an attempt that changed nothing is repeated: one that may have
+	// been applied, repeated, could undo the writes of others made since.
+	var resp *api.UpdateObjectResponse
+	err := withRetry(ctx, ifNotApplied, func(ctx context.Context) (err error) {
+		resp, err = c.control.UpdateObject(ctx, updateRequest(kind, nameOrID, u), callOptions(ctx)...)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -155,9 +173,13 @@ func updateRequest(kind, nameOrID string, u Update) *api.UpdateObjectRequest {
 // Delete deletes the object of kind named nameOrID, if its version is
 // expectedVersion (0: any), and returns the version of the deletion.
 func (c *Client) Delete(ctx context.Context, kind, nameOrID string, expectedVersion uint64) (uint64, error) {
-	resp, err := c.control.DeleteObject(ctx, &api.DeleteObjectRequest{
-		Ref:             &api.ObjectRef{Kind: kind, NameOrId: nameOrID},
-		ExpectedVersion: expectedVersion,
+	var resp *api.DeleteObjectResponse
+	err := withRetry(ctx, ifNotApplied, func(ctx context.Context) (err error) {
+		resp, err = c.control.DeleteObject(ctx, &api.DeleteObjectRequest{
+			Ref:             &api.ObjectRef{Kind: kind, NameOrId: nameOrID},
+			ExpectedVersion: expectedVersion,
+		}, callOptions(ctx)...)
+		return err
 	})
 	if err != nil {
 		return 0, err
@@ -190,7 +212,11 @@ func DeleteOp(kind, nameOrID string, expectedVersion uint64) Op {
 // the created or updated objects in the order of ops (a deletion gives an
 // object with only kind, id and version) and the version of the entry.
 func (c *Client) Transaction(ctx context.Context, ops ...Op) ([]*api.Object, uint64, error) {
-	resp, err := c.control.Transaction(ctx, &api.TransactionRequest{Ops: ops})
+	var resp *api.TransactionResponse
+	err := withRetry(ctx, ifNotApplied, func(ctx context.Context) (err error) {
+		resp, err = c.control.Transaction(ctx, &api.TransactionRequest{Ops: ops}, callOptions(ctx)...)
+		return err
+	})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -3,8 +3,10 @@ package clusterrpc
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/shoal-project/shoal/ca"
@@ -32,35 +34,98 @@ func WithoutForwardMark(ctx context.Context) context.Context {
 	return metadata.NewIncomingContext(ctx, md)
 }
 
-// LeaderConn returns a connection to the leader, waiting up to two
-// election timeouts (or ctx) for one to be elected, and the outgoing
-// context to use on it, which marks the call as forwarded on behalf of its
-// caller. It fails with raft.ErrNoLeader when there is none, and with a
+// LeaderConn returns a connection to the leader, ready to carry a call,
+// and the outgoing context to use on it, which marks the call as
+// forwarded on behalf of its caller. It waits, as long as ctx allows, for a
+// leader to be elected and for its connection to be up: a leader that
+// cannot be reached (it crashed, and the others have not noticed yet) is
+// waited out until another one is elected. So a call is never sent to a
+// dead leader's address, and the wait is the caller's deadline, nothing
+// shorter. It fails with raft.ErrNoLeader when ctx ends first, and with a
 // *raft.NotLeaderError when ctx's call was itself forwarded, or when n
 // leads (the caller should serve the call instead).
 func LeaderConn(ctx context.Context, n *raft.Node) (context.Context, *grpc.ClientConn, error) {
 	if IsForwarded(ctx) {
 		return nil, nil, n.NotLeader()
 	}
-	wctx, cancel := context.WithTimeout(ctx, 2*n.ElectionTimeout())
-	err := n.WaitForLeader(wctx)
-	cancel()
-	if err != nil {
-		return nil, nil, err
+	for {
+		if err := n.WaitForLeader(ctx); err != nil {
+			return nil, nil, err
+		}
+		leader := n.Leader()
+		if leader == n.ID() {
+			return nil, nil, n.NotLeader()
+		}
+		conn, err := n.PeerConn(leader)
+		if err == nil && waitReady(ctx, n, leader, conn) {
+			fctx, err := forwardingContext(ctx, n.NodeID())
+			if err != nil {
+				return nil, nil, err
+			}
+			return fctx, conn, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("%w: the leader %x could not be reached: %w", raft.ErrNoLeader, leader, ctx.Err())
+		}
+		if err != nil {
+			// No connection to that member yet (it is new, or going):
+			// the leadership or the membership changes soon.
+			if b := (Backoff{Max: leaderPoll(n), next: leaderPoll(n)}); !b.Wait(ctx) {
+				return nil, nil, fmt.Errorf("%w: no connection to the leader %x: %w", raft.ErrNoLeader, leader, err)
+			}
+		}
 	}
-	leader := n.Leader()
-	if leader == n.ID() {
-		return nil, nil, n.NotLeader()
+}
+
+// waitReady waits until conn, to the leader, is ready, and reports whether
+// it is; it gives up when leadership moves away from leader or ctx ends.
+func waitReady(ctx context.Context, n *raft.Node, leader uint64, conn *grpc.ClientConn) bool {
+	conn.Connect()
+	for {
+		st := conn.GetState()
+		if st == connectivity.Ready {
+			return true
+		}
+		if n.Leader() != leader || ctx.Err() != nil {
+			return false
+		}
+		// Wake on a change of the connection, and now and then to look
+		// at the leadership, which has no channel of its own here.
+		wctx, cancel := context.WithTimeout(ctx, leaderPoll(n))
+		conn.WaitForStateChange(wctx, st)
+		cancel()
 	}
-	conn, err := n.PeerConn(leader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: no connection to the leader %x: %w", raft.ErrNoLeader, leader, err)
+}
+
+// leaderPoll is how often a forwarding manager looks again at who leads
+// while it waits: often enough to follow an election closely.
+func leaderPoll(n *raft.Node) time.Duration {
+	return max(n.ElectionTimeout()/10, time.Millisecond)
+}
+
+// Backoff spaces the attempts of a call that changed nothing: from a
+// millisecond up, doubling, to Max, so that the first attempts follow an
+// election closely and the later ones do not spin.
+type Backoff struct {
+	Max  time.Duration
+	next time.Duration
+}
+
+// Wait waits out the next delay, and reports false, at once, when ctx ends
+// first.
+func (b *Backoff) Wait(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return false
 	}
-	fctx, err := forwardingContext(ctx, n.NodeID())
-	if err != nil {
-		return nil, nil, err
+	b.next = min(max(2*b.next, time.Millisecond), max(b.Max, time.Millisecond))
+	t := time.NewTimer(b.next)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
-	return fctx, conn, nil
 }
 
 // forwardingContext marks ctx's call as forwarded on behalf of its caller,

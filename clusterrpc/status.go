@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/raft/membership"
 )
@@ -22,6 +23,9 @@ func ToStatus(err error) error {
 		return err
 	}
 	code := codes.Unknown
+	if nothingDone(err) {
+		return api.NotApplied(status.New(codes.Unavailable, err.Error())).Err()
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
@@ -45,6 +49,14 @@ func ToStatus(err error) error {
 		code = codes.InvalidArgument
 	}
 	return status.Error(code, err.Error())
+}
+
+// nothingDone reports the node's errors after which a call certainly
+// changed nothing: no leader, not the leader, a dropped proposal, a node
+// that is not running. ErrLostLeadership is not one: its entry may commit.
+func nothingDone(err error) bool {
+	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrNoLeader) || errors.Is(err, raft.ErrStopped) ||
+		errors.Is(err, raft.ErrNotStarted) || errors.Is(err, raft.ErrProposalDropped)
 }
 
 // errorFromStatus returns the message of a gRPC status error with its code,

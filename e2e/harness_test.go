@@ -152,7 +152,9 @@ func (m *managerProc) register() {
 	m.t.Helper()
 	if joinAddr := flagValue(m.args, "--join"); joinAddr == "" {
 		m.clientDir = filepath.Join(m.dir, "client")
-		mustShoal(m.t, "cluster", "client-cert", "--out", m.clientDir, "--socket", m.socket())
+		// The operator's certificate: admin, so that tests change the
+		// membership over TCP too (roles_test.go tests the others).
+		mustShoal(m.t, "cluster", "client-cert", "--role", "admin", "--out", m.clientDir, "--socket", m.socket())
 	} else {
 		through, _ := managers.Load(joinAddr)
 		m.clientDir = through.(*managerProc).clientDir

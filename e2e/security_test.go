@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -57,10 +59,15 @@ func TestJoinTokensAndClientCertificates(t *testing.T) {
 	if r.code != 5 {
 		t.Fatalf("a certificate of another cluster: exit %d, want 5\n%s", r.code, r.stderr)
 	}
+	if strings.Contains(r.stderr, "start one with") || !strings.Contains(r.stderr, "--tls-ca") {
+		t.Errorf("a certificate of another cluster: the error should point at the certificates, not at starting a manager: %s", r.stderr)
+	}
 
-	// A client certificate reads and writes, but cannot get the join token.
-	mustShoal(t, "create", "item", "remote", "--host", first.addr)
-	r = shoal(t, "cluster", "join-token", "manager", "--host", first.addr)
+	// A read-write client certificate reads and writes, but cannot get the
+	// join token.
+	rw, _ := clientCert(t, first, "rw")
+	mustShoal(t, append([]string{"create", "item", "remote", "--host", first.addr}, rw...)...)
+	r = shoal(t, append([]string{"cluster", "join-token", "manager", "--host", first.addr}, rw...)...)
 	if r.code != 6 || !strings.Contains(r.stderr, "permission denied") {
 		t.Fatalf("a client certificate got the join token: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -101,4 +108,37 @@ func TestAutolock(t *testing.T) {
 	}
 	m.waitServing()
 	mustShoal(t, "get", "item", "sealed", "--socket", m.socket())
+	// An unlocked manager has nothing to unlock: that is no error.
+	r = shoalStdin(t, key+"\n", "unlock", "--socket", m.socket())
+	if r.code != 0 || !strings.Contains(r.stdout, "not locked") {
+		t.Errorf("unlock of an unlocked manager: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// A manager that is locked says so, without the hint to start one.
+	if err := m.terminate(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	m.start()
+	waitFor(t, 20*time.Second, "the restarted manager to say it is locked", func() (bool, string) {
+		r := shoal(t, "cluster", "info", "--socket", m.socket(), "--timeout", "2s")
+		return r.code == 5 && strings.Contains(r.stderr, "manager is locked"), r.stderr
+	})
+	if r := shoal(t, "cluster", "info", "--socket", m.socket(), "--timeout", "2s"); strings.Contains(r.stderr, "start one with") {
+		t.Errorf("a locked manager's answer suggests starting one: %s", r.stderr)
+	}
+}
+
+// The join token can be asked for as soon as the first manager's socket
+// exists, before its first term has created the cluster object: the call
+// waits for it instead of failing (README's walkthrough did this).
+func TestJoinTokenRightAfterTheFirstStart(t *testing.T) {
+	t.Parallel()
+	m := launchManager(t, "m1", filepath.Join(shortTempDir(t), "m1"), "127.0.0.1:0")
+	waitFor(t, 30*time.Second, "the control socket", func() (bool, string) {
+		_, err := os.Stat(m.socket())
+		return err == nil, fmt.Sprint(err)
+	})
+	r := shoal(t, "cluster", "join-token", "manager", "-q", "--socket", m.socket())
+	if r.code != 0 || !strings.HasPrefix(strings.TrimSpace(r.stdout), "SHLTKN-1-") {
+		t.Fatalf("join-token right after the start: exit %d, %q\n%s", r.code, r.stdout, r.stderr)
+	}
 }

@@ -46,22 +46,31 @@ func toMembers(st raft.Status) []*api.Member {
 }
 
 // ListMembers answers from the leader, which alone knows how far each
-// member has replicated; without a leader, this manager answers with what
-// it sees.
+// member has replicated. When no leader is elected and answers within an
+// election timeout (an election that takes longer, a leader that just
+// died, a quorum lost), this manager answers with what it sees, so that an
+// operator sees a cluster that lost its quorum instead of an error; the
+// answer names who answered (AnsweredBy).
 func (s *controlServer) ListMembers(ctx context.Context, req *api.ListMembersRequest) (*api.ListMembersResponse, error) {
+	n := s.m.node
 	local := func(context.Context) (*api.ListMembersResponse, error) {
-		st, err := s.m.node.Status()
+		st, err := n.Status()
 		if err != nil {
 			return nil, err
 		}
 		return &api.ListMembersResponse{Members: toMembers(st), AnsweredBy: st.ID}, nil
 	}
-	resp, err := onLeader(ctx, s, local, func(ctx context.Context, c api.ControlClient) (*api.ListMembersResponse, error) {
+	lctx, cancel := context.WithTimeout(ctx, n.ElectionTimeout())
+	defer cancel()
+	resp, err := leaderAttempt(lctx, s, local, func(ctx context.Context, c api.ControlClient) (*api.ListMembersResponse, error) {
 		return c.ListMembers(ctx, req)
 	})
-	if status.Code(err) == codes.Unavailable && !clusterrpc.IsForwarded(ctx) {
-		resp, err = local(ctx)
-		return resp, toStatus(err)
+	if err != nil && ctx.Err() == nil && !clusterrpc.IsForwarded(ctx) {
+		switch status.Code(err) {
+		case codes.Unavailable, codes.DeadlineExceeded:
+			resp, err = local(ctx)
+			return resp, toStatus(err)
+		}
 	}
 	return resp, err
 }

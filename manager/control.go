@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/ca"
 	"github.com/shoal-project/shoal/clusterrpc"
+	"github.com/shoal-project/shoal/raft"
 	"github.com/shoal-project/shoal/store"
 )
 
@@ -37,8 +39,26 @@ type controlServer struct {
 }
 
 // onLeader runs local when this manager leads, and otherwise forwards the
-// call to the leader through remote, once.
+// call to the leader through remote. It keeps at it for as long as the
+// caller's deadline allows while the attempts certainly changed nothing
+// (no leader yet, an unreachable or deposed leader, a dropped proposal),
+// so that an election is a delay, not an error; it returns as soon as an
+// attempt may have changed something, or failed for another reason. A
+// call forwarded here is not retried: the manager that forwarded it does.
 func onLeader[T any](ctx context.Context, s *controlServer, local func(context.Context) (T, error),
+	remote func(context.Context, api.ControlClient) (T, error)) (T, error) {
+	n := s.m.node
+	backoff := clusterrpc.Backoff{Max: n.ElectionTimeout() / 2}
+	for {
+		res, err := leaderAttempt(ctx, s, local, remote)
+		if err == nil || !api.IsNotApplied(err) || clusterrpc.IsForwarded(ctx) || !backoff.Wait(ctx) {
+			return res, err
+		}
+	}
+}
+
+// leaderAttempt is one attempt of onLeader.
+func leaderAttempt[T any](ctx context.Context, s *controlServer, local func(context.Context) (T, error),
 	remote func(context.Context, api.ControlClient) (T, error)) (T, error) {
 	n := s.m.node
 	if id := n.ID(); id != 0 && n.Leader() == id {
@@ -54,6 +74,20 @@ func onLeader[T any](ctx context.Context, s *controlServer, local func(context.C
 	}
 	res, err := remote(fctx, api.NewControlClient(conn))
 	return res, forwardedError(err, s.m.sec.identity.NodeID)
+}
+
+// linearizableRead brings this manager's store up to date with every write
+// acknowledged before it was called: a ReadIndex round through the
+// leader. A round that found no leader, or timed out, is run again for as
+// long as ctx allows, so that a read waits out an election.
+func (m *Manager) linearizableRead(ctx context.Context) error {
+	backoff := clusterrpc.Backoff{Max: m.node.ElectionTimeout() / 2}
+	for {
+		err := m.node.LinearizableRead(ctx)
+		if err == nil || errors.Is(err, raft.ErrStopped) || status.Code(toStatus(err)) != codes.Unavailable || !backoff.Wait(ctx) {
+			return toStatus(err)
+		}
+	}
 }
 
 // forwardedError is what the caller of a call this manager forwarded gets
@@ -87,7 +121,7 @@ func (s *controlServer) read(ctx context.Context, c api.ReadConsistency) error {
 	if c == api.ReadConsistency_READ_CONSISTENCY_SERIALIZABLE {
 		return nil
 	}
-	return toStatus(s.m.node.LinearizableRead(ctx))
+	return s.m.linearizableRead(ctx)
 }
 
 // refuseBuiltin refuses a write to the kinds that describe the cluster:
@@ -192,9 +226,24 @@ func (s *controlServer) UpdateObject(ctx context.Context, req *api.UpdateObjectR
 		return nil, err
 	}
 	return onLeader(ctx, s, func(ctx context.Context) (*api.UpdateObjectResponse, error) {
-		res, err := s.updateRetrying(ctx, req.GetExpectedVersion() == 0, func(tx store.Tx) error {
-			return updateInTx(tx, req)
-		})
+		update := func(tx store.Tx) error { return updateInTx(tx, req, true) }
+		res, err := s.updateRetrying(ctx, req.GetExpectedVersion() == 0, update)
+		if errors.Is(err, errUnchanged) {
+			// Nothing to change in this manager's store, which may be
+			// behind: only once it is up to date is "unchanged" the answer.
+			if err = s.m.linearizableRead(ctx); err != nil {
+				return nil, err
+			}
+			res, err = s.updateRetrying(ctx, req.GetExpectedVersion() == 0, update)
+		}
+		if errors.Is(err, errUnchanged) {
+			var cur *api.Object
+			s.m.store.View(func(tx store.ReadTx) { cur, err = resolve(tx, req.GetRef()) })
+			if err != nil {
+				return nil, err
+			}
+			return &api.UpdateObjectResponse{Object: publicObject(cur)}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -227,7 +276,7 @@ func (s *controlServer) updateRetrying(ctx context.Context, retry bool, fn func(
 	for attempt := 1; ; attempt++ {
 		res, err := s.m.store.Update(ctx, fn)
 		if errors.Is(err, store.ErrNotFound) && !confirmed {
-			if rerr := s.m.node.LinearizableRead(ctx); rerr != nil {
+			if rerr := s.m.linearizableRead(ctx); rerr != nil {
 				return nil, rerr
 			}
 			confirmed = true
@@ -240,7 +289,15 @@ func (s *controlServer) updateRetrying(ctx context.Context, retry bool, fn func(
 	}
 }
 
-func updateInTx(tx store.Tx, req *api.UpdateObjectRequest) error {
+// errUnchanged is updateInTx's answer to an update that would change
+// nothing (the same spec, name and labels): no new version is written.
+var errUnchanged = errors.New("the update changes nothing")
+
+// updateInTx applies req to the object it names. With skipUnchanged, an
+// update that would leave the object as it is (a label removed that it
+// does not have, the same spec again) writes nothing and returns
+// errUnchanged, unless its expected version does not match.
+func updateInTx(tx store.Tx, req *api.UpdateObjectRequest, skipUnchanged bool) error {
 	cur, err := resolve(tx, req.GetRef())
 	if err != nil {
 		return err
@@ -265,6 +322,10 @@ func updateInTx(tx store.Tx, req *api.UpdateObjectRequest) error {
 	}
 	if v := req.GetExpectedVersion(); v != 0 {
 		o.Version = v
+	}
+	if skipUnchanged && o.GetVersion() == cur.GetVersion() && o.GetName() == cur.GetName() &&
+		bytes.Equal(o.GetSpec(), cur.GetSpec()) && maps.Equal(o.GetLabels(), cur.GetLabels()) {
+		return errUnchanged
 	}
 	return tx.Update(o)
 }
@@ -337,7 +398,7 @@ func (s *controlServer) Transaction(ctx context.Context, req *api.TransactionReq
 						_, err = tx.Create(o.Create.GetObject())
 					}
 				case *api.TransactionOp_Update:
-					err = updateInTx(tx, o.Update)
+					err = updateInTx(tx, o.Update, false)
 				case *api.TransactionOp_Delete:
 					err = deleteInTx(tx, o.Delete)
 				}

@@ -96,3 +96,47 @@ func TestForwardedError(t *testing.T) {
 		})
 	}
 }
+
+// An update that would change nothing (a label removed that the object
+// does not have, the spec it has already) writes no new version; one that
+// changes something does, and an expected version still has to match.
+func TestUpdateThatChangesNothingWritesNoVersion(t *testing.T) {
+	tm := startCluster(t, 1)[0]
+	c := tm.dialSocket()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	created, err := c.CreateObject(ctx, &api.CreateObjectRequest{Object: &api.Object{Kind: "item", Name: "web",
+		Labels: map[string]string{"a": "1"}, Spec: []byte(`{"n":1}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := created.GetObject().GetVersion()
+	ref := &api.ObjectRef{Kind: "item", NameOrId: "web"}
+	tests := []struct {
+		name     string
+		req      *api.UpdateObjectRequest
+		wantCode codes.Code
+		changed  bool
+	}{
+		{"remove a missing label", &api.UpdateObjectRequest{Ref: ref, RemoveLabels: []string{"missing"}}, codes.OK, false},
+		{"the same spec and label", &api.UpdateObjectRequest{Ref: ref, Spec: []byte(`{"n":1}`), SetLabels: map[string]string{"a": "1"}}, codes.OK, false},
+		{"unchanged, but a stale expected version", &api.UpdateObjectRequest{Ref: ref, RemoveLabels: []string{"missing"}, ExpectedVersion: v - 1}, codes.Aborted, false},
+		{"remove a label it has", &api.UpdateObjectRequest{Ref: ref, RemoveLabels: []string{"a"}}, codes.OK, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := c.UpdateObject(ctx, tt.req)
+			if status.Code(err) != tt.wantCode {
+				t.Fatalf("update: %v, want %v", err, tt.wantCode)
+			}
+			if err != nil {
+				return
+			}
+			got := resp.GetObject().GetVersion()
+			if tt.changed != (got != v) {
+				t.Errorf("version %d after the update, was %d: changed %v, want %v", got, v, got != v, tt.changed)
+			}
+			v = got
+		})
+	}
+}

@@ -26,22 +26,15 @@ func (s *controlServer) GetJoinToken(ctx context.Context, req *api.GetJoinTokenR
 	return onLeader(ctx, s, func(ctx context.Context) (*api.GetJoinTokenResponse, error) {
 		var token string
 		_, err := s.m.store.Update(ctx, func(tx store.Tx) error {
-			o, err := tx.GetByName(store.KindCluster, clusterObjectName)
-			if err != nil {
-				return err
-			}
-			spec, err := parseClusterSpec(o)
-			if err != nil {
-				return err
-			}
-			root, err := ca.ParseRootCA([]byte(spec.RootCA))
-			if err != nil {
-				return err
-			}
-			spec.ManagerToken = ca.NewJoinToken(root).String()
-			token = spec.ManagerToken
-			return tx.Update(&api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: o.GetName(), Labels: o.GetLabels(),
-				Spec: mustJSON(spec), Version: o.GetVersion(), CreatedAt: o.GetCreatedAt()})
+			return changeClusterSpec(tx, func(spec *clusterSpec) (bool, error) {
+				root, err := ca.ParseRootCA([]byte(spec.RootCA))
+				if err != nil {
+					return false, err
+				}
+				spec.ManagerToken = ca.NewJoinToken(root).String()
+				token = spec.ManagerToken
+				return true, nil
+			})
 		})
 		if err != nil {
 			return nil, err
@@ -53,11 +46,25 @@ func (s *controlServer) GetJoinToken(ctx context.Context, req *api.GetJoinTokenR
 	})
 }
 
+// clientRoles maps the roles a client certificate may be issued with to
+// the role its certificate names.
+var clientRoles = map[api.ClientRole]ca.Role{
+	api.ClientRole_CLIENT_ROLE_UNSPECIFIED: ca.RoleClient,
+	api.ClientRole_CLIENT_ROLE_READ_ONLY:   ca.RoleReader,
+	api.ClientRole_CLIENT_ROLE_READ_WRITE:  ca.RoleClient,
+	api.ClientRole_CLIENT_ROLE_ADMIN:       ca.RoleAdmin,
+}
+
 // IssueClientCertificate signs a client certificate for a CSR with the
-// root CA from the replicated store; any manager can.
+// root CA from the replicated store, with the role asked for; any manager
+// can.
 func (s *controlServer) IssueClientCertificate(ctx context.Context, req *api.IssueClientCertificateRequest) (*api.IssueClientCertificateResponse, error) {
 	if len(req.GetCsr()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "a certificate signing request is required")
+	}
+	role, ok := clientRoles[req.GetRole()]
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "client role %v does not exist: ask for read-only, read-write or admin", req.GetRole())
 	}
 	root, err := (*authority)(s.m).RootCA(ctx)
 	if err != nil {
@@ -67,10 +74,10 @@ func (s *controlServer) IssueClientCertificate(ctx context.Context, req *api.Iss
 	now := time.Now()
 	validity := s.m.cfg.CertificateValidity
 	backdate := min(ca.DefaultBackdate, validity/10)
-	cert, err := root.IssueNodeCertificate(req.GetCsr(), nodeID, ca.RoleClient, now.Add(-backdate), now.Add(validity))
+	cert, err := root.IssueNodeCertificate(req.GetCsr(), nodeID, role, now.Add(-backdate), now.Add(validity))
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "signing the client certificate: %v", err)
 	}
-	s.m.log.Info("issued a client certificate", "client_id", nodeID)
+	s.m.log.Info("issued a client certificate", "client_id", nodeID, "role", string(role))
 	return &api.IssueClientCertificateResponse{NodeId: nodeID, Certificate: cert, RootCa: root.CertificatePEM()}, nil
 }

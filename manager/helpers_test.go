@@ -141,10 +141,17 @@ func (tm *testManager) clientCredentials(role ca.Role) credentials.TransportCred
 }
 
 // dial returns a Control client on the manager's remote API, with a
-// client certificate.
+// read-write client certificate.
 func (tm *testManager) dial() api.ControlClient {
 	tm.t.Helper()
-	conn, err := grpc.NewClient(tm.m.Addr(), grpc.WithTransportCredentials(tm.clientCredentials(ca.RoleClient)))
+	return tm.dialAs(ca.RoleClient)
+}
+
+// dialAs returns a Control client on the manager's remote API, with a
+// certificate of role.
+func (tm *testManager) dialAs(role ca.Role) api.ControlClient {
+	tm.t.Helper()
+	conn, err := grpc.NewClient(tm.m.Addr(), grpc.WithTransportCredentials(tm.clientCredentials(role)))
 	if err != nil {
 		tm.t.Fatal(err)
 	}

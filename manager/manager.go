@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -59,6 +60,10 @@ type Manager struct {
 	// credMu orders the writes of the credential files: a renewal, and
 	// the sealing again that must come before a data key retires.
 	credMu sync.Mutex
+
+	// revoked caches the deny list of revoked certificates, as the
+	// cluster object of the local store last held it (see revocation.go).
+	revoked atomic.Pointer[revokedSet]
 }
 
 // New checks cfg and returns a manager; nothing is opened until Run.

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/ca"
 )
 
 func TestWritesThroughAFollowerAreReadEverywhere(t *testing.T) {
@@ -225,7 +226,7 @@ func TestRemoveMemberStopsIt(t *testing.T) {
 			victim = tm
 		}
 	}
-	_, err := leader.dial().RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: victim.m.NodeID()})
+	_, err := leader.dialAs(ca.RoleAdmin).RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: victim.m.NodeID()})
 	if err != nil {
 		t.Fatalf("remove: %v", err)
 	}
@@ -255,11 +256,11 @@ func TestRemoveTheLeaderThroughAFollower(t *testing.T) {
 			follower = tm
 		}
 	}
-	if _, err := follower.dial().RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: leader.m.NodeID()}); err != nil {
+	if _, err := follower.dialAs(ca.RoleAdmin).RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: leader.m.NodeID()}); err != nil {
 		t.Fatalf("removing the leader through a follower: %v", err)
 	}
 	waitRemoved(t, leader)
-	_, err := follower.dial().RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: leader.m.NodeID()})
+	_, err := follower.dialAs(ca.RoleAdmin).RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: leader.m.NodeID()})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("removing it again: %v, want FAILED_PRECONDITION", err)
 	}

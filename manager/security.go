@@ -186,7 +186,7 @@ func (m *Manager) serverOptions() ([]grpc.ServerOption, error) {
 	if err != nil {
 		return nil, err
 	}
-	authz, err := ca.NewAuthorizer(ca.AuthorizerConfig{Policy: policy(), DenyList: (*denyList)(m), Logger: m.log})
+	authz, err := ca.NewAuthorizer(ca.AuthorizerConfig{Policy: policy(), DenyList: (*denyList)(m), Revoked: (*revokedList)(m), Logger: m.log})
 	if err != nil {
 		return nil, err
 	}
@@ -197,13 +197,19 @@ func (m *Manager) serverOptions() ([]grpc.ServerOption, error) {
 	}, nil
 }
 
-// policy says who may call what on the remote API: Raft traffic and
-// membership are for managers; the Control service for managers and
-// clients, except what hands out credentials; health for anyone.
+// policy says who may call what on the remote API: Raft traffic is for
+// managers; reading the objects and the cluster for every certificate;
+// writing objects for managers, read-write and admin clients; membership,
+// join tokens and certificates for managers and admin clients (and the
+// local administrator, whose calls are forwarded as this manager's); the
+// keys of one manager's disk for its control socket only; health for
+// anyone.
 func policy() ca.Policy {
 	p := ca.CAPolicy()
 	managers := ca.AllowRoles(ca.RoleManager)
-	nodes := ca.AllowRoles(ca.RoleManager, ca.RoleClient)
+	readers := ca.AllowRoles(ca.RoleManager, ca.RoleReader, ca.RoleClient, ca.RoleAdmin)
+	writers := ca.AllowRoles(ca.RoleManager, ca.RoleClient, ca.RoleAdmin)
+	admins := ca.AllowRoles(ca.RoleManager, ca.RoleAdmin)
 	add := func(desc grpc.ServiceDesc, access ca.Access) {
 		for _, md := range desc.Methods {
 			p["/"+desc.ServiceName+"/"+md.MethodName] = access
@@ -214,17 +220,28 @@ func policy() ca.Policy {
 	}
 	add(api.Raft_ServiceDesc, managers)
 	add(api.RaftMembership_ServiceDesc, managers)
-	add(api.Control_ServiceDesc, nodes)
-	p[api.Control_GetJoinToken_FullMethodName] = managers
-	p[api.Control_IssueClientCertificate_FullMethodName] = managers
+	// Every Control method is named here: a new one is refused to every
+	// certificate until it is given a rule.
+	for _, m := range []string{api.Control_GetObject_FullMethodName, api.Control_ListObjects_FullMethodName,
+		api.Control_Watch_FullMethodName, api.Control_GetClusterInfo_FullMethodName, api.Control_ListMembers_FullMethodName} {
+		p[m] = readers
+	}
+	for _, m := range []string{api.Control_CreateObject_FullMethodName, api.Control_UpdateObject_FullMethodName,
+		api.Control_DeleteObject_FullMethodName, api.Control_Transaction_FullMethodName} {
+		p[m] = writers
+	}
+	for _, m := range []string{api.Control_RemoveMember_FullMethodName, api.Control_PromoteMember_FullMethodName,
+		api.Control_DemoteMember_FullMethodName, api.Control_TransferLeadership_FullMethodName,
+		api.Control_GetJoinToken_FullMethodName, api.Control_IssueClientCertificate_FullMethodName,
+		api.Control_RevokeCertificate_FullMethodName} {
+		p[m] = admins
+	}
 	// The unlock key and the data keys concern one manager's disk: only
-	// its local administrator, on the control socket, may touch them. A
-	// method without a rule is refused to every certificate.
-	delete(p, api.Control_GetUnlockKey_FullMethodName)
-	delete(p, api.Control_RotateDataKey_FullMethodName)
+	// its local administrator, on the control socket, may touch them
+	// (GetUnlockKey and RotateDataKey have no rule).
 	add(healthpb.Health_ServiceDesc, ca.AllowAnyone())
-	add(reflectionv1.ServerReflection_ServiceDesc, nodes)
-	add(reflectionv1alpha.ServerReflection_ServiceDesc, nodes)
+	add(reflectionv1.ServerReflection_ServiceDesc, readers)
+	add(reflectionv1alpha.ServerReflection_ServiceDesc, readers)
 	return p
 }
 
@@ -242,6 +259,9 @@ type clusterSpec struct {
 	ClusterID    string `json:"cluster_id"`
 	RootCA       string `json:"root_ca"`
 	ManagerToken string `json:"manager_token,omitempty"`
+	// RevokedCertificates are the client IDs (subject CNs) of the
+	// certificates revoked, in the order of their revocation.
+	RevokedCertificates []string `json:"revoked_certificates,omitempty"`
 }
 
 // clusterSpec returns the spec of the cluster object, or an error when the
@@ -267,6 +287,26 @@ func parseClusterSpec(o *api.Object) (clusterSpec, error) {
 		return clusterSpec{}, fmt.Errorf("the cluster object's spec: %w", err)
 	}
 	return spec, nil
+}
+
+// changeClusterSpec changes, in tx, the spec of the cluster object with
+// change, which reports whether it changed anything (nothing is written
+// otherwise).
+func changeClusterSpec(tx store.Tx, change func(*clusterSpec) (bool, error)) error {
+	o, err := tx.GetByName(store.KindCluster, clusterObjectName)
+	if err != nil {
+		return err
+	}
+	spec, err := parseClusterSpec(o)
+	if err != nil {
+		return err
+	}
+	changed, err := change(&spec)
+	if err != nil || !changed {
+		return err
+	}
+	return tx.Update(&api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: o.GetName(), Labels: o.GetLabels(),
+		Spec: mustJSON(spec), Version: o.GetVersion(), CreatedAt: o.GetCreatedAt()})
 }
 
 // publicObject returns o as the Control API shows it: without secrets.
@@ -304,7 +344,7 @@ func (a *authority) JoinToken(ctx context.Context, role ca.Role) (string, error)
 	if role != ca.RoleManager {
 		return "", nil // clients get certificates from an administrator, not with a token
 	}
-	if err := a.node.LinearizableRead(ctx); err != nil {
+	if err := (*Manager)(a).linearizableRead(ctx); err != nil {
 		return "", err
 	}
 	spec, err := (*Manager)(a).clusterSpec()

@@ -58,6 +58,27 @@ func TestRemoteAPIRefusesWhoDoesNotBelong(t *testing.T) {
 			return err
 		}, codes.PermissionDenied},
 		{"client certificate", tm.clientCredentials(ca.RoleClient), getInfo, codes.OK},
+		{"read-write certificate removing a manager", tm.clientCredentials(ca.RoleClient), func(c *grpc.ClientConn) error {
+			_, err := api.NewControlClient(c).RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: tm.m.NodeID()})
+			return err
+		}, codes.PermissionDenied},
+		{"read-write certificate issuing a certificate", tm.clientCredentials(ca.RoleClient), func(c *grpc.ClientConn) error {
+			_, err := api.NewControlClient(c).IssueClientCertificate(context.Background(), &api.IssueClientCertificateRequest{Csr: []byte("x")})
+			return err
+		}, codes.PermissionDenied},
+		{"read-only certificate reading", tm.clientCredentials(ca.RoleReader), getInfo, codes.OK},
+		{"read-only certificate writing", tm.clientCredentials(ca.RoleReader), func(c *grpc.ClientConn) error {
+			_, err := api.NewControlClient(c).CreateObject(context.Background(), &api.CreateObjectRequest{Object: &api.Object{Kind: "item", Name: "a"}})
+			return err
+		}, codes.PermissionDenied},
+		{"admin certificate asking for the join token", tm.clientCredentials(ca.RoleAdmin), func(c *grpc.ClientConn) error {
+			_, err := api.NewControlClient(c).GetJoinToken(context.Background(), &api.GetJoinTokenRequest{})
+			return err
+		}, codes.OK},
+		{"admin certificate asking for the unlock key", tm.clientCredentials(ca.RoleAdmin), func(c *grpc.ClientConn) error {
+			_, err := api.NewControlClient(c).GetUnlockKey(context.Background(), &api.GetUnlockKeyRequest{})
+			return err
+		}, codes.PermissionDenied},
 		{"manager certificate", tm.clientCredentials(ca.RoleManager), getInfo, codes.OK},
 	}
 	for _, tt := range tests {
@@ -132,7 +153,7 @@ func TestRemovedManagerIsRefusedWithAValidCertificate(t *testing.T) {
 	}
 	// Keep the victim's certificate, as a removed manager would.
 	cert := victim.m.sec.holder.Certificate()
-	if _, err := leader.dial().RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: victim.m.NodeID()}); err != nil {
+	if _, err := leader.dialAs(ca.RoleAdmin).RemoveMember(context.Background(), &api.RemoveMemberRequest{Id: victim.m.NodeID()}); err != nil {
 		t.Fatal(err)
 	}
 	holder, err := ca.NewCertificateHolder(cert)

@@ -29,9 +29,10 @@ manager that answers, the leader, the number of managers and how many of
 them it reaches, the term, and its commit and applied indexes and store
 version.
 
-When there is a leader, the managers are also counted as the leader sees
-them, voters and learners, and the quorum warnings of 'shoal node ls' go
-to standard error.`,
+The managers are also counted, voters and learners, as the leader sees
+them, or without a leader as the answering manager does (a warning says
+so), and the quorum warnings of 'shoal node ls' go to standard error: a
+cluster that lost its quorum still answers, and says what it lacks.`,
 		Args: exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := parseFormat(output)
@@ -43,39 +44,45 @@ to standard error.`,
 				if err != nil {
 					return err
 				}
-				members := leaderMembers(ctx, c, resp)
+				members, answeredBy := clusterMembers(ctx, c)
 				if err := writeCluster(a.stdout, f, resp, members); err != nil {
 					return err
 				}
+				a.warn(localViewWarning(members, answeredBy))
 				a.warn(quorumWarnings(members))
 				return nil
 			})
 		},
 	}
 	addOutputFlag(info, &output, formatTable)
-	cmd.AddCommand(info, newJoinTokenCommand(a), newClientCertCommand(a), newUnlockKeyCommand(a), newRotateDataKeyCommand(a))
+	cmd.AddCommand(info, newJoinTokenCommand(a), newClientCertCommand(a), newRevokeCertCommand(a), newUnlockKeyCommand(a), newRotateDataKeyCommand(a))
 	return cmd
 }
 
-// membersWait bounds the extra call of cluster info for the members, so
-// that a leader slow to answer does not hold up the rest.
-const membersWait = 3 * time.Second
-
-// leaderMembers returns the members as the leader sees them (voters,
-// learners, who it reaches) for cluster info, or nil. It asks only when
-// info names a leader: without one, the call would wait for an election,
-// and info already says there is none.
-func leaderMembers(ctx context.Context, c *client.Client, info *api.GetClusterInfoResponse) []*api.Member {
-	if info.GetLeaderRaftId() == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, membersWait)
-	defer cancel()
-	members, _, err := c.Members(ctx)
+// clusterMembers returns the members for cluster info: as the leader sees
+// them, or, without a leader, as the called manager does (it answers at
+// once then), or nil when even that failed: info has been printed already.
+func clusterMembers(ctx context.Context, c *client.Client) ([]*api.Member, uint64) {
+	members, answeredBy, err := c.Members(ctx)
 	if err != nil {
+		return nil, 0
+	}
+	return members, answeredBy
+}
+
+// localViewWarning says, when the members were not listed by the leader,
+// that they are the answering manager's own view.
+func localViewWarning(members []*api.Member, answeredBy uint64) []string {
+	if len(members) == 0 || answeredByLeader(members, answeredBy) {
 		return nil
 	}
-	return members
+	who := raftID(answeredBy)
+	for _, m := range members {
+		if m.GetRaftId() == answeredBy {
+			who = memberName(m)
+		}
+	}
+	return []string{fmt.Sprintf("no leader answered: this is manager %s's own view of the cluster (whom it reaches, when it last heard from each); match index and lag are unknown", who)}
 }
 
 func newNodeCommand(a *app) *cobra.Command {
@@ -113,6 +120,10 @@ whether the answering manager reaches it, how long ago it last heard from
 it, how far its log matches the leader's and how many committed entries it
 lacks (known only when the leader answers; "-" otherwise).
 
+When no leader answers within an election timeout (a quorum lost, a
+leader that just died), the answering manager lists them as it sees them,
+and a warning says so.
+
 A warning goes to standard error when the number of voters is even, when
 the voters are one failure or less away from losing their quorum, and for
 each learner that waits to be promoted. Learners never count toward a
@@ -131,6 +142,7 @@ quorum.`,
 				if err := writeMembers(a.stdout, f, members, answeredBy); err != nil {
 					return err
 				}
+				a.warn(localViewWarning(members, answeredBy))
 				a.warn(quorumWarnings(members))
 				return nil
 			})

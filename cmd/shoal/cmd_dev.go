@@ -27,9 +27,10 @@ import (
 const devStateFile = "dev.json"
 
 type devFlags struct {
-	managers int
-	dir      string
-	keep     bool
+	managers    int
+	managersSet bool // --managers was given
+	dir         string
+	keep        bool
 }
 
 func newDevCommand(a *app) *cobra.Command {
@@ -40,10 +41,12 @@ func newDevCommand(a *app) *cobra.Command {
 		Long: `Run a cluster of managers on the loopback interface, in this process, with
 their state in a temporary directory (or --dir). It prints how to reach
 them, runs until Ctrl-C, then stops them cleanly and removes their state
-unless --keep. 'shoal dev --dir DIR' restarts a cluster kept in DIR.`,
+unless --keep. 'shoal dev --dir DIR' restarts a cluster kept in DIR, with as
+many managers as it had, and keeps it again when it stops.`,
 		Example: "  shoal dev\n  shoal dev --managers 5 --dir ./dev-cluster --keep",
 		Args:    exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			df.managersSet = cmd.Flags().Changed("managers")
 			if df.managers < 1 || df.managers > 9 {
 				return usagef("--managers %d: choose 1 to 9 (3 or 5 tolerate failures)", df.managers)
 			}
@@ -76,11 +79,18 @@ func runDev(ctx context.Context, a *app, df devFlags) (err error) {
 	if err != nil {
 		return err
 	}
+	prev, restart, err := planDev(dir, df)
+	if err != nil {
+		return err
+	}
+	if restart {
+		df.managers = len(prev.Addrs)
+	}
 	var ms []*devManager
 	cleanup := func() error {
 		stopDevManagers(ctx, ms)
-		if df.keep {
-			fmt.Fprintf(a.stdout, "stopped; the state is kept in %s (restart with: shoal dev --dir %s --managers %d)\n", dir, dir, df.managers)
+		if df.keep || restart {
+			fmt.Fprintf(a.stdout, "stopped; the state is kept in %s (restart with: shoal dev --dir %s)\n", dir, dir)
 			return nil
 		}
 		if rmErr := removeDevDir(dir, created, df.managers); rmErr != nil {
@@ -94,7 +104,6 @@ func runDev(ctx context.Context, a *app, df devFlags) (err error) {
 		return nil
 	}
 
-	prev, restart := loadDevState(dir, df.managers)
 	for i := range df.managers {
 		stateDir := filepath.Join(dir, fmt.Sprintf("manager-%d", i+1))
 		cfg := manager.DefaultConfig()
@@ -177,20 +186,25 @@ func devDir(dir string) (string, bool, error) {
 	return abs, created, nil
 }
 
-// loadDevState returns the addresses of a kept cluster of n managers in
-// dir, and whether there is one to restart.
-func loadDevState(dir string, n int) (devState, bool) {
+// planDev reads what dir holds: a cluster kept there to restart (with as
+// many managers as it had; a different --managers is refused), or nothing
+// of the kind, and then a new cluster of df.managers is started.
+func planDev(dir string, df devFlags) (devState, bool, error) {
 	var st devState
 	b, err := os.ReadFile(filepath.Join(dir, devStateFile))
-	if err != nil || json.Unmarshal(b, &st) != nil || len(st.Addrs) != n {
-		return devState{}, false
+	if err != nil || json.Unmarshal(b, &st) != nil || len(st.Addrs) == 0 {
+		return devState{}, false, nil
 	}
-	for i := range n {
+	for i := range st.Addrs {
 		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("manager-%d", i+1), "raft")); err != nil {
-			return devState{}, false
+			return devState{}, false, nil
 		}
 	}
-	return st, true
+	if df.managersSet && df.managers != len(st.Addrs) {
+		return devState{}, false, usagef("%s holds a kept cluster of %d managers, not %d: restart it with 'shoal dev --dir %s', or choose another --dir",
+			dir, len(st.Addrs), df.managers, dir)
+	}
+	return st, true, nil
 }
 
 // removeDevDir removes what runDev made: the whole directory when it

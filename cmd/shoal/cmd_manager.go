@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-project/shoal/internal/buildinfo"
 	"github.com/shoal-project/shoal/manager"
 	"github.com/shoal-project/shoal/raft"
 )
@@ -140,7 +141,9 @@ func runManager(ctx context.Context, cfg manager.Config, log *slog.Logger) error
 	go func() { done <- m.Run(ctx) }()
 	select {
 	case <-m.Ready():
-		log.Info("manager ready", "node_id", m.NodeID(), "addr", m.Addr(), "socket", m.SocketPath())
+		bi := buildinfo.Read()
+		log.Info("manager ready", "node_id", m.NodeID(), "addr", m.Addr(), "socket", m.SocketPath(),
+			"version", bi.Version, "commit", bi.ShortCommit(), "go", bi.GoVersion)
 	case err := <-done:
 		return managerStopped(log, cfg, err)
 	}

@@ -64,7 +64,7 @@ func newCreateCommand(a *app) *cobra.Command {
 			if obj.Labels, err = parseLabels("label", labels); err != nil {
 				return err
 			}
-			if spec != "" {
+			if cmd.Flags().Changed("spec") {
 				if obj.Spec, err = parseSpec(spec, a.stdin); err != nil {
 					return err
 				}
@@ -183,7 +183,7 @@ func newUpdateCommand(a *app) *cobra.Command {
 					return usagef("label %q is both set and removed; choose one", k)
 				}
 			}
-			if spec != "" {
+			if cmd.Flags().Changed("spec") {
 				if u.Spec, err = parseSpec(spec, a.stdin); err != nil {
 					return err
 				}

@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/client"
@@ -52,7 +54,14 @@ other users of the machine could see it.`,
 			defer conn.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), defaultTimeout)
 			defer cancel()
-			if _, err := api.NewUnlockClient(conn).Unlock(ctx, &api.UnlockRequest{UnlockKey: key}); err != nil {
+			_, err = api.NewUnlockClient(conn).Unlock(ctx, &api.UnlockRequest{UnlockKey: key})
+			if status.Code(err) == codes.Unimplemented {
+				// Only a locked manager serves Unlock; one that runs
+				// already has nothing to unlock.
+				fmt.Fprintf(a.stdout, "the manager at %s is not locked: it runs already, nothing to do\n", socket)
+				return nil
+			}
+			if err != nil {
 				return err
 			}
 			fmt.Fprintln(a.stdout, "unlocked; the manager is starting")

@@ -47,24 +47,35 @@ func (a *app) addConnFlags(cmd *cobra.Command, persistent bool) {
 	fs.DurationVar(&a.conn.timeout, "timeout", defaultTimeout, "give up after this long")
 	fs.StringVar(&a.conn.tlsCert, "tls-cert", "", "client certificate for --host (env SHOAL_TLS_CERT; default: client.crt in "+defaultClientDirHelp+")")
 	fs.StringVar(&a.conn.tlsKey, "tls-key", "", "key of the client certificate (env SHOAL_TLS_KEY; default: client.key beside it)")
-	fs.StringVar(&a.conn.tlsCA, "tls-ca", "", "the cluster's root CA certificate (env SHOAL_TLS_CA; default: ca.crt beside it)")
+	fs.StringVar(&a.conn.tlsCA, "tls-ca", "", "the cluster's root CA certificate (env SHOAL_TLS_CA; default: ca.crt beside the client certificate)")
 }
 
 // tlsConfig loads the client certificate that remote use needs: from the
 // flags, else the environment, else the client directory.
 func (a *app) tlsConfig() (*tls.Config, error) {
-	pick := func(flag, env, file string) string {
+	given := func(flag, env string) string {
 		if flag != "" {
 			return flag
 		}
-		if v := a.getenv(env); v != "" {
-			return v
-		}
-		return filepath.Join(a.defaultClientDir(), file)
+		return a.getenv(env)
 	}
-	cert := pick(a.conn.tlsCert, "SHOAL_TLS_CERT", clientCertFile)
-	key := pick(a.conn.tlsKey, "SHOAL_TLS_KEY", clientKeyFile)
-	caFile := pick(a.conn.tlsCA, "SHOAL_TLS_CA", clientCAFile)
+	// The key and the CA default to the files beside the certificate:
+	// those of the client directory, or of the one --tls-cert names.
+	cert := given(a.conn.tlsCert, "SHOAL_TLS_CERT")
+	dir := a.defaultClientDir()
+	if cert == "" {
+		cert = filepath.Join(dir, clientCertFile)
+	} else {
+		dir = filepath.Dir(cert)
+	}
+	key := given(a.conn.tlsKey, "SHOAL_TLS_KEY")
+	if key == "" {
+		key = filepath.Join(dir, clientKeyFile)
+	}
+	caFile := given(a.conn.tlsCA, "SHOAL_TLS_CA")
+	if caFile == "" {
+		caFile = filepath.Join(dir, clientCAFile)
+	}
 	for _, f := range []string{cert, key, caFile} {
 		if _, err := os.Stat(f); err != nil {
 			return nil, usagef("reaching a manager over TCP needs a client certificate, and %s is missing: on a manager's host run 'shoal cluster client-cert', then copy its files here or point --tls-cert, --tls-key and --tls-ca at them", f)
@@ -129,12 +140,27 @@ func (a *app) connect(ctx context.Context) (c *client.Client, callCtx context.Co
 	if err != nil {
 		cancel()
 		if client.IsUnavailable(err) {
-			err = status.Error(codes.Unavailable, status.Convert(err).Message()+
-				"; start one with 'shoal manager' or 'shoal dev', or choose another with --socket (SHOAL_SOCKET) or --host (SHOAL_HOST)")
+			err = status.Error(codes.Unavailable, status.Convert(err).Message()+connectHint(status.Convert(err).Message()))
 		}
 		return nil, nil, nil, err
 	}
 	return c, callCtx, func() { c.Close(); cancel() }, nil
+}
+
+// connectHint is what to do about a failed connection whose message is
+// msg: start a manager only when none is there; a manager that answered
+// (its TLS did not verify, it is locked) says what it lacks itself.
+func connectHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "x509") || strings.Contains(msg, "tls:") || strings.Contains(msg, "certificate"):
+		return "; check that --tls-ca (ca.crt) is the root certificate of the cluster at --host, and --tls-cert one it issued"
+	case strings.Contains(msg, "locked"):
+		return ""
+	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no control socket") ||
+		strings.Contains(msg, "no such file") || strings.Contains(msg, "answered in time"):
+		return "; start one with 'shoal manager' or 'shoal dev', or choose another with --socket (SHOAL_SOCKET) or --host (SHOAL_HOST)"
+	}
+	return ""
 }
 
 // withClient connects as the connection flags say, runs fn with the client

@@ -30,7 +30,8 @@ const exitCodesHelp = `Exit codes:
      or demotion refused to keep quorum, a learner not caught up yet for a
      promotion, a watch version too old: list again)
   5  unavailable (no manager reachable, no leader elected, timed out)
-  6  denied (the certificate used may not do this, or none was given)`
+  6  denied (the certificate's role may not do this, it was revoked, or
+     none was given)`
 
 // usageError is bad usage or invalid input found before any call.
 type usageError struct{ err error }
@@ -55,7 +56,7 @@ func exitCode(err error) int {
 		return exitUnavailable
 	}
 	switch status.Code(err) {
-	case codes.InvalidArgument:
+	case codes.InvalidArgument, codes.ResourceExhausted:
 		return exitUsage
 	case codes.NotFound:
 		return exitNotFound

@@ -10,6 +10,12 @@ import (
 	"strings"
 )
 
+// maxSpecBytes is the largest spec the CLI sends: the store's default
+// limit on a whole object (store.Config.MaxObjectBytes, 1 MiB), so that a
+// spec too large is refused here, with that limit named, rather than by
+// gRPC's message size limit on the way.
+const maxSpecBytes = 1 << 20
+
 // parseSpec reads a --spec value: inline JSON, @FILE for a file's content,
 // or - for standard input. The JSON is checked and compacted here, so bad
 // input fails before any call.
@@ -46,6 +52,10 @@ func parseSpec(value string, stdin io.Reader) ([]byte, error) {
 	var out bytes.Buffer
 	if err := json.Compact(&out, raw); err != nil {
 		return nil, usagef("the spec in %s is not valid JSON: %v", from, err)
+	}
+	if out.Len() > maxSpecBytes {
+		return nil, usagef("the spec in %s is %d bytes; an object holds at most 1 MiB (%d bytes) with its name and labels: keep large data elsewhere and store a reference",
+			from, out.Len(), maxSpecBytes)
 	}
 	return out.Bytes(), nil
 }

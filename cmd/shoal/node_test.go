@@ -257,28 +257,43 @@ func TestNodeListAndClusterInfoWarn(t *testing.T) {
 		"warning: learner node-d is to be promoted to a voter once it has caught up; until then it counts toward no quorum\n"
 	withLeader := &api.GetClusterInfoResponse{ClusterId: "c0ffee", Manager: voters[1], LeaderRaftId: 0x1a, Members: 4, ReachableMembers: 3}
 	noLeader := &api.GetClusterInfoResponse{ClusterId: "c0ffee", Manager: voters[1], Members: 4, ReachableMembers: 1}
+	// Without a leader, node-b answers with its own view: it reaches no one.
+	localView := []*api.Member{
+		{RaftId: 0x1a, NodeId: "node-a", Role: "follower", Suffrage: "voter", LastContactMs: 3000},
+		{RaftId: 0x2b, NodeId: "node-b", Role: "follower", Reachable: true, Suffrage: "voter"},
+		{RaftId: 0x3c, NodeId: "node-c", Role: "follower", Suffrage: "voter", LastContactMs: -1},
+	}
+	const localWarnings = "warning: no leader answered: this is manager node-b's own view of the cluster (whom it reaches, when it last heard from each); match index and lag are unknown\n" +
+		"warning: only 1 of 3 voting managers are reachable, fewer than the 2 a quorum needs: the cluster accepts no writes until they are back (if they are lost for good, see 'shoal manager --force-new-cluster')\n"
 	tests := []struct {
-		name   string
-		args   []string
-		info   *api.GetClusterInfoResponse
-		stdout []string // parts of it
-		stderr string
-		calls  []string
+		name       string
+		args       []string
+		info       *api.GetClusterInfoResponse
+		members    []*api.Member // default: voters, answered by node-a
+		answeredBy uint64
+		stdout     []string // parts of it
+		stderr     string
+		calls      []string
 	}{
-		{"node ls", []string{"node", "ls"}, nil,
+		{"node ls", []string{"node", "ls"}, nil, nil, 0,
 			[]string{"node-c   3c                voter                     follower  no         2s            0            0",
 				"node-d   4d                learner (to be promoted)  follower  yes        40ms"},
 			warnings, []string{"ls"}},
-		{"node ls -o json warns too", []string{"node", "ls", "-o", "json"}, nil,
+		{"node ls -o json warns too", []string{"node", "ls", "-o", "json"}, nil, nil, 0,
 			[]string{`"suffrage": "learner",` + "\n" + `    "auto_promote": true,`}, warnings, []string{"ls"}},
-		{"cluster info asks the leader about the members", []string{"cluster", "info"}, withLeader,
+		{"cluster info asks the leader about the members", []string{"cluster", "info"}, withLeader, nil, 0,
 			[]string{"voters:         3 (2 reachable)\n", "learners:       1 (1 reachable, 1 to be promoted)\n"}, warnings, []string{"info", "ls"}},
-		{"cluster info without a leader does not ask", []string{"cluster", "info"}, noLeader,
-			[]string{"leader:         none"}, "", []string{"info"}},
+		{"node ls without a leader says whose view it is", []string{"node", "ls"}, nil, localView, 0x2b,
+			[]string{"node-c   3c       ", "never"}, localWarnings, []string{"ls"}},
+		{"cluster info without a leader warns from the local view", []string{"cluster", "info"}, noLeader, localView, 0x2b,
+			[]string{"leader:         none", "voters:         3 (1 reachable)\n"}, localWarnings, []string{"info", "ls"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := &fakeControl{members: voters, answeredBy: 0x1a, info: tt.info}
+			if tt.members != nil {
+				fake.members, fake.answeredBy = tt.members, tt.answeredBy
+			}
 			sock := serveFake(t, fake)
 			code, stdout, stderr := runCLI(t, nil, "", append(tt.args, "--socket", sock)...)
 			if code != exitOK {

@@ -107,7 +107,7 @@ over TCP with --host ADDR[,ADDR...] (or SHOAL_HOST) and a client certificate
 	}
 	benchCmd := newBenchCommand(a)
 	benchCmd.GroupID = "measure"
-	root.AddCommand(benchCmd)
+	root.AddCommand(benchCmd, newVersionCommand(a))
 	return root, started
 }
 
