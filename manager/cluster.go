@@ -62,7 +62,7 @@ func (s *controlServer) ListMembers(ctx context.Context, req *api.ListMembersReq
 	}
 	lctx, cancel := context.WithTimeout(ctx, n.ElectionTimeout())
 	defer cancel()
-	resp, err := leaderAttempt(lctx, s, local, func(ctx context.Context, c api.ControlClient) (*api.ListMembersResponse, error) {
+	resp, err := attempt(lctx, s, s.leaderHere, local, func(ctx context.Context, c api.ControlClient) (*api.ListMembersResponse, error) {
 		return c.ListMembers(ctx, req)
 	})
 	if err != nil && ctx.Err() == nil && !clusterrpc.IsForwarded(ctx) {

@@ -47,21 +47,43 @@ type controlServer struct {
 // call forwarded here is not retried: the manager that forwarded it does.
 func onLeader[T any](ctx context.Context, s *controlServer, local func(context.Context) (T, error),
 	remote func(context.Context, api.ControlClient) (T, error)) (T, error) {
-	n := s.m.node
-	backoff := clusterrpc.Backoff{Max: n.ElectionTimeout() / 2}
+	return retryAttempts(ctx, s, s.leaderHere, local, remote)
+}
+
+// leaderHere reports whether this manager leads.
+func (s *controlServer) leaderHere() bool {
+	id := s.m.node.ID()
+	return id != 0 && s.m.node.Leader() == id
+}
+
+// onProposer runs a write of objects here when this manager can propose it
+// (the leader, or a follower that hands its proposals to Raft, which
+// forwards them to the leader among the Raft messages: no second call and
+// no second TLS hop per write), and otherwise as onLeader does. Either way
+// it returns once the entry is applied here.
+func onProposer[T any](ctx context.Context, s *controlServer, local func(context.Context) (T, error),
+	remote func(context.Context, api.ControlClient) (T, error)) (T, error) {
+	return retryAttempts(ctx, s, s.m.node.CanPropose, local, remote)
+}
+
+// retryAttempts makes attempts until one may have changed something, as
+// onLeader describes; here says whether local may run on this manager.
+func retryAttempts[T any](ctx context.Context, s *controlServer, here func() bool, local func(context.Context) (T, error),
+	remote func(context.Context, api.ControlClient) (T, error)) (T, error) {
+	backoff := clusterrpc.Backoff{Max: s.m.node.ElectionTimeout() / 2}
 	for {
-		res, err := leaderAttempt(ctx, s, local, remote)
+		res, err := attempt(ctx, s, here, local, remote)
 		if err == nil || !api.IsNotApplied(err) || clusterrpc.IsForwarded(ctx) || !backoff.Wait(ctx) {
 			return res, err
 		}
 	}
 }
 
-// leaderAttempt is one attempt of onLeader.
-func leaderAttempt[T any](ctx context.Context, s *controlServer, local func(context.Context) (T, error),
+// attempt is one attempt of retryAttempts.
+func attempt[T any](ctx context.Context, s *controlServer, here func() bool, local func(context.Context) (T, error),
 	remote func(context.Context, api.ControlClient) (T, error)) (T, error) {
 	n := s.m.node
-	if id := n.ID(); id != 0 && n.Leader() == id {
+	if here() {
 		res, err := local(ctx)
 		return res, toStatus(err)
 	}
@@ -140,7 +162,7 @@ func (s *controlServer) CreateObject(ctx context.Context, req *api.CreateObjectR
 	if err := refuseBuiltin(req.GetObject().GetKind()); err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s, func(ctx context.Context) (*api.CreateObjectResponse, error) {
+	return onProposer(ctx, s, func(ctx context.Context) (*api.CreateObjectResponse, error) {
 		res, err := s.m.store.Update(ctx, func(tx store.Tx) error {
 			_, err := tx.Create(req.GetObject())
 			return err
@@ -225,7 +247,7 @@ func (s *controlServer) UpdateObject(ctx context.Context, req *api.UpdateObjectR
 	if err := refuseBuiltin(req.GetRef().GetKind()); err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s, func(ctx context.Context) (*api.UpdateObjectResponse, error) {
+	return onProposer(ctx, s, func(ctx context.Context) (*api.UpdateObjectResponse, error) {
 		update := func(tx store.Tx) error { return updateInTx(tx, req, true) }
 		res, err := s.updateRetrying(ctx, req.GetExpectedVersion() == 0, update)
 		if errors.Is(err, errUnchanged) {
@@ -334,7 +356,7 @@ func (s *controlServer) DeleteObject(ctx context.Context, req *api.DeleteObjectR
 	if err := refuseBuiltin(req.GetRef().GetKind()); err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s, func(ctx context.Context) (*api.DeleteObjectResponse, error) {
+	return onProposer(ctx, s, func(ctx context.Context) (*api.DeleteObjectResponse, error) {
 		res, err := s.updateRetrying(ctx, req.GetExpectedVersion() == 0, func(tx store.Tx) error {
 			return deleteInTx(tx, req)
 		})
@@ -386,7 +408,7 @@ func (s *controlServer) Transaction(ctx context.Context, req *api.TransactionReq
 			return nil, err
 		}
 	}
-	return onLeader(ctx, s, func(ctx context.Context) (*api.TransactionResponse, error) {
+	return onProposer(ctx, s, func(ctx context.Context) (*api.TransactionResponse, error) {
 		res, err := s.updateRetrying(ctx, retry, func(tx store.Tx) error {
 			for i, op := range req.GetOps() {
 				var err error

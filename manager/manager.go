@@ -275,6 +275,9 @@ func (m *Manager) raftConfig(advertise string) raft.Config {
 	cfg.StateDir = filepath.Join(m.cfg.StateDir, "raft")
 	cfg.AdvertiseAddr = advertise
 	cfg.ForceNewCluster = m.cfg.ForceNewCluster
+	// A follower proposes the writes of its callers itself, through Raft,
+	// instead of forwarding each call to the leader (onProposer).
+	cfg.ForwardProposals = true
 	cfg.DialOptions = append([]grpc.DialOption{m.sec.dialOption()}, cfg.DialOptions...)
 	if m.cfg.JoinAddr != "" {
 		cfg.Join = clusterrpc.JoinThrough(m.cfg.JoinAddr, cfg.DialOptions...)

@@ -223,7 +223,8 @@ func policy() ca.Policy {
 	// Every Control method is named here: a new one is refused to every
 	// certificate until it is given a rule.
 	for _, m := range []string{api.Control_GetObject_FullMethodName, api.Control_ListObjects_FullMethodName,
-		api.Control_Watch_FullMethodName, api.Control_GetClusterInfo_FullMethodName, api.Control_ListMembers_FullMethodName} {
+		api.Control_Watch_FullMethodName, api.Control_GetClusterInfo_FullMethodName, api.Control_ListMembers_FullMethodName,
+		api.Control_GetClusterHealth_FullMethodName} {
 		p[m] = readers
 	}
 	for _, m := range []string{api.Control_CreateObject_FullMethodName, api.Control_UpdateObject_FullMethodName,

@@ -60,9 +60,11 @@ func (n *Node) waitProposal(ctx context.Context, id uint64, done <-chan proposal
 	}
 }
 
-// canPropose reports whether ProposeValue may hand a proposal to Raft here:
-// on the leader, or on a follower that forwards proposals to the leader it
-// knows.
+// CanPropose reports whether ProposeValue may propose here now: this node
+// leads, or it follows a leader it knows and Config.ForwardProposals is set.
+func (n *Node) CanPropose() bool { return n.checkRunning() == nil && n.canPropose() }
+
+// canPropose is CanPropose without the check that the node runs.
 func (n *Node) canPropose() bool {
 	leader, _, state := n.leadership.snapshot()
 	return state == raft.StateLeader || (n.cfg.ForwardProposals && leader != 0 && state == raft.StateFollower)
