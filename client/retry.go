@@ -24,13 +24,15 @@ import (
 //
 //   - reads, and every call that the manager says changed nothing
 //     (api.ReasonNotApplied), are always retried;
-//   - a create whose outcome is unknown is retried, and a retry that finds
-//     the name taken by an object with the same spec and labels, created
-//     after the first attempt began (less createClockSkew) and not changed
-//     since, reports that object: it is the one the first attempt wrote.
-//     When the object found is not that, the create's outcome stays
+//   - a create whose outcome is unknown is not made again: the first
+//     attempt may have created the object, and another caller deleted it
+//     since, so a second create would create it twice. Instead the object
+//     is read (linearizably, retried like any read): an object with the
+//     same spec and labels, created after the first attempt began (less
+//     createClockSkew) and not changed since, is the one the first
+//     attempt wrote, and is reported; otherwise the create's outcome stays
 //     unknown, and the UNAVAILABLE error of the attempt that may have
-//     written it is returned, not "already exists";
+//     written it is returned (it may still be applied);
 //   - other writes (updates, deletions, transactions) whose outcome is
 //     unknown are not retried: repeated after it was applied, a write
 //     could undo the writes others made since. The error is returned, and
@@ -98,29 +100,24 @@ func waitRetry(ctx context.Context, delay *time.Duration) bool {
 // createRetrying creates obj, retrying as the package comment says.
 func (c *Client) createRetrying(ctx context.Context, obj *api.Object) (*api.Object, error) {
 	began := time.Now()
-	var unknown error // the failure of an earlier attempt that may have created obj
 	var created *api.Object
-	settled := false // the outcome is as known as it will be: no more attempts
-	may := func(error) bool { return !settled }
-	err := withRetry(ctx, may, func(ctx context.Context) error {
+	var unknown error // the failure of an attempt that may have created obj
+	err := withRetry(ctx, ifNotApplied, func(ctx context.Context) error {
 		resp, err := c.control.CreateObject(ctx, &api.CreateObjectRequest{Object: obj}, callOptions(ctx)...)
-		switch {
-		case err == nil:
+		if err == nil {
 			created = resp.GetObject()
-			return nil
-		case IsExists(err) && unknown != nil:
-			if mine, ok := c.findOwnCreate(ctx, obj, began); ok {
-				created = mine
-				return nil
-			}
-			settled = true
-			return unknown
-		case status.Code(err) == codes.Unavailable && !api.IsNotApplied(err):
+		} else if status.Code(err) == codes.Unavailable && !api.IsNotApplied(err) {
 			unknown = err
 		}
 		return err
 	})
-	return created, err
+	if unknown == nil { // else err is unknown: it stopped the retries
+		return created, err
+	}
+	if mine, ok := c.findOwnCreate(ctx, obj, began); ok {
+		return mine, nil
+	}
+	return nil, unknown
 }
 
 // findOwnCreate returns the object named as obj if it is the one an

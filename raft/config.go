@@ -75,8 +75,11 @@ type Config struct {
 	// ForwardProposals lets ProposeValue work on a follower that knows a
 	// leader: the proposal goes to Raft, which forwards it to the leader
 	// among the Raft messages, and the call returns once the entry is
-	// applied here. Without it a follower refuses with a *NotLeaderError,
-	// for its caller to forward the call.
+	// applied here. Through a change of leader it keeps waiting (the new
+	// leader commits the entry if the old one had replicated it); a
+	// proposal lost on the way ends with the caller's context. Without it a
+	// follower refuses with a *NotLeaderError, for its caller to forward
+	// the call.
 	ForwardProposals bool
 
 	// MaxProposalSize is the largest payload ProposeValue accepts, in

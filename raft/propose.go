@@ -61,10 +61,20 @@ func (n *Node) waitProposal(ctx context.Context, id uint64, done <-chan proposal
 }
 
 // CanPropose reports whether ProposeValue may propose here now: this node
-// leads, or it follows a leader it knows and Config.ForwardProposals is set.
-func (n *Node) CanPropose() bool { return n.checkRunning() == nil && n.canPropose() }
+// leads, or it follows a leader it knows and reaches, and
+// Config.ForwardProposals is set. A caller that gets false forwards its
+// call instead, after waiting for a leader; a follower whose leader just
+// died (its connection broke) so does not hand proposals to a dead peer.
+func (n *Node) CanPropose() bool {
+	if n.checkRunning() != nil {
+		return false
+	}
+	leader, _, state := n.leadership.snapshot()
+	return state == raft.StateLeader || (n.canPropose() && n.transport.Active(leader))
+}
 
-// canPropose is CanPropose without the check that the node runs.
+// canPropose is whether Raft takes a proposal here: on the leader, or on a
+// follower that knows a leader and forwards proposals.
 func (n *Node) canPropose() bool {
 	leader, _, state := n.leadership.snapshot()
 	return state == raft.StateLeader || (n.cfg.ForwardProposals && leader != 0 && state == raft.StateFollower)

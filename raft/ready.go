@@ -119,13 +119,11 @@ func (n *Node) handleReady(rd raft.Ready) error {
 }
 
 // updateSoftState records who leads, and reports whether this node just
-// lost leadership or, forwarding proposals, saw its leader change. The
-// caller then fails every proposal still waiting once the Ready's committed
-// entries are applied: the entry of each may or may not be committed by the
-// next leader.
+// lost leadership. The caller then fails every proposal still waiting once
+// the Ready's committed entries are applied: the entry of each may or may
+// not be committed by the next leader.
 func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
 	wasLeader := n.leadership.isRaftLeader()
-	oldLeader, _, _ := n.leadership.snapshot()
 	n.leadership.update(ss.Lead, n.loop.term, ss.RaftState)
 	isLeader := ss.RaftState == raft.StateLeader
 	switch {
@@ -137,10 +135,12 @@ func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
 		n.log.Info("lost leadership", "term", n.loop.term, "leader", fmt.Sprintf("%x", ss.Lead))
 		return true
 	}
-	// The proposals a follower forwarded went to its old leader, which may
-	// or may not have appended them: their outcome is unknown, as for a
-	// leader that loses its role.
-	return n.cfg.ForwardProposals && !wasLeader && oldLeader != 0 && ss.Lead != oldLeader
+	// The proposals a follower forwarded keep waiting through a change of
+	// leader: the new leader commits those the old one had replicated, and
+	// they are applied here like any other entry; a lost one ends with its
+	// caller's deadline. Failing them at once would leave their callers
+	// unsure of writes that are about to be applied.
+	return false
 }
 
 // applyEntries applies committed entries in order and records the applied
