@@ -147,7 +147,7 @@ func appendBounded[T any](s []T, v T) []T {
 
 // timedStateMachine measures what the node asks of the store.
 type timedStateMachine struct {
-	sm  raft.StateMachine
+	sm  raft.BatchApplier
 	ins *instruments
 }
 
@@ -158,20 +158,11 @@ func (t timedStateMachine) Apply(index uint64, payload []byte) (any, error) {
 	return res, err
 }
 
-// ApplyBatch applies a run of entries together when the store can, and
-// records the time of each entry as its share of the run's.
+// ApplyBatch applies a run of entries together, and records the time of
+// each entry as its share of the run's.
 func (t timedStateMachine) ApplyBatch(first uint64, payloads [][]byte) ([]any, []error) {
 	start := time.Now()
-	var results []any
-	var errs []error
-	if ba, ok := t.sm.(raft.BatchApplier); ok {
-		results, errs = ba.ApplyBatch(first, payloads)
-	} else {
-		results, errs = make([]any, len(payloads)), make([]error, len(payloads))
-		for i, p := range payloads {
-			results[i], errs[i] = t.sm.Apply(first+uint64(i), p)
-		}
-	}
+	results, errs := t.sm.ApplyBatch(first, payloads)
 	if len(payloads) > 0 {
 		each := time.Since(start).Seconds() / float64(len(payloads))
 		for range payloads {

@@ -222,7 +222,8 @@ func (n *Node) applyRun(run []runEntry) []runEntry {
 	if len(run) == 0 {
 		return run
 	}
-	results, errs := make([]any, len(run)), make([]error, len(run))
+	var results []any
+	var errs []error
 	if ba, ok := n.sm.(BatchApplier); ok {
 		payloads := make([][]byte, len(run))
 		for i, e := range run {
@@ -230,6 +231,7 @@ func (n *Node) applyRun(run []runEntry) []runEntry {
 		}
 		results, errs = ba.ApplyBatch(run[0].index, payloads)
 	} else {
+		results, errs = make([]any, len(run)), make([]error, len(run))
 		for i, e := range run {
 			results[i], errs[i] = n.sm.Apply(e.index, e.payload)
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"unsafe"
 
 	"github.com/google/btree"
@@ -113,26 +114,7 @@ func storeObject(o *api.Object) (stored, error) {
 // deterministic encoding, which writes every field once.
 func parseStored(blob string) (stored, error) {
 	s := stored{blob: blob}
-	rest := blob
-	for len(rest) > 0 {
-		num, typ, n := protowire.ConsumeTag(bytesOf(rest))
-		if n < 0 {
-			return stored{}, fmt.Errorf("store: a stored object's encoding: %w", protowire.ParseError(n))
-		}
-		rest = rest[n:]
-		if typ != protowire.BytesType {
-			n = protowire.ConsumeFieldValue(num, typ, bytesOf(rest))
-			if n < 0 {
-				return stored{}, fmt.Errorf("store: a stored object's encoding: %w", protowire.ParseError(n))
-			}
-			rest = rest[n:]
-			continue
-		}
-		v, n := consumeString(rest)
-		if n < 0 {
-			return stored{}, fmt.Errorf("store: a stored object's encoding: %w", protowire.ParseError(n))
-		}
-		rest = rest[n:]
+	err := eachString(blob, func(num protowire.Number, v string) error {
 		switch num {
 		case 1:
 			s.kind = v
@@ -140,13 +122,25 @@ func parseStored(blob string) (stored, error) {
 			s.id = v
 		case 3:
 			s.name = v
-		case 4:
-			l, err := parseLabel(v)
-			if err != nil {
-				return stored{}, err
+		case 4: // a map entry of the labels: key 1, value 2
+			var l byLabel
+			if err := eachString(v, func(num protowire.Number, v string) error {
+				switch num {
+				case 1:
+					l.key = v
+				case 2:
+					l.value = v
+				}
+				return nil
+			}); err != nil {
+				return err
 			}
 			s.labels = append(s.labels, l)
 		}
+		return nil
+	})
+	if err != nil {
+		return stored{}, fmt.Errorf("store: a stored object's encoding: %w", err)
 	}
 	for i := range s.labels {
 		s.labels[i].kind = s.kind
@@ -154,40 +148,36 @@ func parseStored(blob string) (stored, error) {
 	return s, nil
 }
 
-// parseLabel reads one map entry of the labels field.
-func parseLabel(entry string) (byLabel, error) {
-	var l byLabel
-	for len(entry) > 0 {
-		num, typ, n := protowire.ConsumeTag(bytesOf(entry))
-		if n < 0 || typ != protowire.BytesType {
-			return byLabel{}, fmt.Errorf("store: a stored object's label is malformed")
-		}
-		entry = entry[n:]
-		v, n := consumeString(entry)
+// eachString calls fn with the number and value, a substring of msg, of
+// every length-delimited field of the encoded message msg, in order, and
+// skips the other fields.
+func eachString(msg string, fn func(num protowire.Number, v string) error) error {
+	for len(msg) > 0 {
+		num, typ, n := protowire.ConsumeTag(bytesOf(msg))
 		if n < 0 {
-			return byLabel{}, fmt.Errorf("store: a stored object's label is malformed")
+			return protowire.ParseError(n)
 		}
-		entry = entry[n:]
-		switch num {
-		case 1:
-			l.key = v
-		case 2:
-			l.value = v
+		msg = msg[n:]
+		if typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, bytesOf(msg)); n < 0 {
+				return protowire.ParseError(n)
+			}
+			msg = msg[n:]
+			continue
 		}
+		size, n := protowire.ConsumeVarint(bytesOf(msg))
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		if size > uint64(len(msg)-n) {
+			return io.ErrUnexpectedEOF
+		}
+		if err := fn(num, msg[n:n+int(size)]); err != nil {
+			return err
+		}
+		msg = msg[n+int(size):]
 	}
-	return l, nil
-}
-
-// consumeString reads a length-delimited value as a substring of s.
-func consumeString(s string) (string, int) {
-	size, n := protowire.ConsumeVarint(bytesOf(s))
-	if n < 0 {
-		return "", n
-	}
-	if size > uint64(len(s)-n) {
-		return "", -1
-	}
-	return s[n : n+int(size)], n + int(size)
+	return nil
 }
 
 // bytesOf views s as bytes, for decoders that only read their input.
