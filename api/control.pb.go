@@ -238,7 +238,11 @@ func (x *ObjectRef) GetNameOrId() string {
 type CreateObjectRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// object gives kind, name, labels and spec; the rest is set by the store.
-	Object        *Object `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	Object *Object `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	// request_id, chosen by the client (at most 64 bytes, unique per write:
+	// 16 random bytes), makes the write safe to retry: a repeat of a write
+	// the store applied is answered with its outcome instead of applied again.
+	RequestId     []byte `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -276,6 +280,13 @@ func (*CreateObjectRequest) Descriptor() ([]byte, []int) {
 func (x *CreateObjectRequest) GetObject() *Object {
 	if x != nil {
 		return x.Object
+	}
+	return nil
+}
+
+func (x *CreateObjectRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
 	}
 	return nil
 }
@@ -557,8 +568,12 @@ type UpdateObjectRequest struct {
 	// expected_version, when not 0, must be the object's version, or the
 	// update fails with ABORTED and changes nothing.
 	ExpectedVersion uint64 `protobuf:"varint,6,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// request_id, chosen by the client (at most 64 bytes, unique per write:
+	// 16 random bytes), makes the write safe to retry: a repeat of a write
+	// the store applied is answered with its outcome instead of applied again.
+	RequestId     []byte `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateObjectRequest) Reset() {
@@ -633,6 +648,13 @@ func (x *UpdateObjectRequest) GetExpectedVersion() uint64 {
 	return 0
 }
 
+func (x *UpdateObjectRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
 type UpdateObjectResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Object        *Object                `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
@@ -681,8 +703,12 @@ type DeleteObjectRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Ref             *ObjectRef             `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
 	ExpectedVersion uint64                 `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// request_id, chosen by the client (at most 64 bytes, unique per write:
+	// 16 random bytes), makes the write safe to retry: a repeat of a write
+	// the store applied is answered with its outcome instead of applied again.
+	RequestId     []byte `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteObjectRequest) Reset() {
@@ -727,6 +753,13 @@ func (x *DeleteObjectRequest) GetExpectedVersion() uint64 {
 		return x.ExpectedVersion
 	}
 	return 0
+}
+
+func (x *DeleteObjectRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
 }
 
 type DeleteObjectResponse struct {
@@ -775,8 +808,11 @@ func (x *DeleteObjectResponse) GetVersion() uint64 {
 }
 
 type TransactionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ops           []*TransactionOp       `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ops   []*TransactionOp       `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	// request_id as in CreateObjectRequest; those of the operations are
+	// ignored.
+	RequestId     []byte `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -814,6 +850,13 @@ func (*TransactionRequest) Descriptor() ([]byte, []int) {
 func (x *TransactionRequest) GetOps() []*TransactionOp {
 	if x != nil {
 		return x.Ops
+	}
+	return nil
+}
+
+func (x *TransactionRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
 	}
 	return nil
 }
@@ -2661,9 +2704,11 @@ const file_api_control_proto_rawDesc = "" +
 	"\tObjectRef\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1c\n" +
 	"\n" +
-	"name_or_id\x18\x02 \x01(\tR\bnameOrId\"?\n" +
+	"name_or_id\x18\x02 \x01(\tR\bnameOrId\"^\n" +
 	"\x13CreateObjectRequest\x12(\n" +
-	"\x06object\x18\x01 \x01(\v2\x10.shoal.v1.ObjectR\x06object\"@\n" +
+	"\x06object\x18\x01 \x01(\v2\x10.shoal.v1.ObjectR\x06object\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\fR\trequestId\"@\n" +
 	"\x14CreateObjectResponse\x12(\n" +
 	"\x06object\x18\x01 \x01(\v2\x10.shoal.v1.ObjectR\x06object\"v\n" +
 	"\x10GetObjectRequest\x12%\n" +
@@ -2682,7 +2727,7 @@ const file_api_control_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"[\n" +
 	"\x13ListObjectsResponse\x12*\n" +
 	"\aobjects\x18\x01 \x03(\v2\x10.shoal.v1.ObjectR\aobjects\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"\xe6\x02\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"\x85\x03\n" +
 	"\x13UpdateObjectRequest\x12%\n" +
 	"\x03ref\x18\x01 \x01(\v2\x13.shoal.v1.ObjectRefR\x03ref\x12\x17\n" +
 	"\x04spec\x18\x02 \x01(\fH\x00R\x04spec\x88\x01\x01\x12K\n" +
@@ -2690,21 +2735,27 @@ const file_api_control_proto_rawDesc = "" +
 	"set_labels\x18\x03 \x03(\v2,.shoal.v1.UpdateObjectRequest.SetLabelsEntryR\tsetLabels\x12#\n" +
 	"\rremove_labels\x18\x04 \x03(\tR\fremoveLabels\x12\x1e\n" +
 	"\bnew_name\x18\x05 \x01(\tH\x01R\anewName\x88\x01\x01\x12)\n" +
-	"\x10expected_version\x18\x06 \x01(\x04R\x0fexpectedVersion\x1a<\n" +
+	"\x10expected_version\x18\x06 \x01(\x04R\x0fexpectedVersion\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\a \x01(\fR\trequestId\x1a<\n" +
 	"\x0eSetLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\a\n" +
 	"\x05_specB\v\n" +
 	"\t_new_name\"@\n" +
 	"\x14UpdateObjectResponse\x12(\n" +
-	"\x06object\x18\x01 \x01(\v2\x10.shoal.v1.ObjectR\x06object\"g\n" +
+	"\x06object\x18\x01 \x01(\v2\x10.shoal.v1.ObjectR\x06object\"\x86\x01\n" +
 	"\x13DeleteObjectRequest\x12%\n" +
 	"\x03ref\x18\x01 \x01(\v2\x13.shoal.v1.ObjectRefR\x03ref\x12)\n" +
-	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\"0\n" +
+	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\fR\trequestId\"0\n" +
 	"\x14DeleteObjectResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"?\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"^\n" +
 	"\x12TransactionRequest\x12)\n" +
-	"\x03ops\x18\x01 \x03(\v2\x17.shoal.v1.TransactionOpR\x03ops\"\xc0\x01\n" +
+	"\x03ops\x18\x01 \x03(\v2\x17.shoal.v1.TransactionOpR\x03ops\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\fR\trequestId\"\xc0\x01\n" +
 	"\rTransactionOp\x127\n" +
 	"\x06create\x18\x01 \x01(\v2\x1d.shoal.v1.CreateObjectRequestH\x00R\x06create\x127\n" +
 	"\x06update\x18\x02 \x01(\v2\x1d.shoal.v1.UpdateObjectRequestH\x00R\x06update\x127\n" +

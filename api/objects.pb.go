@@ -266,8 +266,13 @@ func (x *StoreAction) GetExpectedVersion() uint64 {
 // actions are applied in order and all-or-nothing: if one fails, none takes
 // effect.
 type StoreActions struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Actions       []*StoreAction         `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Actions []*StoreAction         `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
+	// request_id, when set, is the ID the client chose for this write (at most
+	// 64 bytes). The store remembers the IDs of the last writes it applied and
+	// answers a repeat of one with what it did the first time, without applying
+	// it again: a client may retry a write whose outcome it does not know.
+	RequestId     []byte `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -309,10 +314,18 @@ func (x *StoreActions) GetActions() []*StoreAction {
 	return nil
 }
 
+func (x *StoreActions) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
 // StoreSnapshotRecord is one record of a store snapshot. A snapshot is the
 // 8 bytes "SHOALSNP" followed by records, each a uvarint length and then the
 // encoded StoreSnapshotRecord: first a header, then one record per object
-// in id order, then a trailer, then nothing.
+// in id order, then (format 2) one record per remembered request in index
+// order, then a trailer, then nothing.
 type StoreSnapshotRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Record:
@@ -320,6 +333,7 @@ type StoreSnapshotRecord struct {
 	//	*StoreSnapshotRecord_Header
 	//	*StoreSnapshotRecord_Object
 	//	*StoreSnapshotRecord_Trailer
+	//	*StoreSnapshotRecord_Request
 	Record        isStoreSnapshotRecord_Record `protobuf_oneof:"record"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -389,6 +403,15 @@ func (x *StoreSnapshotRecord) GetTrailer() *StoreSnapshotTrailer {
 	return nil
 }
 
+func (x *StoreSnapshotRecord) GetRequest() *RememberedRequest {
+	if x != nil {
+		if x, ok := x.Record.(*StoreSnapshotRecord_Request); ok {
+			return x.Request
+		}
+	}
+	return nil
+}
+
 type isStoreSnapshotRecord_Record interface {
 	isStoreSnapshotRecord_Record()
 }
@@ -405,15 +428,146 @@ type StoreSnapshotRecord_Trailer struct {
 	Trailer *StoreSnapshotTrailer `protobuf:"bytes,3,opt,name=trailer,proto3,oneof"`
 }
 
+type StoreSnapshotRecord_Request struct {
+	Request *RememberedRequest `protobuf:"bytes,4,opt,name=request,proto3,oneof"`
+}
+
 func (*StoreSnapshotRecord_Header) isStoreSnapshotRecord_Record() {}
 
 func (*StoreSnapshotRecord_Object) isStoreSnapshotRecord_Record() {}
 
 func (*StoreSnapshotRecord_Trailer) isStoreSnapshotRecord_Record() {}
 
+func (*StoreSnapshotRecord_Request) isStoreSnapshotRecord_Record() {}
+
+// RememberedRequest is a write the store remembers by its request ID. Its
+// refs name the objects of the write's actions, in order.
+type RememberedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// index is the Raft index of the entry that applied it: the version it
+	// gave the objects it created or updated.
+	Index         uint64           `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Refs          []*RememberedRef `protobuf:"bytes,3,rep,name=refs,proto3" json:"refs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RememberedRequest) Reset() {
+	*x = RememberedRequest{}
+	mi := &file_api_objects_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RememberedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RememberedRequest) ProtoMessage() {}
+
+func (x *RememberedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RememberedRequest.ProtoReflect.Descriptor instead.
+func (*RememberedRequest) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RememberedRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *RememberedRequest) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *RememberedRequest) GetRefs() []*RememberedRef {
+	if x != nil {
+		return x.Refs
+	}
+	return nil
+}
+
+type RememberedRef struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Id    string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// deleted is set for a deletion.
+	Deleted       bool `protobuf:"varint,3,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RememberedRef) Reset() {
+	*x = RememberedRef{}
+	mi := &file_api_objects_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RememberedRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RememberedRef) ProtoMessage() {}
+
+func (x *RememberedRef) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RememberedRef.ProtoReflect.Descriptor instead.
+func (*RememberedRef) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RememberedRef) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *RememberedRef) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RememberedRef) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
 type StoreSnapshotHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// format is 1.
+	// format is 2 (1: a snapshot without remembered requests).
 	Format uint32 `protobuf:"varint,1,opt,name=format,proto3" json:"format,omitempty"`
 	// index is the Raft index of the last entry applied to the store when
 	// the snapshot was taken.
@@ -424,7 +578,7 @@ type StoreSnapshotHeader struct {
 
 func (x *StoreSnapshotHeader) Reset() {
 	*x = StoreSnapshotHeader{}
-	mi := &file_api_objects_proto_msgTypes[4]
+	mi := &file_api_objects_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +590,7 @@ func (x *StoreSnapshotHeader) String() string {
 func (*StoreSnapshotHeader) ProtoMessage() {}
 
 func (x *StoreSnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[4]
+	mi := &file_api_objects_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +603,7 @@ func (x *StoreSnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreSnapshotHeader.ProtoReflect.Descriptor instead.
 func (*StoreSnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{4}
+	return file_api_objects_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StoreSnapshotHeader) GetFormat() uint32 {
@@ -472,14 +626,16 @@ type StoreSnapshotTrailer struct {
 	Objects uint64 `protobuf:"varint,1,opt,name=objects,proto3" json:"objects,omitempty"`
 	// crc32c is the CRC-32C (Castagnoli) of every byte before the trailer's
 	// length prefix, the magic included.
-	Crc32C        uint32 `protobuf:"varint,2,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	Crc32C uint32 `protobuf:"varint,2,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	// requests is the number of remembered request records.
+	Requests      uint64 `protobuf:"varint,3,opt,name=requests,proto3" json:"requests,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreSnapshotTrailer) Reset() {
 	*x = StoreSnapshotTrailer{}
-	mi := &file_api_objects_proto_msgTypes[5]
+	mi := &file_api_objects_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +647,7 @@ func (x *StoreSnapshotTrailer) String() string {
 func (*StoreSnapshotTrailer) ProtoMessage() {}
 
 func (x *StoreSnapshotTrailer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[5]
+	mi := &file_api_objects_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +660,7 @@ func (x *StoreSnapshotTrailer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreSnapshotTrailer.ProtoReflect.Descriptor instead.
 func (*StoreSnapshotTrailer) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{5}
+	return file_api_objects_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StoreSnapshotTrailer) GetObjects() uint64 {
@@ -517,6 +673,13 @@ func (x *StoreSnapshotTrailer) GetObjects() uint64 {
 func (x *StoreSnapshotTrailer) GetCrc32C() uint32 {
 	if x != nil {
 		return x.Crc32C
+	}
+	return 0
+}
+
+func (x *StoreSnapshotTrailer) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
 	}
 	return 0
 }
@@ -543,20 +706,32 @@ const file_api_objects_proto_rawDesc = "" +
 	"\vStoreAction\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.shoal.v1.StoreActionKindR\x04kind\x12(\n" +
 	"\x06object\x18\x02 \x01(\v2\x10.shoal.v1.ObjectR\x06object\x12)\n" +
-	"\x10expected_version\x18\x03 \x01(\x04R\x0fexpectedVersion\"?\n" +
+	"\x10expected_version\x18\x03 \x01(\x04R\x0fexpectedVersion\"^\n" +
 	"\fStoreActions\x12/\n" +
-	"\aactions\x18\x01 \x03(\v2\x15.shoal.v1.StoreActionR\aactions\"\xc0\x01\n" +
+	"\aactions\x18\x01 \x03(\v2\x15.shoal.v1.StoreActionR\aactions\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\fR\trequestId\"\xf9\x01\n" +
 	"\x13StoreSnapshotRecord\x127\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.shoal.v1.StoreSnapshotHeaderH\x00R\x06header\x12*\n" +
 	"\x06object\x18\x02 \x01(\v2\x10.shoal.v1.ObjectH\x00R\x06object\x12:\n" +
-	"\atrailer\x18\x03 \x01(\v2\x1e.shoal.v1.StoreSnapshotTrailerH\x00R\atrailerB\b\n" +
-	"\x06record\"C\n" +
+	"\atrailer\x18\x03 \x01(\v2\x1e.shoal.v1.StoreSnapshotTrailerH\x00R\atrailer\x127\n" +
+	"\arequest\x18\x04 \x01(\v2\x1b.shoal.v1.RememberedRequestH\x00R\arequestB\b\n" +
+	"\x06record\"f\n" +
+	"\x11RememberedRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12+\n" +
+	"\x04refs\x18\x03 \x03(\v2\x17.shoal.v1.RememberedRefR\x04refs\"M\n" +
+	"\rRememberedRef\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
+	"\adeleted\x18\x03 \x01(\bR\adeleted\"C\n" +
 	"\x13StoreSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"H\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"d\n" +
 	"\x14StoreSnapshotTrailer\x12\x18\n" +
 	"\aobjects\x18\x01 \x01(\x04R\aobjects\x12\x16\n" +
-	"\x06crc32c\x18\x02 \x01(\rR\x06crc32c*\x8e\x01\n" +
+	"\x06crc32c\x18\x02 \x01(\rR\x06crc32c\x12\x1a\n" +
+	"\brequests\x18\x03 \x01(\x04R\brequests*\x8e\x01\n" +
 	"\x0fStoreActionKind\x12!\n" +
 	"\x1dSTORE_ACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18STORE_ACTION_KIND_CREATE\x10\x01\x12\x1c\n" +
@@ -576,33 +751,37 @@ func file_api_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_api_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_api_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_api_objects_proto_goTypes = []any{
 	(StoreActionKind)(0),          // 0: shoal.v1.StoreActionKind
 	(*Object)(nil),                // 1: shoal.v1.Object
 	(*StoreAction)(nil),           // 2: shoal.v1.StoreAction
 	(*StoreActions)(nil),          // 3: shoal.v1.StoreActions
 	(*StoreSnapshotRecord)(nil),   // 4: shoal.v1.StoreSnapshotRecord
-	(*StoreSnapshotHeader)(nil),   // 5: shoal.v1.StoreSnapshotHeader
-	(*StoreSnapshotTrailer)(nil),  // 6: shoal.v1.StoreSnapshotTrailer
-	nil,                           // 7: shoal.v1.Object.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*RememberedRequest)(nil),     // 5: shoal.v1.RememberedRequest
+	(*RememberedRef)(nil),         // 6: shoal.v1.RememberedRef
+	(*StoreSnapshotHeader)(nil),   // 7: shoal.v1.StoreSnapshotHeader
+	(*StoreSnapshotTrailer)(nil),  // 8: shoal.v1.StoreSnapshotTrailer
+	nil,                           // 9: shoal.v1.Object.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_api_objects_proto_depIdxs = []int32{
-	7, // 0: shoal.v1.Object.labels:type_name -> shoal.v1.Object.LabelsEntry
-	8, // 1: shoal.v1.Object.created_at:type_name -> google.protobuf.Timestamp
-	8, // 2: shoal.v1.Object.updated_at:type_name -> google.protobuf.Timestamp
-	0, // 3: shoal.v1.StoreAction.kind:type_name -> shoal.v1.StoreActionKind
-	1, // 4: shoal.v1.StoreAction.object:type_name -> shoal.v1.Object
-	2, // 5: shoal.v1.StoreActions.actions:type_name -> shoal.v1.StoreAction
-	5, // 6: shoal.v1.StoreSnapshotRecord.header:type_name -> shoal.v1.StoreSnapshotHeader
-	1, // 7: shoal.v1.StoreSnapshotRecord.object:type_name -> shoal.v1.Object
-	6, // 8: shoal.v1.StoreSnapshotRecord.trailer:type_name -> shoal.v1.StoreSnapshotTrailer
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	9,  // 0: shoal.v1.Object.labels:type_name -> shoal.v1.Object.LabelsEntry
+	10, // 1: shoal.v1.Object.created_at:type_name -> google.protobuf.Timestamp
+	10, // 2: shoal.v1.Object.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: shoal.v1.StoreAction.kind:type_name -> shoal.v1.StoreActionKind
+	1,  // 4: shoal.v1.StoreAction.object:type_name -> shoal.v1.Object
+	2,  // 5: shoal.v1.StoreActions.actions:type_name -> shoal.v1.StoreAction
+	7,  // 6: shoal.v1.StoreSnapshotRecord.header:type_name -> shoal.v1.StoreSnapshotHeader
+	1,  // 7: shoal.v1.StoreSnapshotRecord.object:type_name -> shoal.v1.Object
+	8,  // 8: shoal.v1.StoreSnapshotRecord.trailer:type_name -> shoal.v1.StoreSnapshotTrailer
+	5,  // 9: shoal.v1.StoreSnapshotRecord.request:type_name -> shoal.v1.RememberedRequest
+	6,  // 10: shoal.v1.RememberedRequest.refs:type_name -> shoal.v1.RememberedRef
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_api_objects_proto_init() }
@@ -614,6 +793,7 @@ func file_api_objects_proto_init() {
 		(*StoreSnapshotRecord_Header)(nil),
 		(*StoreSnapshotRecord_Object)(nil),
 		(*StoreSnapshotRecord_Trailer)(nil),
+		(*StoreSnapshotRecord_Request)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -621,7 +801,7 @@ func file_api_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_objects_proto_rawDesc), len(file_api_objects_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -143,11 +143,11 @@ func (c *Client) list(ctx context.Context, sel Selector, opts []ReadOption) ([]*
 // Update changes the object of kind named nameOrID and returns it as
 // stored.
 func (c *Client) Update(ctx context.Context, kind, nameOrID string, u Update) (*api.Object, error) {
-	// Only an attempt that changed nothing is repeated: one that may have
-	// been applied, repeated, could undo the writes of others made since.
+	req := updateRequest(kind, nameOrID, u)
+	req.RequestId = newRequestID()
 	var resp *api.UpdateObjectResponse
-	err := withRetry(ctx, ifNotApplied, func(ctx context.Context) (err error) {
-		resp, err = c.control.UpdateObject(ctx, updateRequest(kind, nameOrID, u), callOptions(ctx)...)
+	err := withRetry(ctx, always, func(ctx context.Context) (err error) {
+		resp, err = c.control.UpdateObject(ctx, req, callOptions(ctx)...)
 		return err
 	})
 	if err != nil {
@@ -173,12 +173,14 @@ func updateRequest(kind, nameOrID string, u Update) *api.UpdateObjectRequest {
 // Delete deletes the object of kind named nameOrID, if its version is
 // expectedVersion (0: any), and returns the version of the deletion.
 func (c *Client) Delete(ctx context.Context, kind, nameOrID string, expectedVersion uint64) (uint64, error) {
+	req := &api.DeleteObjectRequest{
+		Ref:             &api.ObjectRef{Kind: kind, NameOrId: nameOrID},
+		ExpectedVersion: expectedVersion,
+		RequestId:       newRequestID(),
+	}
 	var resp *api.DeleteObjectResponse
-	err := withRetry(ctx, ifNotApplied, func(ctx context.Context) (err error) {
-		resp, err = c.control.DeleteObject(ctx, &api.DeleteObjectRequest{
-			Ref:             &api.ObjectRef{Kind: kind, NameOrId: nameOrID},
-			ExpectedVersion: expectedVersion,
-		}, callOptions(ctx)...)
+	err := withRetry(ctx, always, func(ctx context.Context) (err error) {
+		resp, err = c.control.DeleteObject(ctx, req, callOptions(ctx)...)
 		return err
 	})
 	if err != nil {
@@ -212,9 +214,10 @@ func DeleteOp(kind, nameOrID string, expectedVersion uint64) Op {
 // the created or updated objects in the order of ops (a deletion gives an
 // object with only kind, id and version) and the version of the entry.
 func (c *Client) Transaction(ctx context.Context, ops ...Op) ([]*api.Object, uint64, error) {
+	req := &api.TransactionRequest{Ops: ops, RequestId: newRequestID()}
 	var resp *api.TransactionResponse
-	err := withRetry(ctx, ifNotApplied, func(ctx context.Context) (err error) {
-		resp, err = c.control.Transaction(ctx, &api.TransactionRequest{Ops: ops}, callOptions(ctx)...)
+	err := withRetry(ctx, always, func(ctx context.Context) (err error) {
+		resp, err = c.control.Transaction(ctx, req, callOptions(ctx)...)
 		return err
 	})
 	if err != nil {

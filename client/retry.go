@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"maps"
 	"time"
 
@@ -19,24 +20,24 @@ import (
 // deadline (a call without one is tried once, and fails at once when no
 // manager is connected, as it would never end otherwise); each retry goes to the
 // manager the connection reaches then, the next address of Config.Addrs
-// when one went down. Whether a failed attempt may be retried depends on
-// what it may have done:
+// when one went down.
 //
-//   - reads, and every call that the manager says changed nothing
-//     (api.ReasonNotApplied), are always retried;
-//   - a create whose outcome is unknown is not made again: the first
-//     attempt may have created the object, and another caller deleted it
-//     since, so a second create would create it twice. Instead the object
-//     is read (linearizably, retried like any read): an object with the
-//     same spec and labels, created after the first attempt began (less
-//     createClockSkew) and not changed since, is the one the first
-//     attempt wrote, and is reported; otherwise the create's outcome stays
-//     unknown, and the UNAVAILABLE error of the attempt that may have
-//     written it is returned (it may still be applied);
-//   - other writes (updates, deletions, transactions) whose outcome is
-//     unknown are not retried: repeated after it was applied, a write
-//     could undo the writes others made since. The error is returned, and
-//     the caller reads before it tries again.
+// Reads are always retried. So are writes (creates, updates, deletions,
+// transactions), even when an attempt's outcome is unknown: each write
+// carries a request ID, chosen once per call and sent with every attempt,
+// and the store remembers the IDs of the writes it applied
+// (store.RememberedRequests, the last 131,072 writes of the cluster), so
+// an attempt that repeats one already applied, through any manager, is
+// answered with what the first did and applies nothing. A write is thus
+// applied at most once, and its caller learns its outcome, unless its
+// retry comes after that many other writes (seconds at full speed); then
+// an update may be applied a second time (the same change again) and a
+// deletion fail with not found. A create checks that case: when a retry
+// of a create whose outcome was unknown finds the name taken, the object
+// is read (linearizably): one with the same spec and labels, created after
+// the first attempt began (less createClockSkew) and not changed since, is
+// the one the first attempt wrote, and is reported; otherwise the
+// UNAVAILABLE error of the attempt that may have written it is returned.
 const (
 	retryFirstDelay = 10 * time.Millisecond
 	retryMaxDelay   = 500 * time.Millisecond
@@ -97,13 +98,21 @@ func waitRetry(ctx context.Context, delay *time.Duration) bool {
 	}
 }
 
+// newRequestID returns a new request ID: 16 random bytes.
+func newRequestID() []byte {
+	id := make([]byte, 16)
+	_, _ = rand.Read(id) // never fails
+	return id
+}
+
 // createRetrying creates obj, retrying as the package comment says.
 func (c *Client) createRetrying(ctx context.Context, obj *api.Object) (*api.Object, error) {
 	began := time.Now()
+	req := &api.CreateObjectRequest{Object: obj, RequestId: newRequestID()}
 	var created *api.Object
 	var unknown error // the failure of an attempt that may have created obj
-	err := withRetry(ctx, ifNotApplied, func(ctx context.Context) error {
-		resp, err := c.control.CreateObject(ctx, &api.CreateObjectRequest{Object: obj}, callOptions(ctx)...)
+	err := withRetry(ctx, always, func(ctx context.Context) error {
+		resp, err := c.control.CreateObject(ctx, req, callOptions(ctx)...)
 		if err == nil {
 			created = resp.GetObject()
 		} else if status.Code(err) == codes.Unavailable && !api.IsNotApplied(err) {
@@ -111,9 +120,11 @@ func (c *Client) createRetrying(ctx context.Context, obj *api.Object) (*api.Obje
 		}
 		return err
 	})
-	if unknown == nil { // else err is unknown: it stopped the retries
+	if unknown == nil || status.Code(err) != codes.AlreadyExists {
 		return created, err
 	}
+	// The store forgot the request (see above): the name may be taken by
+	// this very create.
 	if mine, ok := c.findOwnCreate(ctx, obj, began); ok {
 		return mine, nil
 	}

@@ -15,15 +15,32 @@ import (
 
 // flakyControl fails the first calls of each method with the errors in
 // fail, then serves; a create that fails may still have stored its
-// object (committed), as a leader that dies after committing does.
+// object (committed), as a leader that dies after committing does. Like
+// the store, it answers a create that repeats the request ID of one it
+// stored with that object, unless it forgets request IDs.
 type flakyControl struct {
 	api.UnimplementedControlServer
-	mu       sync.Mutex
-	fail     []error
-	commit   bool        // a failed create stores its object all the same
-	existing *api.Object // taken by another writer before the test
-	stored   map[string]*api.Object
-	calls    map[string]int
+	mu         sync.Mutex
+	fail       []error
+	commit     bool        // a failed create stores its object all the same
+	existing   *api.Object // taken by another writer before the test
+	forget     bool        // request IDs are not remembered
+	stored     map[string]*api.Object
+	calls      map[string]int
+	requestIDs map[string]map[string]bool // per method, the request IDs seen
+	created    map[string]*api.Object     // by request ID
+}
+
+func newFlaky(fail []error) *flakyControl {
+	return &flakyControl{fail: fail, stored: map[string]*api.Object{}, calls: map[string]int{},
+		requestIDs: map[string]map[string]bool{}, created: map[string]*api.Object{}}
+}
+
+func (f *flakyControl) sawRequest(method string, id []byte) {
+	if f.requestIDs[method] == nil {
+		f.requestIDs[method] = map[string]bool{}
+	}
+	f.requestIDs[method][string(id)] = true
 }
 
 func (f *flakyControl) nextError(method string) error {
@@ -40,7 +57,11 @@ func (f *flakyControl) CreateObject(_ context.Context, req *api.CreateObjectRequ
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	o := req.GetObject()
+	f.sawRequest("create", req.GetRequestId())
 	err := f.nextError("create")
+	if first, ok := f.created[string(req.GetRequestId())]; ok && err == nil && !f.forget {
+		return &api.CreateObjectResponse{Object: first}, nil
+	}
 	if _, taken := f.stored[o.GetName()]; taken && err == nil {
 		return nil, status.Error(codes.AlreadyExists, "the name is taken")
 	}
@@ -48,6 +69,7 @@ func (f *flakyControl) CreateObject(_ context.Context, req *api.CreateObjectRequ
 		now := timestamppb.Now()
 		f.stored[o.GetName()] = &api.Object{Kind: o.GetKind(), Name: o.GetName(), Labels: o.GetLabels(), Spec: o.GetSpec(),
 			Id: "id-" + o.GetName(), Version: 9, CreatedAt: now, UpdatedAt: now}
+		f.created[string(req.GetRequestId())] = f.stored[o.GetName()]
 	}
 	if err != nil {
 		return nil, err
@@ -66,9 +88,10 @@ func (f *flakyControl) GetObject(_ context.Context, req *api.GetObjectRequest) (
 	return &api.GetObjectResponse{Object: o}, nil
 }
 
-func (f *flakyControl) DeleteObject(context.Context, *api.DeleteObjectRequest) (*api.DeleteObjectResponse, error) {
+func (f *flakyControl) DeleteObject(_ context.Context, req *api.DeleteObjectRequest) (*api.DeleteObjectResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.sawRequest("delete", req.GetRequestId())
 	if err := f.nextError("delete"); err != nil {
 		return nil, err
 	}
@@ -91,23 +114,27 @@ func TestCreateRetriesAndRecognisesItsOwnObject(t *testing.T) {
 		fail       []error
 		commit     bool
 		existing   *api.Object
+		forget     bool
 		wantCode   codes.Code
 		wantID     string
 		wantCreate int
 	}{
-		{"no leader, then a leader", []error{notApplied(), notApplied()}, false, nil, codes.OK, "id-a", 3},
-		// Not created again: the first attempt may have created the
-		// object and another caller deleted it since; a second create
-		// would create it twice.
-		{"outcome unknown, not found: still unknown", []error{unknownOutcome()}, false, nil, codes.Unavailable, "", 1},
-		{"outcome unknown, committed: the read finds its own object", []error{unknownOutcome()}, true, nil, codes.OK, "id-a", 1},
-		{"taken before by another writer", nil, false, older, codes.AlreadyExists, "", 1},
-		{"outcome unknown, and the name was taken before: still unknown", []error{unknownOutcome()}, false, older, codes.Unavailable, "", 1},
-		{"another error is not retried", []error{status.Error(codes.InvalidArgument, "bad name")}, false, nil, codes.InvalidArgument, "", 1},
+		{"no leader, then a leader", []error{notApplied(), notApplied()}, false, nil, false, codes.OK, "id-a", 3},
+		{"outcome unknown, not applied: the retry creates it", []error{unknownOutcome()}, false, nil, false, codes.OK, "id-a", 2},
+		{"outcome unknown, committed: the retry is answered as a repeat", []error{unknownOutcome()}, true, nil, false, codes.OK, "id-a", 2},
+		{"taken before by another writer", nil, false, older, false, codes.AlreadyExists, "", 1},
+		// The retry finds the name taken, and the object is not the
+		// one this create wrote: the first attempt's outcome stays
+		// unknown.
+		{"outcome unknown, and the name was taken before: still unknown", []error{unknownOutcome()}, false, older, false, codes.Unavailable, "", 2},
+		// The request ID was forgotten: the read finds the object.
+		{"outcome unknown, committed, forgotten: the read finds its own object", []error{unknownOutcome()}, true, nil, true, codes.OK, "id-a", 2},
+		{"another error is not retried", []error{status.Error(codes.InvalidArgument, "bad name")}, false, nil, false, codes.InvalidArgument, "", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := &flakyControl{fail: tt.fail, commit: tt.commit, stored: map[string]*api.Object{}, calls: map[string]int{}}
+			fake := newFlaky(tt.fail)
+			fake.commit, fake.forget = tt.commit, tt.forget
 			if tt.existing != nil {
 				fake.stored[tt.existing.GetName()] = tt.existing
 			}
@@ -126,11 +153,16 @@ func TestCreateRetriesAndRecognisesItsOwnObject(t *testing.T) {
 			if fake.calls["create"] != tt.wantCreate {
 				t.Errorf("%d create calls, want %d", fake.calls["create"], tt.wantCreate)
 			}
+			if ids := fake.requestIDs["create"]; len(ids) != 1 || ids[""] {
+				t.Errorf("the attempts carried %d request IDs (empty: %v), want one, the same for every attempt", len(ids), ids[""])
+			}
 		})
 	}
 }
 
-func TestDeleteIsRetriedOnlyWhenNothingWasDone(t *testing.T) {
+// TestDeleteIsRetriedUnderOneRequestID: the store answers a repeat of a
+// deletion it applied, so an unknown outcome is retried too.
+func TestDeleteIsRetriedUnderOneRequestID(t *testing.T) {
 	tests := []struct {
 		name      string
 		fail      []error
@@ -138,11 +170,12 @@ func TestDeleteIsRetriedOnlyWhenNothingWasDone(t *testing.T) {
 		wantCalls int
 	}{
 		{"not applied", []error{notApplied()}, codes.OK, 2},
-		{"outcome unknown", []error{unknownOutcome()}, codes.Unavailable, 1},
+		{"outcome unknown", []error{unknownOutcome()}, codes.OK, 2},
+		{"another error is not retried", []error{status.Error(codes.PermissionDenied, "no")}, codes.PermissionDenied, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := &flakyControl{fail: tt.fail, stored: map[string]*api.Object{}, calls: map[string]int{}}
+			fake := newFlaky(tt.fail)
 			c := newClient(t, Config{Addrs: []string{tcpServer(t, fake)}})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -153,6 +186,9 @@ func TestDeleteIsRetriedOnlyWhenNothingWasDone(t *testing.T) {
 			defer fake.mu.Unlock()
 			if fake.calls["delete"] != tt.wantCalls {
 				t.Errorf("%d delete calls, want %d", fake.calls["delete"], tt.wantCalls)
+			}
+			if ids := fake.requestIDs["delete"]; len(ids) != 1 || ids[""] {
+				t.Errorf("the attempts carried %d request IDs (empty: %v), want one, the same for every attempt", len(ids), ids[""])
 			}
 		})
 	}

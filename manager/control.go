@@ -163,14 +163,18 @@ func (s *controlServer) CreateObject(ctx context.Context, req *api.CreateObjectR
 		return nil, err
 	}
 	return onProposer(ctx, s, func(ctx context.Context) (*api.CreateObjectResponse, error) {
-		res, err := s.m.store.Update(ctx, func(tx store.Tx) error {
+		res, err := s.m.store.UpdateRequest(ctx, req.GetRequestId(), func(tx store.Tx) error {
 			_, err := tx.Create(req.GetObject())
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
-		return &api.CreateObjectResponse{Object: publicObject(res.Objects[0])}, nil
+		o := res.Objects[0]
+		if res.Repeated && o.GetName() == "" { // changed since: what it was created as
+			o = &api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: req.GetObject().GetName(), Version: o.GetVersion()}
+		}
+		return &api.CreateObjectResponse{Object: publicObject(o)}, nil
 	}, func(ctx context.Context, c api.ControlClient) (*api.CreateObjectResponse, error) {
 		resp, err := c.CreateObject(ctx, req)
 		if err != nil {
@@ -249,14 +253,14 @@ func (s *controlServer) UpdateObject(ctx context.Context, req *api.UpdateObjectR
 	}
 	return onProposer(ctx, s, func(ctx context.Context) (*api.UpdateObjectResponse, error) {
 		update := func(tx store.Tx) error { return updateInTx(tx, req, true) }
-		res, err := s.updateRetrying(ctx, req.GetExpectedVersion() == 0, update)
+		res, err := s.updateRetrying(ctx, req.GetRequestId(), req.GetExpectedVersion() == 0, update)
 		if errors.Is(err, errUnchanged) {
 			// Nothing to change in this manager's store, which may be
 			// behind: only once it is up to date is "unchanged" the answer.
 			if err = s.m.linearizableRead(ctx); err != nil {
 				return nil, err
 			}
-			res, err = s.updateRetrying(ctx, req.GetExpectedVersion() == 0, update)
+			res, err = s.updateRetrying(ctx, req.GetRequestId(), req.GetExpectedVersion() == 0, update)
 		}
 		if errors.Is(err, errUnchanged) {
 			var cur *api.Object
@@ -279,7 +283,8 @@ func (s *controlServer) UpdateObject(ctx context.Context, req *api.UpdateObjectR
 	})
 }
 
-// updateRetrying runs a read-modify-write. When the caller gave no
+// updateRetrying runs a read-modify-write with request ID id (see
+// store.UpdateRequest). When the caller gave no
 // expected version, the version read is expected instead, so a concurrent
 // change is never silently overwritten, and a conflict is retried.
 //
@@ -292,11 +297,12 @@ func (s *controlServer) UpdateObject(ctx context.Context, req *api.UpdateObjectR
 // nothing. Running it again is safe: a failed lookup proposed nothing, and
 // an entry refused at apply (an id a stale lookup gave) changed nothing.
 // If the store cannot be brought up to date, the caller gets that error
-// (unavailable), not a stale "not found".
-func (s *controlServer) updateRetrying(ctx context.Context, retry bool, fn func(store.Tx) error) (*store.Result, error) {
+// (unavailable), not a stale "not found". A repeat of a write applied
+// meanwhile under the same request ID is then answered as one.
+func (s *controlServer) updateRetrying(ctx context.Context, id []byte, retry bool, fn func(store.Tx) error) (*store.Result, error) {
 	confirmed := false
 	for attempt := 1; ; attempt++ {
-		res, err := s.m.store.Update(ctx, fn)
+		res, err := s.m.store.UpdateRequest(ctx, id, fn)
 		if errors.Is(err, store.ErrNotFound) && !confirmed {
 			if rerr := s.m.linearizableRead(ctx); rerr != nil {
 				return nil, rerr
@@ -357,7 +363,7 @@ func (s *controlServer) DeleteObject(ctx context.Context, req *api.DeleteObjectR
 		return nil, err
 	}
 	return onProposer(ctx, s, func(ctx context.Context) (*api.DeleteObjectResponse, error) {
-		res, err := s.updateRetrying(ctx, req.GetExpectedVersion() == 0, func(tx store.Tx) error {
+		res, err := s.updateRetrying(ctx, req.GetRequestId(), req.GetExpectedVersion() == 0, func(tx store.Tx) error {
 			return deleteInTx(tx, req)
 		})
 		if err != nil {
@@ -409,7 +415,7 @@ func (s *controlServer) Transaction(ctx context.Context, req *api.TransactionReq
 		}
 	}
 	return onProposer(ctx, s, func(ctx context.Context) (*api.TransactionResponse, error) {
-		res, err := s.updateRetrying(ctx, retry, func(tx store.Tx) error {
+		res, err := s.updateRetrying(ctx, req.GetRequestId(), retry, func(tx store.Tx) error {
 			for i, op := range req.GetOps() {
 				var err error
 				switch o := op.GetOp().(type) {

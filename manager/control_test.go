@@ -9,6 +9,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/ca"
@@ -138,5 +139,77 @@ func TestUpdateThatChangesNothingWritesNoVersion(t *testing.T) {
 			}
 			v = got
 		})
+	}
+}
+
+// TestWritesRepeatedUnderTheirRequestIDAreAnsweredNotApplied sends each
+// write twice with one request ID, the second time through another
+// manager, as a client retries one whose outcome it did not learn: the
+// repeat gets the first one's outcome, even where doing it again would
+// fail (the object deleted, renamed), and nothing is applied twice.
+func TestWritesRepeatedUnderTheirRequestIDAreAnsweredNotApplied(t *testing.T) {
+	ms := startCluster(t, 3)
+	leader := leaderOf(t, ms)
+	var follower *testManager
+	for _, tm := range ms {
+		if tm != leader {
+			follower = tm
+			break
+		}
+	}
+	first, second := follower.dialSocket(), leader.dialSocket()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	id := func(s string) []byte { return []byte("request-" + s) }
+
+	create := &api.CreateObjectRequest{Object: &api.Object{Kind: "item", Name: "web", Spec: []byte(`{"n":1}`)}, RequestId: id("create")}
+	c1, err := first.CreateObject(ctx, create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := second.CreateObject(ctx, create)
+	if err != nil {
+		t.Fatalf("the create repeated: %v, want the first one's object", err)
+	}
+	if c2.GetObject().GetId() != c1.GetObject().GetId() || c2.GetObject().GetVersion() != c1.GetObject().GetVersion() {
+		t.Fatalf("the create repeated gave %v, want %v", c2.GetObject(), c1.GetObject())
+	}
+
+	rename := &api.UpdateObjectRequest{Ref: &api.ObjectRef{Kind: "item", NameOrId: "web"}, NewName: proto.String("api"), RequestId: id("rename")}
+	u1, err := first.UpdateObject(ctx, rename)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2, err := second.UpdateObject(ctx, rename) // "web" is no more
+	if err != nil || u2.GetObject().GetVersion() != u1.GetObject().GetVersion() {
+		t.Fatalf("the rename repeated: %v, %v; want version %d", u2.GetObject(), err, u1.GetObject().GetVersion())
+	}
+
+	del := &api.DeleteObjectRequest{Ref: &api.ObjectRef{Kind: "item", NameOrId: "api"}, RequestId: id("delete")}
+	d1, err := first.DeleteObject(ctx, del)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := second.DeleteObject(ctx, del) // gone
+	if err != nil || d2.GetVersion() != d1.GetVersion() {
+		t.Fatalf("the deletion repeated: %v, %v; want version %d", d2, err, d1.GetVersion())
+	}
+
+	// The same create again is answered as before, though its object is
+	// gone and its name free: it is not created a second time.
+	c3, err := first.CreateObject(ctx, create)
+	if err != nil || c3.GetObject().GetVersion() != c1.GetObject().GetVersion() {
+		t.Fatalf("the create repeated after its deletion: %v, %v", c3.GetObject(), err)
+	}
+	list, err := second.ListObjects(ctx, &api.ListObjectsRequest{Kind: "item"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := list.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(page.GetObjects()); n != 0 {
+		t.Fatalf("%d items after the deletion, want 0: a repeat was applied", n)
 	}
 }

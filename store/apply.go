@@ -78,6 +78,12 @@ func (s *Store) applyEntry(index uint64, payload []byte) (*Result, []Event, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	id := string(msg.GetRequestId())
+	if id != "" {
+		if res, ok := s.repeated(s.work, id); ok {
+			return res, nil, nil
+		}
+	}
 	var undo tables
 	several := len(msg.GetActions()) > 1
 	if several {
@@ -96,6 +102,9 @@ func (s *Store) applyEntry(index uint64, payload []byte) (*Result, []Event, erro
 		res.Objects = append(res.Objects, ev.Object)
 		events = append(events, ev)
 	}
+	if id != "" {
+		s.remember(id, index, msg.GetActions(), res)
+	}
 	return res, events, nil
 }
 
@@ -107,6 +116,9 @@ func decodeEntry(payload []byte) (*api.StoreActions, error) {
 	msg := &api.StoreActions{}
 	if err := proto.Unmarshal(payload, msg); err != nil {
 		return nil, fmt.Errorf("%w: entry payload: %v", ErrInvalid, err)
+	}
+	if err := validRequestID(msg.GetRequestId()); err != nil {
+		return nil, err
 	}
 	switch n := len(msg.GetActions()); {
 	case n == 0:

@@ -70,7 +70,7 @@ func (b *Batch) flush() error {
 	}
 	actions, units := b.actions, b.units
 	b.actions, b.units, b.bytes = nil, 0, 0
-	if _, err := b.s.propose(b.ctx, actions); err != nil {
+	if _, err := b.s.propose(b.ctx, nil, actions); err != nil {
 		return fmt.Errorf("batch entry after %d applied units: %w", b.applied, err)
 	}
 	b.applied += units

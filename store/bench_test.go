@@ -317,8 +317,8 @@ func BenchmarkApply(b *testing.B) {
 	const n = 100_000
 	path := filepath.Join(b.TempDir(), "seed.snap")
 	index := writeSyntheticSnapshot(b, path, n)
-	encode := func(kind api.StoreActionKind, o *api.Object) []byte {
-		payload, err := proto.Marshal(&api.StoreActions{Actions: []*api.StoreAction{{Kind: kind, Object: o}}})
+	encode := func(kind api.StoreActionKind, o *api.Object, requestID ...byte) []byte {
+		payload, err := proto.Marshal(&api.StoreActions{Actions: []*api.StoreAction{{Kind: kind, Object: o}}, RequestId: requestID})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -327,17 +327,26 @@ func BenchmarkApply(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
 		payload func(i int) []byte
+		fresh   bool // payloads made anew each round: they must not repeat
 	}{
 		{"update", func(i int) []byte {
 			o := object256(i%n, n)
 			o.Version = 0
 			return encode(api.StoreActionKind_STORE_ACTION_KIND_UPDATE, o)
-		}},
+		}, false},
 		{"create", func(i int) []byte {
 			o := object256(i%n, n)
 			o.Version, o.Id, o.Name = 0, fmt.Sprintf("new%023d", i), fmt.Sprintf("new-%d", i)
 			return encode(api.StoreActionKind_STORE_ACTION_KIND_CREATE, o)
-		}},
+		}, true},
+		// As a client sends them: with a request ID of 16 bytes, which the
+		// store remembers (and, once it holds RememberedRequests, forgets
+		// the oldest).
+		{"update-with-request-id", func(i int) []byte {
+			o := object256(i%n, n)
+			o.Version = 0
+			return encode(api.StoreActionKind_STORE_ACTION_KIND_UPDATE, o, []byte(fmt.Sprintf("%016d", i))...)
+		}, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			s, err := store.New(store.DefaultConfig(), nil)
@@ -356,7 +365,7 @@ func BenchmarkApply(b *testing.B) {
 				next++
 				if i == len(payloads) {
 					i = 0
-					if tc.name == "create" { // new names each round
+					if tc.fresh {
 						b.StopTimer()
 						for j := range payloads {
 							payloads[j] = tc.payload(made + j)
@@ -373,33 +382,53 @@ func BenchmarkApply(b *testing.B) {
 	}
 	// Updates applied in runs of 64, as the raft node applies the
 	// entries of a busy Ready: one op is one entry.
-	b.Run("update-runs-of-64", func(b *testing.B) {
-		s, err := store.New(store.DefaultConfig(), nil)
-		if err != nil {
-			b.Fatal(err)
+	for _, withIDs := range []bool{false, true} {
+		name := "update-runs-of-64"
+		if withIDs {
+			name += "-with-request-id"
 		}
-		defer s.Close()
-		restoreFile(b, s, index, path)
-		const run = 64
-		payloads := make([][]byte, 4096)
-		for i := range payloads {
-			o := object256(i%n, n)
-			o.Version = 0
-			payloads[i] = encode(api.StoreActionKind_STORE_ACTION_KIND_UPDATE, o)
-		}
-		next := index + 1
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i += run {
-			k := min(run, b.N-i)
-			from := (i / run * run) % len(payloads)
-			_, errs := s.ApplyBatch(next, payloads[from:from+k])
-			for _, err := range errs {
-				if err != nil {
-					b.Fatal(err)
+		b.Run(name, func(b *testing.B) {
+			s, err := store.New(store.DefaultConfig(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			restoreFile(b, s, index, path)
+			const run = 64
+			payloads := make([][]byte, 4096)
+			made := 0
+			fill := func() {
+				for i := range payloads {
+					o := object256(i%n, n)
+					o.Version = 0
+					var id []byte
+					if withIDs {
+						id = []byte(fmt.Sprintf("%016d", made))
+					}
+					made++
+					payloads[i] = encode(api.StoreActionKind_STORE_ACTION_KIND_UPDATE, o, id...)
 				}
 			}
-			next += uint64(k)
-		}
-	})
+			fill()
+			next := index + 1
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += run {
+				k := min(run, b.N-i)
+				from := (i / run * run) % len(payloads)
+				if withIDs && from == 0 && i > 0 { // request IDs must not repeat
+					b.StopTimer()
+					fill()
+					b.StartTimer()
+				}
+				_, errs := s.ApplyBatch(next, payloads[from:from+k])
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				next += uint64(k)
+			}
+		})
+	}
 }

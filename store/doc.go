@@ -41,14 +41,19 @@
 //
 // An entry's payload is an encoded api.StoreActions: actions of kind
 // create, update or delete, each with the whole object (only kind and id
-// for a delete) and the expected version (0: none). The proposer stamps
-// created_at and updated_at and picks the id of a new object.
+// for a delete) and the expected version (0: none), and optionally the
+// write's request ID (UpdateRequest), by which the store recognises a
+// repeat of a write it applied and answers it instead of applying it
+// again (requests.go). The proposer stamps created_at and updated_at and
+// picks the id of a new object.
 //
 // A snapshot is the 8 bytes "SHOALSNP" and then records, each a uvarint
-// length and an encoded api.StoreSnapshotRecord: a header (format 1 and
-// the applied index), one record per object in increasing id order, and a
-// trailer with the object count and the CRC-32C of every byte before it.
-// Restore refuses anything else with ErrCorruptSnapshot.
+// length and an encoded api.StoreSnapshotRecord: a header (format 2 and
+// the applied index), one record per object in increasing id order, one
+// per remembered request in increasing index order, and a trailer with
+// the counts and the CRC-32C of every byte before it. Restore refuses
+// anything else with ErrCorruptSnapshot (and reads format 1, which has no
+// remembered requests).
 //
 // # Limits
 //

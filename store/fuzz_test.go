@@ -20,6 +20,7 @@ func FuzzApply(f *testing.F) {
 	f.Add(payload(f, validAction(create, withID(obj("service", "b", "k=v"), "idb"), 0)))
 	f.Add(payload(f, validAction(update, withID(obj("service", "a2"), "ida"), 1)))
 	f.Add(payload(f, validAction(del, withID(obj("service", "a"), "ida"), 0), validAction(create, withID(obj("node", "a"), "ida"), 0)))
+	f.Add(entryWithID(f, "request-1", validAction(create, withID(obj("service", "c"), "idc"), 0)))
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0x00})
 	seed := payload(f, validAction(create, withID(obj("service", "a", "tier=x"), "ida"), 0))

@@ -15,13 +15,15 @@ import (
 
 // Snapshot format (see api.StoreSnapshotRecord): the magic, then records
 // each framed as a uvarint length and an encoded StoreSnapshotRecord: one
-// header, one record per object in id order, one trailer with the object
-// count and the CRC-32C of every byte before it. Records are written and
+// header, one record per object in id order, one per remembered request
+// in the order they were applied, one trailer with the counts and the CRC-32C of
+// every byte before it. Format 1 had no remembered requests; it is still
+// read. Records are written and
 // read one at a time, so neither side holds more than one object's
 // encoding beyond the store itself.
 const (
 	snapshotMagic  = "SHOALSNP"
-	snapshotFormat = 1
+	snapshotFormat = 2
 	// maxRecordBytes bounds one record when reading, so that a corrupt
 	// length cannot make Restore allocate without limit.
 	maxRecordBytes = HardMaxObjectBytes + 1024
@@ -79,6 +81,16 @@ func writeSnapshot(w io.Writer, st *state) error {
 		count++
 		return err == nil
 	})
+	var requests uint64
+	if err == nil {
+		st.requests.Ascend(func(r remembered) bool { // likewise, field 4
+			buf = protowire.AppendTag(buf[:0], 4, protowire.BytesType)
+			buf = protowire.AppendString(buf, r.blob)
+			err = writeRecord(buf)
+			requests++
+			return err == nil
+		})
+	}
 	if err == nil {
 		err = bw.Flush() // the CRC must have seen every byte
 	}
@@ -86,7 +98,7 @@ func writeSnapshot(w io.Writer, st *state) error {
 		return fmt.Errorf("store: writing snapshot: %w", err)
 	}
 	trailer := &api.StoreSnapshotRecord{Record: &api.StoreSnapshotRecord_Trailer{
-		Trailer: &api.StoreSnapshotTrailer{Objects: count, Crc32C: crc.Sum32()},
+		Trailer: &api.StoreSnapshotTrailer{Objects: count, Crc32C: crc.Sum32(), Requests: requests},
 	}}
 	if buf, err = opts.MarshalAppend(buf[:0], trailer); err == nil {
 		err = writeRecord(buf)
@@ -104,7 +116,8 @@ func writeSnapshot(w io.Writer, st *state) error {
 // (the header's index may be lower: entries that changed nothing in the
 // store, such as configuration changes, are not applied to it). It reads r
 // to its end and checks everything (framing, CRC, object count, every
-// object's validity, unique ids and names) into new tables before it
+// object's validity, unique ids and names, the remembered requests) into
+// new tables before it
 // swaps that in, so readers see the old state or the new one and an error
 // (wrapping ErrCorruptSnapshot, never a panic) leaves the store as it was.
 // Every watcher is then told to list again (watch.ErrReset), and new
@@ -117,6 +130,10 @@ func (s *Store) Restore(index uint64, r io.Reader) error {
 		return err
 	}
 	s.publish(&state{index: index, restores: s.cur.Load().restores + 1, tables: t})
+	requests := indexRequests(t)
+	s.reqMu.Lock()
+	s.requestIndex = requests
+	s.reqMu.Unlock()
 	s.events.Reset(index)
 	s.log.Info("store restored from snapshot", "index", index, "objects", count)
 	return nil

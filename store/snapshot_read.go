@@ -28,10 +28,11 @@ const (
 // restoreBatch is one chunk of checked objects, or the end of the
 // snapshot (done, with the count), or the error that stopped decoding.
 type restoreBatch struct {
-	objs  []stored
-	done  bool
-	count uint64
-	err   error
+	objs     []stored
+	requests []remembered
+	done     bool
+	count    uint64
+	err      error
 }
 
 func corrupt(format string, args ...any) error {
@@ -74,6 +75,14 @@ func insertBatches(t tables, batches <-chan restoreBatch) (uint64, error) {
 				return 0, corrupt("%s %q twice", s.kind, s.name)
 			}
 		}
+		seen := make(map[string]bool, len(b.requests)) // they all come in the last batch
+		for _, r := range b.requests {                 // in increasing order, checked by the decoder
+			if seen[r.id] {
+				return 0, corrupt("request %q remembered twice", r.id)
+			}
+			seen[r.id] = true
+			t.requests.ReplaceOrInsert(r)
+		}
 	}
 	return 0, corrupt("decoder stopped without a word") // not reached
 }
@@ -101,8 +110,8 @@ func (sr *snapshotReader) header(index uint64) (*api.StoreSnapshotHeader, error)
 	switch {
 	case h == nil:
 		return nil, corrupt("first record is not a header")
-	case h.GetFormat() != snapshotFormat:
-		return nil, corrupt("format %d, only %d is known", h.GetFormat(), snapshotFormat)
+	case h.GetFormat() != 1 && h.GetFormat() != snapshotFormat:
+		return nil, corrupt("format %d, only 1 to %d are known", h.GetFormat(), snapshotFormat)
 	case h.GetIndex() > index:
 		return nil, corrupt("taken at index %d, restored as index %d", h.GetIndex(), index)
 	}
@@ -122,9 +131,11 @@ func (sr *snapshotReader) decode(snapIndex uint64, batches chan<- restoreBatch, 
 			return false
 		}
 	}
-	var count uint64
+	var count, requests uint64
 	var lastID string
+	var lastRequest uint64
 	chunk := make([]stored, 0, restoreChunk)
+	var reqs []remembered
 	for {
 		sum := sr.crc.Sum32() // of every byte before this record
 		rec, err := sr.next()
@@ -136,6 +147,8 @@ func (sr *snapshotReader) decode(snapIndex uint64, batches chan<- restoreBatch, 
 			switch {
 			case t.GetObjects() != count:
 				err = corrupt("trailer counts %d objects, read %d", t.GetObjects(), count)
+			case t.GetRequests() != requests:
+				err = corrupt("trailer counts %d remembered requests, read %d", t.GetRequests(), requests)
 			case t.GetCrc32C() != sum:
 				err = corrupt("CRC-32C %08x, trailer says %08x", sum, t.GetCrc32C())
 			default:
@@ -147,15 +160,38 @@ func (sr *snapshotReader) decode(snapIndex uint64, batches chan<- restoreBatch, 
 				send(restoreBatch{err: err})
 				return
 			}
-			if len(chunk) > 0 && !send(restoreBatch{objs: chunk}) {
+			if (len(chunk) > 0 || len(reqs) > 0) && !send(restoreBatch{objs: chunk, requests: reqs}) {
 				return
 			}
 			send(restoreBatch{done: true, count: count})
 			return
 		}
+		if r := rec.GetRequest(); r != nil {
+			held, err := checkRemembered(r, snapIndex)
+			switch {
+			case err != nil:
+				err = corrupt("remembered request %d: %v", requests+1, err)
+			case held.index <= lastRequest:
+				err = corrupt("remembered request %d: at index %d, after %d", requests+1, held.index, lastRequest)
+			case requests == RememberedRequests:
+				err = corrupt("more than %d remembered requests", RememberedRequests)
+			}
+			if err != nil {
+				send(restoreBatch{err: err})
+				return
+			}
+			lastRequest = held.index
+			requests++
+			reqs = append(reqs, held)
+			continue
+		}
 		o := rec.GetObject()
-		if o == nil {
-			send(restoreBatch{err: corrupt("record %d is neither an object nor the trailer", count+1)})
+		switch {
+		case o == nil:
+			send(restoreBatch{err: corrupt("record %d is neither an object, a request nor the trailer", count+requests+1)})
+			return
+		case requests > 0:
+			send(restoreBatch{err: corrupt("object %d after the remembered requests", count+1)})
 			return
 		}
 		// Increasing ids rule out a duplicate id without a lookup.

@@ -126,6 +126,14 @@ func snapshotBytes(t testing.TB) ([]byte, uint64) {
 	t.Helper()
 	s := newStore(t, testConfig(t))
 	fillStore(t, s, 6)
+	for _, id := range []string{"request-2", "request-1"} { // remembered requests too
+		if _, err := s.UpdateRequest(context.Background(), []byte(id), func(tx store.Tx) error {
+			_, err := tx.Create(obj("service", id))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	write, err := s.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +185,26 @@ func TestRestoreRejectsDamage(t *testing.T) {
 // the checks behind the CRC can be reached.
 func craft(t testing.TB, header *api.StoreSnapshotHeader, objs ...*api.Object) []byte {
 	t.Helper()
+	return craftWithRequests(t, header, objs, nil)
+}
+
+// craftWithRequests is craft with remembered requests after the objects.
+func craftWithRequests(t testing.TB, header *api.StoreSnapshotHeader, objs []*api.Object, reqs []*api.RememberedRequest) []byte {
+	t.Helper()
+	var recs []*api.StoreSnapshotRecord
+	for _, o := range objs {
+		recs = append(recs, &api.StoreSnapshotRecord{Record: &api.StoreSnapshotRecord_Object{Object: o}})
+	}
+	for _, r := range reqs {
+		recs = append(recs, &api.StoreSnapshotRecord{Record: &api.StoreSnapshotRecord_Request{Request: r}})
+	}
+	return craftRecords(t, header, recs...)
+}
+
+// craftRecords frames the header, recs in their order, and a trailer that
+// counts them right.
+func craftRecords(t testing.TB, header *api.StoreSnapshotHeader, recs ...*api.StoreSnapshotRecord) []byte {
+	t.Helper()
 	b := []byte("SHOALSNP")
 	add := func(rec *api.StoreSnapshotRecord) {
 		enc, err := proto.Marshal(rec)
@@ -187,12 +215,18 @@ func craft(t testing.TB, header *api.StoreSnapshotHeader, objs ...*api.Object) [
 		b = append(b, enc...)
 	}
 	add(&api.StoreSnapshotRecord{Record: &api.StoreSnapshotRecord_Header{Header: header}})
-	for _, o := range objs {
-		add(&api.StoreSnapshotRecord{Record: &api.StoreSnapshotRecord_Object{Object: o}})
+	var objects, requests uint64
+	for _, rec := range recs {
+		add(rec)
+		if rec.GetRequest() != nil {
+			requests++
+		} else {
+			objects++
+		}
 	}
 	crc := crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))
 	add(&api.StoreSnapshotRecord{Record: &api.StoreSnapshotRecord_Trailer{
-		Trailer: &api.StoreSnapshotTrailer{Objects: uint64(len(objs)), Crc32C: crc},
+		Trailer: &api.StoreSnapshotTrailer{Objects: objects, Crc32C: crc, Requests: requests},
 	}})
 	return b
 }
@@ -204,6 +238,13 @@ func TestRestoreRejectsInconsistentContent(t *testing.T) {
 		return o
 	}
 	h := &api.StoreSnapshotHeader{Format: 1, Index: 10}
+	h2 := &api.StoreSnapshotHeader{Format: 2, Index: 10}
+	req := func(id string, index uint64) *api.RememberedRequest {
+		return &api.RememberedRequest{Id: []byte(id), Index: index, Refs: []*api.RememberedRef{{Kind: "service", Id: "ida"}}}
+	}
+	withRequests := func(h *api.StoreSnapshotHeader, reqs ...*api.RememberedRequest) []byte {
+		return craftWithRequests(t, h, []*api.Object{stored("service", "a", "ida", 3)}, reqs)
+	}
 	tests := []struct {
 		name string
 		data []byte
@@ -216,7 +257,18 @@ func TestRestoreRejectsInconsistentContent(t *testing.T) {
 		{"version 0", craft(t, h, stored("service", "a", "ida", 0)), false},
 		{"invalid kind", craft(t, h, stored("Service", "a", "ida", 1)), false},
 		{"no times", craft(t, h, &api.Object{Kind: "service", Name: "a", Id: "ida", Version: 1}), false},
-		{"unknown format", craft(t, &api.StoreSnapshotHeader{Format: 2, Index: 10}), false},
+		{"unknown format", craft(t, &api.StoreSnapshotHeader{Format: 3, Index: 10}), false},
+		{"remembered requests", withRequests(h2, req("r1", 3), req("r2", 10)), true},
+		{"a request above the header", withRequests(h2, req("r1", 11)), false},
+		{"a request at index 0", withRequests(h2, req("r1", 0)), false},
+		{"requests out of index order", withRequests(h2, req("r1", 4), req("r2", 3)), false},
+		{"a request twice", withRequests(h2, req("r1", 3), req("r1", 4)), false},
+		{"a request without refs", withRequests(h2, &api.RememberedRequest{Id: []byte("r1"), Index: 3}), false},
+		{"a request without an ID", withRequests(h2, &api.RememberedRequest{Index: 3, Refs: []*api.RememberedRef{{Kind: "service", Id: "ida"}}}), false},
+		{"a request ID too long", withRequests(h2, req(string(make([]byte, store.MaxRequestIDLen+1)), 3)), false},
+		{"an object after a request", craftRecords(t, h2,
+			&api.StoreSnapshotRecord{Record: &api.StoreSnapshotRecord_Request{Request: req("r1", 3)}},
+			&api.StoreSnapshotRecord{Record: &api.StoreSnapshotRecord_Object{Object: stored("service", "a", "ida", 3)}}), false},
 		{"no header", craft(t, nil), false},
 		{"empty input", nil, false},
 	}

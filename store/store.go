@@ -30,6 +30,10 @@ type Store struct {
 	// work is what Apply writes, under applyMu: a clone of cur's tables,
 	// or their next version. Readers never see it.
 	work tables
+	// requestIndex finds the requests work remembers by ID: written by
+	// Apply and Restore under applyMu and reqMu, read under reqMu.
+	reqMu        sync.RWMutex
+	requestIndex map[string]uint64
 	// cur is the last version published, replaced by every Apply and
 	// Restore; a reader loads it once per transaction and keeps it.
 	cur    atomic.Pointer[state]
@@ -51,7 +55,7 @@ func New(cfg Config, p Proposer) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, proposer: p, events: events}
+	s := &Store{cfg: cfg, log: log, proposer: p, events: events, requestIndex: map[string]uint64{}}
 	s.publish(&state{tables: newTables()})
 	return s, nil
 }
@@ -88,7 +92,8 @@ func (s *Store) Version() uint64 {
 }
 
 // Hash returns a digest of every object (all fields, the versions and
-// times included) and the version of the state it digests. Two stores hold
+// times included) and of the remembered requests, and the version of the
+// state it digests. Two stores hold
 // the same objects if and only if (short of a SHA-256 collision) their
 // hashes are equal. The applied index is left out of the digest on
 // purpose: a manager restored from a snapshot may have skipped entries
@@ -97,12 +102,15 @@ func (s *Store) Hash() (version uint64, sum string) {
 	st := s.cur.Load()
 	h := sha256.New()
 	// A blob is the object's deterministic encoding.
-	st.ids.Ascend(func(e byID) bool {
-		var n [binary.MaxVarintLen64]byte
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(e.blob)))])
-		h.Write(bytesOf(e.blob))
+	var n [binary.MaxVarintLen64]byte
+	write := func(blob string) bool {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(blob)))])
+		h.Write(bytesOf(blob))
 		return true
-	})
+	}
+	st.ids.Ascend(func(e byID) bool { return write(e.blob) })
+	h.Write([]byte{0}) // no blob is empty: the requests follow
+	st.requests.Ascend(func(r remembered) bool { return write(r.blob) })
 	return st.index, hex.EncodeToString(h.Sum(nil))
 }
 

@@ -59,26 +59,29 @@ func lessLabel(a, b byLabel) bool {
 	return a.id < b.id
 }
 
-// tables are the three indexes of one version of the store. A published
-// version is never written again: Apply writes clones.
+// tables are the three indexes of one version of the store, and the
+// requests it remembers (requests.go). A published version is never
+// written again: Apply writes clones.
 type tables struct {
-	ids    *btree.BTreeG[byID]
-	names  *btree.BTreeG[byName]
-	labels *btree.BTreeG[byLabel]
+	ids      *btree.BTreeG[byID]
+	names    *btree.BTreeG[byName]
+	labels   *btree.BTreeG[byLabel]
+	requests *btree.BTreeG[remembered]
 }
 
 func newTables() tables {
 	return tables{
-		ids:    btree.NewG(treeDegree, lessID),
-		names:  btree.NewG(treeDegree, lessName),
-		labels: btree.NewG(treeDegree, lessLabel),
+		ids:      btree.NewG(treeDegree, lessID),
+		names:    btree.NewG(treeDegree, lessName),
+		labels:   btree.NewG(treeDegree, lessLabel),
+		requests: btree.NewG(treeDegree, lessRequest),
 	}
 }
 
 // clone returns tables that share every node with t until either is
 // written: O(1).
 func (t tables) clone() tables {
-	return tables{ids: t.ids.Clone(), names: t.names.Clone(), labels: t.labels.Clone()}
+	return tables{ids: t.ids.Clone(), names: t.names.Clone(), labels: t.labels.Clone(), requests: t.requests.Clone()}
 }
 
 // state is one immutable version of the store: what a read transaction

@@ -34,6 +34,12 @@ type Result struct {
 	// after a create or update, the object as it was before a delete. They
 	// are shared with the store and must not be modified.
 	Objects []*api.Object
+	// Repeated is set when the write repeated an earlier one's request ID,
+	// which the store remembered: nothing was applied, and Version is the
+	// earlier write's. Objects are then as they are now where that write
+	// is still their last change, and otherwise hold only kind, id and
+	// Version (kind and id for a deletion).
+	Repeated bool
 }
 
 // Tx is a ReadTx that also collects changes, for Update. Reads see the
@@ -81,6 +87,25 @@ type writeTx struct {
 // first, the error is ctx's and the change may or may not have been
 // applied.
 func (s *Store) Update(ctx context.Context, fn func(tx Tx) error) (*Result, error) {
+	return s.UpdateRequest(ctx, nil, fn)
+}
+
+// UpdateRequest is Update for a write that carries the request ID id
+// (none if empty; at most MaxRequestIDLen bytes): a write that repeats the
+// ID of one the store remembers is answered with that write's Result, with
+// Repeated set, and applies nothing. That is checked here first, so a
+// repeat is answered even when fn would now fail (the object it deletes is
+// gone, say), and again when the entry is applied, for a first attempt
+// applied meanwhile. A Result is remembered only when the write was
+// applied: one rejected, or not applied at all, may be tried again with
+// the same ID.
+func (s *Store) UpdateRequest(ctx context.Context, id []byte, fn func(tx Tx) error) (*Result, error) {
+	if err := validRequestID(id); err != nil {
+		return nil, err
+	}
+	if res, ok := s.Repeated(id); ok {
+		return res, nil
+	}
 	tx := s.newWriteTx()
 	if err := fn(tx); err != nil {
 		return nil, err
@@ -91,7 +116,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx Tx) error) (*Result, erro
 	if len(tx.actions) == 0 {
 		return &Result{Version: tx.Version()}, nil
 	}
-	return s.propose(ctx, tx.actions)
+	return s.propose(ctx, id, tx.actions)
 }
 
 func (s *Store) newWriteTx() *writeTx {
@@ -103,11 +128,11 @@ func (s *Store) newWriteTx() *writeTx {
 }
 
 // propose sends actions as one entry and waits for its result.
-func (s *Store) propose(ctx context.Context, actions []*api.StoreAction) (*Result, error) {
+func (s *Store) propose(ctx context.Context, id []byte, actions []*api.StoreAction) (*Result, error) {
 	if s.proposer == nil {
 		return nil, ErrNoProposer
 	}
-	payload, err := proto.Marshal(&api.StoreActions{Actions: actions})
+	payload, err := proto.Marshal(&api.StoreActions{Actions: actions, RequestId: id})
 	if err != nil {
 		return nil, fmt.Errorf("%w: encoding the entry: %v", ErrInvalid, err)
 	}
