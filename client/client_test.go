@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +30,8 @@ type fakeControl struct {
 	events      []*api.WatchEvent
 	holdWatch   bool // keep a watch open after its events, until the client goes
 	err         error
+	// listFailures lists fail UNAVAILABLE after sending failAfter pages.
+	listFailures, failAfter int
 }
 
 func (f *fakeControl) GetObject(_ context.Context, req *api.GetObjectRequest) (*api.GetObjectResponse, error) {
@@ -45,8 +48,13 @@ func (f *fakeControl) ListObjects(req *api.ListObjectsRequest, stream grpc.Serve
 	f.mu.Lock()
 	f.consistency = append(f.consistency, req.GetConsistency())
 	pages := f.pages
+	fail := f.listFailures > 0
+	f.listFailures--
 	f.mu.Unlock()
-	for _, p := range pages {
+	for i, p := range pages {
+		if fail && i == f.failAfter {
+			return status.Error(codes.Unavailable, "the connection broke")
+		}
 		if err := stream.Send(&api.ListObjectsResponse{Objects: p, Version: 42}); err != nil {
 			return err
 		}
@@ -442,4 +450,47 @@ func freezingProxy(t *testing.T, target string) (addr string, freeze func()) {
 	}()
 	var once sync.Once
 	return lis.Addr().String(), func() { once.Do(func() { close(frozen) }) }
+}
+
+// TestListPagesRetriesUntilItHandsOverAPage: a list that fails before its
+// first page is retried; one that fails after it has handed pages over
+// ends, while List, which hands over nothing before the end, starts again.
+func TestListPagesRetriesUntilItHandsOverAPage(t *testing.T) {
+	pages := [][]*api.Object{{{Name: "a"}, {Name: "b"}}, {{Name: "c"}}}
+	tests := []struct {
+		name      string
+		failAfter int
+		wantCode  codes.Code
+		wantPages string
+	}{
+		{"fails before the first page", 0, codes.OK, "a,b|c"},
+		{"fails after the first page", 1, codes.Unavailable, "a,b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := &fakeControl{pages: pages, listFailures: 1, failAfter: tt.failAfter}
+			c := newClient(t, Config{Addrs: []string{tcpServer(t, fake)}})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var got []string
+			err := c.ListPages(ctx, Selector{Kind: "item"}, func(objs []*api.Object, version uint64) error {
+				var names []string
+				for _, o := range objs {
+					names = append(names, o.GetName())
+				}
+				got = append(got, strings.Join(names, ","))
+				return nil
+			})
+			if status.Code(err) != tt.wantCode || strings.Join(got, "|") != tt.wantPages {
+				t.Fatalf("ListPages: pages %q, err %v; want %q, code %v", got, err, tt.wantPages, tt.wantCode)
+			}
+			fake.mu.Lock()
+			fake.listFailures = 1
+			fake.mu.Unlock()
+			objs, _, err := c.List(ctx, Selector{Kind: "item"})
+			if err != nil || len(objs) != 3 {
+				t.Fatalf("List after a failure: %d objects, %v; want 3", len(objs), err)
+			}
+		})
+	}
 }

@@ -106,14 +106,43 @@ func (c *Client) Get(ctx context.Context, kind, nameOrID string, opts ...ReadOpt
 func (c *Client) List(ctx context.Context, sel Selector, opts ...ReadOption) ([]*api.Object, uint64, error) {
 	var objs []*api.Object
 	var version uint64
-	err := withRetry(ctx, always, func(ctx context.Context) (err error) {
-		objs, version, err = c.list(ctx, sel, opts)
-		return err
+	err := withRetry(ctx, always, func(ctx context.Context) error {
+		objs = nil
+		return c.list(ctx, sel, opts, func(page []*api.Object, v uint64) error {
+			objs, version = append(objs, page...), v
+			return nil
+		})
 	})
-	return objs, version, err
+	if err != nil {
+		return nil, 0, err
+	}
+	return objs, version, nil
 }
 
-func (c *Client) list(ctx context.Context, sel Selector, opts []ReadOption) ([]*api.Object, uint64, error) {
+// ListPages calls fn with the objects sel matches, in name order, one page
+// at a time as they arrive (up to 500 objects each, and at least one page,
+// maybe empty), with the store version they were all read at: a list of
+// any length, held one page at a time on the manager and here. The call is
+// retried like List until fn is first called; a failure after that, or
+// fn's error, ends it, and a caller that wants the list whole starts again.
+func (c *Client) ListPages(ctx context.Context, sel Selector, fn func(objs []*api.Object, version uint64) error, opts ...ReadOption) error {
+	delivered := false
+	var fnErr error
+	err := withRetry(ctx, func(error) bool { return !delivered }, func(ctx context.Context) error {
+		return c.list(ctx, sel, opts, func(page []*api.Object, v uint64) error {
+			delivered = true
+			fnErr = fn(page, v)
+			return fnErr
+		})
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return err
+}
+
+// list makes one ListObjects call, handing each page to page.
+func (c *Client) list(ctx context.Context, sel Selector, opts []ReadOption, page func([]*api.Object, uint64) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.control.ListObjects(ctx, &api.ListObjectsRequest{
@@ -123,20 +152,19 @@ func (c *Client) list(ctx context.Context, sel Selector, opts []ReadOption) ([]*
 		Consistency: readOpts(opts).consistency.proto(),
 	}, callOptions(ctx)...)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	var objs []*api.Object
-	var version uint64
 	for {
-		page, err := stream.Recv()
+		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return objs, version, nil
+			return nil
 		}
 		if err != nil {
-			return nil, 0, err
+			return err
 		}
-		objs = append(objs, page.GetObjects()...)
-		version = page.GetVersion()
+		if err := page(resp.GetObjects(), resp.GetVersion()); err != nil {
+			return err
+		}
 	}
 }
 

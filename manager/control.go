@@ -222,29 +222,33 @@ func (s *controlServer) ListObjects(req *api.ListObjectsRequest, stream grpc.Ser
 	if err := s.read(stream.Context(), req.GetConsistency()); err != nil {
 		return err
 	}
-	var objs []*api.Object
-	var version uint64
-	var err error
+	// The pages are sent as the objects are read from one state of the
+	// store, which the View keeps (it blocks nothing): a list of any
+	// length holds one page here.
+	var err, sendErr error
 	s.m.store.View(func(tx store.ReadTx) {
-		version = tx.Version()
-		objs, err = tx.List(store.Selector{Kind: req.GetKind(), NamePrefix: req.GetNamePrefix(), Labels: req.GetLabels()})
+		version := tx.Version()
+		page := &api.ListObjectsResponse{Version: version}
+		size := 0
+		err = tx.Each(store.Selector{Kind: req.GetKind(), NamePrefix: req.GetNamePrefix(), Labels: req.GetLabels()}, func(o *api.Object) bool {
+			if len(page.Objects) == listPage || (size > 0 && size+proto.Size(o) > pageBytes) {
+				if sendErr = stream.Send(page); sendErr != nil {
+					return false
+				}
+				page, size = &api.ListObjectsResponse{Version: version}, 0
+			}
+			page.Objects = append(page.Objects, publicObject(o))
+			size += proto.Size(o)
+			return true
+		})
+		if err == nil && sendErr == nil {
+			sendErr = stream.Send(page) // the last page, maybe empty: it carries the version
+		}
 	})
 	if err != nil {
 		return toStatus(err)
 	}
-	page := &api.ListObjectsResponse{Version: version}
-	size := 0
-	for _, o := range objs {
-		if len(page.Objects) == listPage || (size > 0 && size+proto.Size(o) > pageBytes) {
-			if err := stream.Send(page); err != nil {
-				return err
-			}
-			page, size = &api.ListObjectsResponse{Version: version}, 0
-		}
-		page.Objects = append(page.Objects, publicObject(o))
-		size += proto.Size(o)
-	}
-	return stream.Send(page)
+	return sendErr
 }
 
 func (s *controlServer) UpdateObject(ctx context.Context, req *api.UpdateObjectRequest) (*api.UpdateObjectResponse, error) {

@@ -2,6 +2,9 @@ package manager
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
@@ -211,5 +214,55 @@ func TestWritesRepeatedUnderTheirRequestIDAreAnsweredNotApplied(t *testing.T) {
 	}
 	if n := len(page.GetObjects()); n != 0 {
 		t.Fatalf("%d items after the deletion, want 0: a repeat was applied", n)
+	}
+}
+
+// TestListObjectsStreamsPages: a list comes as pages of at most listPage
+// objects, read from one state of the store, in name order.
+func TestListObjectsStreamsPages(t *testing.T) {
+	tm := startCluster(t, 1)[0]
+	c := tm.dialSocket()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n = 2*listPage + 7
+	for i := 0; i < n; i += 100 {
+		var ops []*api.TransactionOp
+		for j := i; j < min(i+100, n); j++ {
+			ops = append(ops, &api.TransactionOp{Op: &api.TransactionOp_Create{Create: &api.CreateObjectRequest{
+				Object: &api.Object{Kind: "item", Name: fmt.Sprintf("item-%04d", j)}}}})
+		}
+		if _, err := c.Transaction(ctx, &api.TransactionRequest{Ops: ops}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, err := c.ListObjects(ctx, &api.ListObjectsRequest{Kind: "item"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	var version uint64
+	next := 0
+	for {
+		page, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if version != 0 && page.GetVersion() != version {
+			t.Fatalf("pages of versions %d and %d: not one state", version, page.GetVersion())
+		}
+		version = page.GetVersion()
+		sizes = append(sizes, len(page.GetObjects()))
+		for _, o := range page.GetObjects() {
+			if want := fmt.Sprintf("item-%04d", next); o.GetName() != want {
+				t.Fatalf("object %d is %q, want %q", next, o.GetName(), want)
+			}
+			next++
+		}
+	}
+	if next != n || len(sizes) != 3 || sizes[0] != listPage || sizes[1] != listPage {
+		t.Fatalf("pages of %v objects (%d in all), want %d, %d and 7", sizes, next, listPage, listPage)
 	}
 }

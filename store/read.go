@@ -24,6 +24,11 @@ type ReadTx interface {
 	// List returns the objects sel matches, sorted by kind then name. It
 	// fails with ErrInvalid if sel is not valid.
 	List(sel Selector) ([]*api.Object, error)
+	// Each calls fn with the objects sel matches, in List's order, until
+	// fn returns false, decoding one object at a time: a list of any
+	// length without holding it. It fails with ErrInvalid if sel is not
+	// valid.
+	Each(sel Selector, fn func(*api.Object) bool) error
 }
 
 // Selector chooses objects by kind, name prefix and labels; the zero
@@ -92,13 +97,26 @@ func (tx *readTx) GetByName(kind, name string) (*api.Object, error) {
 }
 
 func (tx *readTx) List(sel Selector) ([]*api.Object, error) {
-	if err := sel.Validate(); err != nil {
+	var out []*api.Object
+	err := tx.Each(sel, func(o *api.Object) bool {
+		out = append(out, o)
+		return true
+	})
+	if err != nil {
 		return nil, err
 	}
-	var out []*api.Object
+	return out, nil
+}
+
+func (tx *readTx) Each(sel Selector, fn func(*api.Object) bool) error {
+	if err := sel.Validate(); err != nil {
+		return err
+	}
 	// With a kind and a label but no name prefix, the label index is the
-	// narrower scan; its order (by id) is then fixed up by sorting.
+	// narrower scan; its order (by id) is then fixed up by sorting the
+	// objects it matched, which are held for that.
 	if sel.Kind != "" && sel.NamePrefix == "" && len(sel.Labels) > 0 {
+		var out []*api.Object
 		k := minKey(sel.Labels)
 		from := byLabel{kind: sel.Kind, key: k, value: sel.Labels[k]}
 		tx.st.labels.AscendGreaterOrEqual(from, func(l byLabel) bool {
@@ -113,14 +131,19 @@ func (tx *readTx) List(sel Selector) ([]*api.Object, error) {
 			return true
 		})
 		slices.SortFunc(out, func(a, b *api.Object) int { return strings.Compare(a.GetName(), b.GetName()) })
-		return out, nil
+		for _, o := range out {
+			if !fn(o) {
+				break
+			}
+		}
+		return nil
 	}
 	visit := func(e byName) bool {
 		if sel.Kind != "" && (e.kind != sel.Kind || !strings.HasPrefix(e.name, sel.NamePrefix)) {
 			return false
 		}
 		if o := decode(e.blob); sel.Matches(o) {
-			out = append(out, o)
+			return fn(o)
 		}
 		return true
 	}
@@ -129,7 +152,7 @@ func (tx *readTx) List(sel Selector) ([]*api.Object, error) {
 	} else {
 		tx.st.names.AscendGreaterOrEqual(byName{kind: sel.Kind, name: sel.NamePrefix}, visit)
 	}
-	return out, nil
+	return nil
 }
 
 // minKey picks a label key deterministically.

@@ -147,11 +147,13 @@ func newListCommand(a *app) *cobra.Command {
 				return err
 			}
 			return a.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
-				objs, version, err := c.List(ctx, sel, consistency)
-				if err != nil {
+				// Printed as it arrives: a list of any length is held one
+				// page at a time (except for -o yaml).
+				lw := &listWriter{w: a.stdout, f: f}
+				if err := c.ListPages(ctx, sel, lw.page, consistency); err != nil {
 					return err
 				}
-				return writeList(a.stdout, f, objs, version)
+				return lw.end()
 			})
 		},
 	}

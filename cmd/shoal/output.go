@@ -228,21 +228,78 @@ func writeObject(w io.Writer, f format, o *api.Object) error {
 	return err
 }
 
-func writeList(w io.Writer, f format, objs []*api.Object, version uint64) error {
-	if f != formatTable {
-		lv := listView{Version: version, Items: make([]objectView, 0, len(objs))}
+// listWriter prints a list page by page as it arrives, holding one page:
+// a table (its columns aligned within each page), or JSON written as
+// json.MarshalIndent writes a listView. YAML, whose keys come sorted with
+// "items" before "version", is held whole and printed at the end.
+type listWriter struct {
+	w       io.Writer
+	f       format
+	started bool
+	items   int
+	held    listView // for YAML
+}
+
+func (lw *listWriter) page(objs []*api.Object, version uint64) error {
+	switch lw.f {
+	case formatYAML:
+		lw.held.Version = version
 		for _, o := range objs {
-			lv.Items = append(lv.Items, viewObject(o))
+			lw.held.Items = append(lw.held.Items, viewObject(o))
 		}
-		return writeStructured(w, f, lv)
+		return nil
+	case formatJSON:
+		if !lw.started {
+			lw.started = true
+			if _, err := fmt.Fprintf(lw.w, "{\n  \"version\": %d,\n  \"items\": [", version); err != nil {
+				return err
+			}
+		}
+		for _, o := range objs {
+			b, err := json.MarshalIndent(viewObject(o), "    ", "  ")
+			if err != nil {
+				return err
+			}
+			sep := ",\n    "
+			if lw.items == 0 {
+				sep = "\n    "
+			}
+			lw.items++
+			if _, err := fmt.Fprintf(lw.w, "%s%s", sep, b); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tVERSION\tLABELS\tUPDATED")
+	tw := tabwriter.NewWriter(lw.w, 0, 4, 2, ' ', 0)
+	if !lw.started {
+		lw.started = true
+		fmt.Fprintln(tw, "NAME\tID\tVERSION\tLABELS\tUPDATED")
+	}
 	for _, o := range objs {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", o.GetName(), o.GetId(), o.GetVersion(),
 			labelString(o.GetLabels()), timeString(timestamp(o.GetUpdatedAt())))
 	}
 	return tw.Flush()
+}
+
+// end finishes the list.
+func (lw *listWriter) end() error {
+	switch lw.f {
+	case formatYAML:
+		if lw.held.Items == nil {
+			lw.held.Items = []objectView{}
+		}
+		return writeStructured(lw.w, lw.f, lw.held)
+	case formatJSON:
+		closing := "\n  ]\n}\n"
+		if lw.items == 0 {
+			closing = "]\n}\n"
+		}
+		_, err := io.WriteString(lw.w, closing)
+		return err
+	}
+	return nil
 }
 
 // writeEvent prints one watch event: a line in a table, a line of JSON, or

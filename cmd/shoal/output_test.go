@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,52 @@ func TestWriteList(t *testing.T) {
 			}
 			golden(t, b.String(), tt.want)
 		})
+	}
+}
+
+// writeList prints objs as ls does, in one page.
+func writeList(w io.Writer, f format, objs []*api.Object, version uint64) error {
+	lw := &listWriter{w: w, f: f}
+	if err := lw.page(objs, version); err != nil {
+		return err
+	}
+	return lw.end()
+}
+
+// TestListWrittenInPagesIsTheListWrittenWhole: ls prints pages as they
+// arrive; the JSON and YAML it prints are those of the whole list.
+func TestListWrittenInPagesIsTheListWrittenWhole(t *testing.T) {
+	var objs []*api.Object
+	for i := range 7 {
+		objs = append(objs, &api.Object{Kind: "service", Name: fmt.Sprintf("s%d", i), Id: fmt.Sprintf("id%d", i),
+			Version: uint64(i + 1), Labels: map[string]string{"n": fmt.Sprint(i)}, Spec: []byte(`{"a":[1,2]}`)})
+	}
+	for _, f := range []format{formatJSON, formatYAML} {
+		for _, pages := range [][]int{{7}, {3, 4}, {1, 0, 6}, {0, 7}, {7, 0}} {
+			var paged bytes.Buffer
+			lw := &listWriter{w: &paged, f: f}
+			from := 0
+			for _, n := range pages {
+				if err := lw.page(objs[from:from+n], 40); err != nil {
+					t.Fatal(err)
+				}
+				from += n
+			}
+			if err := lw.end(); err != nil {
+				t.Fatal(err)
+			}
+			lv := listView{Version: 40}
+			for _, o := range objs {
+				lv.Items = append(lv.Items, viewObject(o))
+			}
+			var whole bytes.Buffer
+			if err := writeStructured(&whole, f, lv); err != nil {
+				t.Fatal(err)
+			}
+			if paged.String() != whole.String() {
+				t.Errorf("%s in pages %v:\n%s\nwant, as written whole:\n%s", f, pages, paged.String(), whole.String())
+			}
+		}
 	}
 }
 
