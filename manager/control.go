@@ -474,19 +474,62 @@ func (s *controlServer) Watch(req *api.WatchRequest, stream grpc.ServerStreaming
 	defer cancel()
 	stop := context.AfterFunc(s.m.serving, cancel)
 	defer stop()
+	var next *api.WatchEvent // read, and left for the next message
 	for {
-		ev, err := w.Next(ctx)
-		if err != nil {
-			if s.m.serving.Err() != nil {
-				return status.Error(codes.Unavailable, "the manager is shutting down; watch again from the last version seen")
+		if next == nil {
+			ev, err := w.Next(ctx)
+			if err != nil {
+				if s.m.serving.Err() != nil {
+					return status.Error(codes.Unavailable, "the manager is shutting down; watch again from the last version seen")
+				}
+				return toStatus(err)
 			}
-			return toStatus(err)
+			next = watchEvent(ev)
 		}
-		resp := &api.WatchResponse{Events: []*api.WatchEvent{watchEvent(ev)}}
-		if err := stream.Send(resp); err != nil {
+		var batch []*api.WatchEvent
+		batch, next = watchBatch(w, next)
+		if err := stream.Send(&api.WatchResponse{Events: batch}); err != nil {
 			return err
 		}
 	}
+}
+
+// A watch sends the events that are already there together, up to
+// watchBatchEvents events and watchBatchBytes bytes (the first one
+// whatever its size): one message, and one write to the connection, for a
+// burst of changes instead of one each.
+const (
+	watchBatchEvents = 256
+	watchBatchBytes  = 1 << 20
+)
+
+// nowCtx is an ended context: Next with it returns an event already
+// there, or ctx's error instead of waiting.
+var nowCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// watchBatch returns first and the events after it that w holds already,
+// within the batch's bounds, and the event read that did not fit, if any.
+// An error (the watch lagged, was reset or closed) ends the batch; w's
+// next Next returns it again.
+func watchBatch(w *store.Watcher, first *api.WatchEvent) (batch []*api.WatchEvent, next *api.WatchEvent) {
+	batch = []*api.WatchEvent{first}
+	size := proto.Size(first)
+	for len(batch) < watchBatchEvents {
+		ev, err := w.Next(nowCtx)
+		if err != nil {
+			return batch, nil
+		}
+		e := watchEvent(ev)
+		if size += proto.Size(e); size > watchBatchBytes {
+			return batch, e
+		}
+		batch = append(batch, e)
+	}
+	return batch, nil
 }
 
 func watchEvent(ev store.Event) *api.WatchEvent {

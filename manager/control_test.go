@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -264,5 +265,68 @@ func TestListObjectsStreamsPages(t *testing.T) {
 	}
 	if next != n || len(sizes) != 3 || sizes[0] != listPage || sizes[1] != listPage {
 		t.Fatalf("pages of %v objects (%d in all), want %d, %d and 7", sizes, next, listPage, listPage)
+	}
+}
+
+// TestWatchSendsTheEventsAlreadyThereTogether: events that wait for a
+// watcher go out in few messages, within the batch's bounds, in order.
+func TestWatchSendsTheEventsAlreadyThereTogether(t *testing.T) {
+	tm := startCluster(t, 1)[0]
+	c := tm.dialSocket()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tests := []struct {
+		name    string
+		n, size int // objects written, bytes of spec each
+		// wantMessages bounds the messages the events come in.
+		wantMin, wantMax int
+	}{
+		{"small events", 300, 10, 2, 2}, // 256 and 44
+		{"large events", 12, 200 << 10, 3, 12},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			info, err := c.GetClusterInfo(ctx, &api.GetClusterInfoRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := info.GetAppliedIndex()
+			kind := "k" + fmt.Sprint(tt.size)
+			spec := []byte(`{"pad":"` + strings.Repeat("x", tt.size) + `"}`)
+			for i := range tt.n {
+				if _, err := c.CreateObject(ctx, &api.CreateObjectRequest{Object: &api.Object{Kind: kind, Name: fmt.Sprint(i), Spec: spec}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wctx, wcancel := context.WithCancel(ctx)
+			defer wcancel()
+			stream, err := c.Watch(wctx, &api.WatchRequest{Kind: kind, FromVersion: from})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stream.Recv(); err != nil { // the start
+				t.Fatal(err)
+			}
+			messages, events := 0, 0
+			for events < tt.n {
+				resp, err := stream.Recv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				messages++
+				if size := proto.Size(resp); len(resp.GetEvents()) > 1 && size > watchBatchBytes+1024 {
+					t.Errorf("a message of %d events and %d bytes, more than %d", len(resp.GetEvents()), size, watchBatchBytes)
+				}
+				for _, ev := range resp.GetEvents() {
+					if ev.GetObject().GetName() != fmt.Sprint(events) {
+						t.Fatalf("event %d is for %q", events, ev.GetObject().GetName())
+					}
+					events++
+				}
+			}
+			if messages < tt.wantMin || messages > tt.wantMax {
+				t.Errorf("%d events in %d messages, want %d to %d", events, messages, tt.wantMin, tt.wantMax)
+			}
+		})
 	}
 }
