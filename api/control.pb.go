@@ -1255,7 +1255,11 @@ type GetClusterInfoResponse struct {
 	// expires, in seconds since the Unix epoch.
 	CertificateExpiryUnix int64 `protobuf:"varint,12,opt,name=certificate_expiry_unix,json=certificateExpiryUnix,proto3" json:"certificate_expiry_unix,omitempty"`
 	// time_unix_ms is the answering manager's clock when it answered.
-	TimeUnixMs    int64 `protobuf:"varint,13,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
+	TimeUnixMs int64 `protobuf:"varint,13,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
+	// wal_fsync_us is the mean duration of the WAL's fsyncs over the last
+	// minute (since the start when there was none), in microseconds; 0 before
+	// the first. The WAL's fsync histogram is one per process.
+	WalFsyncUs    int64 `protobuf:"varint,14,opt,name=wal_fsync_us,json=walFsyncUs,proto3" json:"wal_fsync_us,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1377,6 +1381,13 @@ func (x *GetClusterInfoResponse) GetCertificateExpiryUnix() int64 {
 func (x *GetClusterInfoResponse) GetTimeUnixMs() int64 {
 	if x != nil {
 		return x.TimeUnixMs
+	}
+	return 0
+}
+
+func (x *GetClusterInfoResponse) GetWalFsyncUs() int64 {
+	if x != nil {
+		return x.WalFsyncUs
 	}
 	return 0
 }
@@ -2781,7 +2792,7 @@ const file_api_control_proto_rawDesc = "" +
 	"\rWatchResponse\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.shoal.v1.WatchEventR\x06events\x12#\n" +
 	"\rstart_version\x18\x02 \x01(\x04R\fstartVersion\"\x17\n" +
-	"\x15GetClusterInfoRequest\"\xeb\x03\n" +
+	"\x15GetClusterInfoRequest\"\x8d\x04\n" +
 	"\x16GetClusterInfoResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12*\n" +
@@ -2800,7 +2811,9 @@ const file_api_control_proto_rawDesc = "" +
 	"raft_state\x18\v \x01(\tR\traftState\x126\n" +
 	"\x17certificate_expiry_unix\x18\f \x01(\x03R\x15certificateExpiryUnix\x12 \n" +
 	"\ftime_unix_ms\x18\r \x01(\x03R\n" +
-	"timeUnixMs\"\x19\n" +
+	"timeUnixMs\x12 \n" +
+	"\fwal_fsync_us\x18\x0e \x01(\x03R\n" +
+	"walFsyncUs\"\x19\n" +
 	"\x17GetClusterHealthRequest\"\x94\x01\n" +
 	"\x18GetClusterHealthResponse\x12\x1f\n" +
 	"\vanswered_by\x18\x01 \x01(\x04R\n" +

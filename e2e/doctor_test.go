@@ -24,6 +24,7 @@ type doctorJSON struct {
 		Managers []struct {
 			NodeID string `json:"node_id"`
 			Error  string `json:"error"`
+			Fsync  int64  `json:"wal_fsync_ns"`
 		} `json:"managers"`
 	} `json:"report"`
 }
@@ -49,10 +50,16 @@ func TestDoctorHealthyThenNoQuorum(t *testing.T) {
 			}
 		}
 	}
-	// Over TCP with a client certificate, too.
-	if r := shoal(t, "doctor", "--host", ms[1].addr, "-o", "json"); r.code != 0 ||
-		decode[doctorJSON](t, r.stdout).Diagnosis.Status != "healthy" {
+	// Over TCP with a client certificate, too; every manager has written
+	// its WAL, so each reports how long its fsyncs take.
+	r := shoal(t, "doctor", "--host", ms[1].addr, "-o", "json")
+	if r.code != 0 || decode[doctorJSON](t, r.stdout).Diagnosis.Status != "healthy" {
 		t.Errorf("doctor over TCP: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, m := range decode[doctorJSON](t, r.stdout).Report.Managers {
+		if m.Fsync <= 0 {
+			t.Errorf("doctor reports no WAL fsync latency for %s", m.NodeID)
+		}
 	}
 
 	var survivor *managerProc

@@ -38,11 +38,16 @@ type Options struct {
 	// before it is worth a warning: certificates are checked against the
 	// clocks. Default 1s.
 	MaxClockOffset time.Duration
+	// SlowFsync is the mean WAL fsync beyond which a member's disk is worth
+	// a warning: every write waits for fsyncs, and a member that takes
+	// long to persist a heartbeat's entries delays elections. Default 50ms
+	// (a disk meant for this should take a few milliseconds at most).
+	SlowFsync time.Duration
 }
 
 // DefaultOptions returns the defaults documented on Options.
 func DefaultOptions() Options {
-	return Options{MaxLag: 1000, CertificateWarning: 7 * 24 * time.Hour, MaxClockOffset: time.Second}
+	return Options{MaxLag: 1000, CertificateWarning: 7 * 24 * time.Hour, MaxClockOffset: time.Second, SlowFsync: 50 * time.Millisecond}
 }
 
 // Diagnosis is what a Report means.
@@ -265,6 +270,10 @@ func (d *Diagnosis) checkMembers(r Report, up []View, opts Options) {
 		}
 		if off := v.ClockOffset; off > opts.MaxClockOffset || off < -opts.MaxClockOffset {
 			d.Warnings = append(d.Warnings, fmt.Sprintf("%s's clock is %s off this manager's", v.Name(), off.Round(time.Millisecond)))
+		}
+		if opts.SlowFsync > 0 && v.Fsync > opts.SlowFsync {
+			d.Warnings = append(d.Warnings, fmt.Sprintf("%s's disk is slow: its WAL fsyncs take %s on average over the last minute, more than %s; writes wait for them",
+				v.Name(), v.Fsync.Round(100*time.Microsecond), opts.SlowFsync))
 		}
 	}
 }

@@ -53,6 +53,9 @@ type View struct {
 	// ClockOffset how far its clock is ahead of the gatherer's.
 	RoundTrip   time.Duration `json:"round_trip_ns,omitempty"`
 	ClockOffset time.Duration `json:"clock_offset_ns,omitempty"`
+	// Fsync is the mean duration of its WAL's fsyncs over the last minute
+	// (0: none yet).
+	Fsync time.Duration `json:"wal_fsync_ns,omitempty"`
 }
 
 // Answered reports whether the member gave its view.
@@ -94,6 +97,7 @@ func FromAPI(resp *api.GetClusterHealthResponse, at time.Time) Report {
 			v.Applied = info.GetAppliedIndex()
 			v.Members = int(info.GetMembers())
 			v.Reaches = int(info.GetReachableMembers())
+			v.Fsync = time.Duration(info.GetWalFsyncUs()) * time.Microsecond
 			if exp := info.GetCertificateExpiryUnix(); exp != 0 {
 				v.CertExpiry = time.Unix(exp, 0)
 			}

@@ -46,6 +46,7 @@ type Manager struct {
 	node        *raft.Node
 	health      *health.Server
 	ins         *instruments
+	fsyncs      fsyncWindow // the WAL's fsync latency, for doctor
 
 	ready chan struct{}
 	// serving ends when shutdown starts; long calls (watches) end with it.
@@ -208,6 +209,7 @@ func (m *Manager) run(ctx context.Context, found stateFound, lis *listeners) err
 		defer stopHTTP()
 	}
 	go m.followLeadership()
+	go m.fsyncs.run(m.serving)
 	if err := m.waitInitialised(startCtx); err != nil {
 		m.log.Warn("no leader yet; serving anyway", "err", err)
 	}

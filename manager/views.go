@@ -40,6 +40,7 @@ func (m *Manager) localInfo(st raft.Status) *api.GetClusterInfoResponse {
 		RaftState:             st.State,
 		CertificateExpiryUnix: m.sec.holder.Leaf().NotAfter.Unix(),
 		TimeUnixMs:            time.Now().UnixMilli(),
+		WalFsyncUs:            m.fsyncs.mean(readFsyncs()).Microseconds(),
 	}
 	for _, mem := range members {
 		if mem.GetRaftId() == st.ID {

@@ -27,7 +27,8 @@ func newDoctorCommand(a *app) *cobra.Command {
 		Long: `Diagnose the cluster: the called manager asks every other manager for its
 own view directly (never through the leader, so it works without a
 quorum): whether it answers, its Raft state, term, leader, commit and
-applied indexes, whom it reaches, its certificate's expiry and its clock.
+applied indexes, whom it reaches, its certificate's expiry, how long its
+WAL's fsyncs take (the mean over the last minute) and its clock.
 doctor says whether the cluster is healthy, and if not, why, in plain
 words: why there is no leader, which manager is down, locked, behind or
 cut off. Without a quorum it names the surviving manager whose log is the
@@ -111,7 +112,7 @@ func writeDiagnosis(w io.Writer, f format, r health.Report, d health.Diagnosis) 
 	fmt.Fprintln(w, d.Summary)
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE ID\tRAFT ID\tADDRESS\tSUFFRAGE\tSTATE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tREACHES\tCERTIFICATE EXPIRES\tROUND TRIP")
+	fmt.Fprintln(tw, "NODE ID\tRAFT ID\tADDRESS\tSUFFRAGE\tSTATE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tREACHES\tCERTIFICATE EXPIRES\tFSYNC\tROUND TRIP")
 	names := map[uint64]string{}
 	for _, v := range r.Managers {
 		names[v.RaftID] = v.Name()
@@ -124,9 +125,9 @@ func writeDiagnosis(w io.Writer, f format, r health.Report, d health.Diagnosis) 
 		row := []any{v.Name(), hexOrDash(v.RaftID), v.Addr, suffrage}
 		switch {
 		case v.Locked:
-			row = append(row, "locked", "-", "-", "-", "-", "-", "-", "-")
+			row = append(row, "locked", "-", "-", "-", "-", "-", "-", "-", "-")
 		case v.Error != "":
-			row = append(row, "no answer", "-", "-", "-", "-", "-", "-", "-")
+			row = append(row, "no answer", "-", "-", "-", "-", "-", "-", "-", "-")
 		default:
 			leader := "none"
 			if v.Leader != 0 {
@@ -139,8 +140,12 @@ func writeDiagnosis(w io.Writer, f format, r health.Report, d health.Diagnosis) 
 			if v.RaftID != r.GatheredBy {
 				rtt = v.RoundTrip.Round(10 * time.Microsecond).String()
 			}
+			fsync := "-"
+			if v.Fsync > 0 {
+				fsync = v.Fsync.Round(10 * time.Microsecond).String()
+			}
 			row = append(row, v.State, v.Term, leader, v.Commit, v.Applied,
-				fmt.Sprintf("%d/%d", v.Reaches, v.Members), expiry(v.CertExpiry, r.At), rtt)
+				fmt.Sprintf("%d/%d", v.Reaches, v.Members), expiry(v.CertExpiry, r.At), fsync, rtt)
 		}
 		for i, c := range row {
 			sep := "\t"

@@ -14,7 +14,7 @@ func TestWriteDiagnosis(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	r := health.Report{GatheredBy: 2, At: now, Managers: []health.View{
 		{RaftID: 2, NodeID: "m2", Addr: "127.0.0.1:2378", State: "follower", Term: 5, Commit: 40, Applied: 40,
-			Members: 3, Reaches: 1, CertExpiry: now.Add(48 * time.Hour)},
+			Members: 3, Reaches: 1, CertExpiry: now.Add(48 * time.Hour), Fsync: 2345 * time.Microsecond},
 		{RaftID: 1, NodeID: "m1", Addr: "127.0.0.1:2377", Error: "connection refused"},
 		{RaftID: 3, NodeID: "m3", Addr: "127.0.0.1:2379", Locked: true},
 	}}
@@ -25,7 +25,7 @@ func TestWriteDiagnosis(t *testing.T) {
 	}{
 		{formatTable, []string{
 			"unavailable: no quorum: 1 of 3 voters answer and a leader needs 2",
-			"m2       2        127.0.0.1:2378  voter     follower   5     none    40      40       1/3      in 48h0m0s (2026-01-04)  -\n",
+			"m2       2        127.0.0.1:2378  voter     follower   5     none    40      40       1/3      in 48h0m0s (2026-01-04)  2.35ms  -\n",
 			"m1       1        127.0.0.1:2377  voter     no answer  -",
 			"m3       3        127.0.0.1:2379  voter     locked     -",
 			"problems:\n  - m1 (127.0.0.1:2377) does not answer: connection refused\n  - m3 is locked",
