@@ -335,3 +335,16 @@ func TestCheckContents(t *testing.T) {
 		t.Errorf("CountsString = %q", got)
 	}
 }
+
+// Verify wants the objects: an encrypted file without its key is refused.
+func TestVerifyNeedsTheKey(t *testing.T) {
+	f := newFixture(t, 5, 5)
+	key := mustKey(t, "0123456789abcdef")
+	file := f.write(t, key)
+	if _, err := backup.Verify(bytes.NewReader(file), nil); !errors.Is(err, backup.ErrEncrypted) {
+		t.Errorf("Verify without the key = %v, want ErrEncrypted", err)
+	}
+	if info, err := backup.Verify(bytes.NewReader(file), key); err != nil || !info.Verified {
+		t.Errorf("Verify with the key = %v, %v", info, err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/shoal-project/shoal/api"
@@ -44,13 +45,22 @@ func (i *Info) Objects() uint64 {
 // store's framing, CRC-32C, object count, each object's validity and
 // version, unique ids and names), and that the header counts them right.
 // key may be nil; a wrong one is refused.
-func Check(r io.Reader, key *Key) (*Info, error) {
+func Check(r io.Reader, key *Key) (*Info, error) { return check(r, key, false) }
+
+// Verify is Check for a file whose objects must be read: an encrypted file
+// without its key is refused (ErrEncrypted) once its header is read.
+func Verify(r io.Reader, key *Key) (*Info, error) { return check(r, key, true) }
+
+func check(r io.Reader, key *Key, needObjects bool) (*Info, error) {
 	br, err := NewReader(r, key)
 	if err != nil {
 		return nil, err
 	}
 	h := br.Header()
 	if h.GetEncrypted() && key == nil {
+		if needObjects {
+			return nil, invalid(ErrEncrypted, "the backup is encrypted: give the key file it was saved with (--key-file)")
+		}
 		if err := br.Skip(); err != nil {
 			return nil, err
 		}
@@ -73,14 +83,19 @@ func Check(r io.Reader, key *Key) (*Info, error) {
 	return &Info{Header: h, Size: br.Size(), SHA256: br.SHA256(), Verified: true, Contents: contents}, nil
 }
 
-// CheckFile is Check of the file at path.
-func CheckFile(path string, key *Key) (*Info, error) {
+// CheckFile is Check of the file at path; VerifyFile, Verify's.
+func CheckFile(path string, key *Key) (*Info, error) { return checkFile(path, key, false) }
+
+// VerifyFile is Verify of the file at path.
+func VerifyFile(path string, key *Key) (*Info, error) { return checkFile(path, key, true) }
+
+func checkFile(path string, key *Key, needObjects bool) (*Info, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return Check(f, key)
+	return check(f, key, needObjects)
 }
 
 // CountsString lists objects per kind as "3 node, 300 service", sorted by
@@ -111,10 +126,8 @@ var ErrExists = errors.New("the file exists")
 // that exists (ErrExists), before it writes anything and again when it is
 // done.
 func Save(path string, replace bool, h *api.BackupHeader, body io.Reader, key *Key) (*Info, error) {
-	if !replace {
-		if err := refuseExisting(path); err != nil {
-			return nil, err
-		}
+	if err := CheckTarget(path, replace); err != nil {
+		return nil, err
 	}
 	f, err := atomicfile.Create(path, 0o600)
 	if err != nil {
@@ -138,7 +151,7 @@ func Save(path string, replace bool, h *api.BackupHeader, body io.Reader, key *K
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	info, err := Check(f, key)
+	info, err := Verify(f, key)
 	if err != nil {
 		return nil, fmt.Errorf("backup: the file written does not check: %w", err)
 	}
@@ -155,16 +168,29 @@ func Save(path string, replace bool, h *api.BackupHeader, body io.Reader, key *K
 	return info, nil
 }
 
-// refuseExisting refuses a path that exists.
-func refuseExisting(path string) error {
-	if _, err := os.Lstat(path); err == nil {
+// CheckTarget refuses, as Save does, a path to save a backup at that
+// exists, unless replace, and one whose directory does not exist: to be
+// called before a backup is asked for.
+func CheckTarget(path string, replace bool) error {
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		return fmt.Errorf("backup: the directory of %s does not exist: create it, or choose another", path)
+	}
+	_, err := os.Lstat(path)
+	switch {
+	case err == nil && !replace:
 		return existsError(path)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil
 }
 
-func existsError(path string) error {
-	return fmt.Errorf("%w: %s exists: choose another name, or replace it with --force", ErrExists, path)
+func existsError(path string) error { return existsErr{path} }
+
+// existsErr is ErrExists for one path.
+type existsErr struct{ path string }
+
+func (e existsErr) Error() string {
+	return e.path + " exists: choose another name, or replace it with --force"
 }
+func (e existsErr) Is(target error) bool { return target == ErrExists }

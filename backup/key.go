@@ -15,12 +15,22 @@ import (
 // MinKeyBytes is the shortest secret a key file may hold.
 const MinKeyBytes = 16
 
-// KeyFileHint says how to make a key file.
-const KeyFileHint = "make one with 'head -c 32 /dev/urandom | base64 > KEYFILE', and keep it apart from the backups"
-
 // ErrBadKeyFile is wrapped by the errors of a key file that cannot be
 // used: missing, unreadable, or too short.
 var ErrBadKeyFile = errors.New("unusable key file")
+
+// keyFileError is ErrBadKeyFile for one file.
+type keyFileError struct{ msg string }
+
+func (e keyFileError) Error() string        { return e.msg }
+func (e keyFileError) Is(target error) bool { return target == ErrBadKeyFile }
+
+// badKeyFile says what is wrong with the key file at path, and what to
+// do: give the one a backup was saved with, or make one.
+func badKeyFile(path, format string, args ...any) error {
+	return keyFileError{fmt.Sprintf(format, args...) + fmt.Sprintf(
+		": give the key file the backup was saved with, or, for new backups, make one with 'head -c 32 /dev/urandom | base64 > %s' and keep it apart from them", path)}
+}
 
 // The HKDF info strings: one key seals the frames, the other makes the
 // header's check value.
@@ -41,9 +51,9 @@ func LoadKeyFile(path string) (*Key, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%w: the key file %s does not exist: %s", ErrBadKeyFile, path, KeyFileHint)
+		return nil, badKeyFile(path, "the key file %s does not exist", path)
 	case err != nil:
-		return nil, fmt.Errorf("%w: reading the key file: %w", ErrBadKeyFile, err)
+		return nil, keyFileError{fmt.Sprintf("reading the key file: %v", err)}
 	}
 	return NewKey(path, b)
 }
@@ -53,8 +63,7 @@ func LoadKeyFile(path string) (*Key, error) {
 func NewKey(name string, b []byte) (*Key, error) {
 	secret := bytes.TrimSpace(b)
 	if len(secret) < MinKeyBytes {
-		return nil, fmt.Errorf("%w: the key file %s holds %d bytes, and a key needs at least %d: %s",
-			ErrBadKeyFile, name, len(secret), MinKeyBytes, KeyFileHint)
+		return nil, badKeyFile(name, "the key file %s holds %d bytes, and a key needs at least %d", name, len(secret), MinKeyBytes)
 	}
 	return &Key{name: name, secret: bytes.Clone(secret)}, nil
 }
