@@ -113,8 +113,12 @@ func checkRestoreDir(dir string) (create bool, err error) {
 		return false, configErrorf("manager: cannot read --state-dir %s: %w", dir, err)
 	}
 	if len(entries) > 0 {
-		return false, configErrorf("manager: --state-dir %s is not empty (it holds %s%s): a backup is restored into a new or empty directory; choose another, or empty it if what it holds is not needed",
-			dir, entries[0].Name(), map[bool]string{true: " and more", false: ""}[len(entries) > 1])
+		holds := entries[0].Name()
+		if len(entries) > 1 {
+			holds += fmt.Sprintf(" and %d more", len(entries)-1)
+		}
+		return false, configErrorf("manager: --state-dir %s is not empty (it holds %s): a backup is restored into a new or empty directory; choose another, or empty it if what it holds is not needed",
+			dir, holds)
 	}
 	return false, nil
 }

@@ -48,7 +48,10 @@
 // length and an encoded api.StoreSnapshotRecord: a header (format 1 and
 // the applied index), one record per object in increasing id order, and a
 // trailer with the object count and the CRC-32C of every byte before it.
-// Restore refuses anything else with ErrCorruptSnapshot.
+// Restore refuses anything else with ErrCorruptSnapshot. A backup (package
+// backup) holds the same stream: Capture takes the state for it with its
+// index and objects per kind, and CheckSnapshot runs Restore's checks
+// without a Store.
 //
 // # Limits
 //

@@ -88,13 +88,14 @@ stops it, and writes nothing).`,
 			if read == client.Serializable {
 				a.warn([]string{fmt.Sprintf("--consistency serializable: this is manager %s's own copy, at Raft index %d, as it was; it may lack writes the cluster acknowledged", h.GetNodeId(), h.GetRaftIndex())})
 			}
-			stopProgress := bench.Progress{W: a.stderr, Terminal: isTerminal(a.stderr)}.Start(func(elapsed time.Duration, bar bool) string {
+			var progress bench.Progress // a bar on a terminal, nothing in scripts
+			if isTerminal(a.stderr) {
+				progress = bench.Progress{W: a.stderr, Terminal: true}
+			}
+			stopProgress := progress.Start(func(elapsed time.Duration, _ bool) string {
 				got, total := b.Received(), h.GetBodyBytes()
-				tail := fmt.Sprintf("%s of %s, %s", byteCount(got), byteCount(int64(total)), elapsed.Round(100*time.Millisecond))
-				if !bar {
-					return "snapshot save: " + tail
-				}
-				return bench.Bar("receiving", float64(got)/float64(max(total, 1)), tail)
+				return bench.Bar("receiving", float64(got)/float64(max(total, 1)),
+					fmt.Sprintf("%s of %s, %s", byteCount(got), byteCount(int64(total)), elapsed.Round(100*time.Millisecond)))
 			})
 			info, err := backup.Save(path, force, h, b, key)
 			stopProgress()
