@@ -9,6 +9,7 @@ package api
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -2627,6 +2628,248 @@ func (x *RotateDataKeyResponse) GetOlderKeyIds() []uint32 {
 	return nil
 }
 
+type SaveBackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consistency   ReadConsistency        `protobuf:"varint,1,opt,name=consistency,proto3,enum=shoal.v1.ReadConsistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveBackupRequest) Reset() {
+	*x = SaveBackupRequest{}
+	mi := &file_api_control_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveBackupRequest) ProtoMessage() {}
+
+func (x *SaveBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveBackupRequest.ProtoReflect.Descriptor instead.
+func (*SaveBackupRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *SaveBackupRequest) GetConsistency() ReadConsistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return ReadConsistency_READ_CONSISTENCY_LINEARIZABLE
+}
+
+type SaveBackupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// header describes the copy; in the first response only. The manager
+	// sets every field but format and the encryption's (the writer of the
+	// file sets those).
+	Header *BackupHeader `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// chunk is the next piece of the store's snapshot stream (the format of
+	// StoreSnapshotRecord), at most 256 KiB; every response after the first.
+	// The chunks add up to the header's body_bytes.
+	Chunk         []byte `protobuf:"bytes,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveBackupResponse) Reset() {
+	*x = SaveBackupResponse{}
+	mi := &file_api_control_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveBackupResponse) ProtoMessage() {}
+
+func (x *SaveBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveBackupResponse.ProtoReflect.Descriptor instead.
+func (*SaveBackupResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *SaveBackupResponse) GetHeader() *BackupHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SaveBackupResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+// BackupHeader heads a backup file (package backup: the magic "SHOALBAK",
+// this header, the store's snapshot stream, plain or in encrypted frames,
+// and the SHA-256 of every byte before it).
+type BackupHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// format is the layout of the file: 1.
+	Format uint32 `protobuf:"varint,1,opt,name=format,proto3" json:"format,omitempty"`
+	// cluster_id is the ID of the cluster the copy was taken from.
+	ClusterId string `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// node_id is the manager that took it.
+	NodeId string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// shoal_version is that manager's build (shoal version).
+	ShoalVersion string                 `protobuf:"bytes,4,opt,name=shoal_version,json=shoalVersion,proto3" json:"shoal_version,omitempty"`
+	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// raft_index is the index of the store's state: every object's version
+	// is at most this.
+	RaftIndex uint64 `protobuf:"varint,6,opt,name=raft_index,json=raftIndex,proto3" json:"raft_index,omitempty"`
+	// objects counts the objects per kind, as the store's stream holds them.
+	Objects map[string]uint64 `protobuf:"bytes,7,rep,name=objects,proto3" json:"objects,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// encrypted says the stream is in frames sealed with AES-256-GCM, with a
+	// key derived by HKDF-SHA256 from a key file and kdf_salt; key_check,
+	// derived the same way for another use, tells a wrong key from damage.
+	Encrypted bool   `protobuf:"varint,8,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	KdfSalt   []byte `protobuf:"bytes,9,opt,name=kdf_salt,json=kdfSalt,proto3" json:"kdf_salt,omitempty"`
+	KeyCheck  []byte `protobuf:"bytes,10,opt,name=key_check,json=keyCheck,proto3" json:"key_check,omitempty"`
+	// body_bytes is the length of the store's snapshot stream (before any
+	// encryption), so that a reader knows where it ends and a file cut short
+	// is told from a damaged one.
+	BodyBytes     uint64 `protobuf:"varint,11,opt,name=body_bytes,json=bodyBytes,proto3" json:"body_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupHeader) Reset() {
+	*x = BackupHeader{}
+	mi := &file_api_control_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupHeader) ProtoMessage() {}
+
+func (x *BackupHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupHeader.ProtoReflect.Descriptor instead.
+func (*BackupHeader) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *BackupHeader) GetFormat() uint32 {
+	if x != nil {
+		return x.Format
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *BackupHeader) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *BackupHeader) GetShoalVersion() string {
+	if x != nil {
+		return x.ShoalVersion
+	}
+	return ""
+}
+
+func (x *BackupHeader) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *BackupHeader) GetRaftIndex() uint64 {
+	if x != nil {
+		return x.RaftIndex
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetObjects() map[string]uint64 {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+func (x *BackupHeader) GetEncrypted() bool {
+	if x != nil {
+		return x.Encrypted
+	}
+	return false
+}
+
+func (x *BackupHeader) GetKdfSalt() []byte {
+	if x != nil {
+		return x.KdfSalt
+	}
+	return nil
+}
+
+func (x *BackupHeader) GetKeyCheck() []byte {
+	if x != nil {
+		return x.KeyCheck
+	}
+	return nil
+}
+
+func (x *BackupHeader) GetBodyBytes() uint64 {
+	if x != nil {
+		return x.BodyBytes
+	}
+	return 0
+}
+
 type UnlockRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UnlockKey     string                 `protobuf:"bytes,1,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
@@ -2636,7 +2879,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_api_control_proto_msgTypes[43]
+	mi := &file_api_control_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2648,7 +2891,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[43]
+	mi := &file_api_control_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2661,7 +2904,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{43}
+	return file_api_control_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UnlockRequest) GetUnlockKey() string {
@@ -2679,7 +2922,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_api_control_proto_msgTypes[44]
+	mi := &file_api_control_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2691,7 +2934,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_control_proto_msgTypes[44]
+	mi := &file_api_control_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2704,14 +2947,14 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_api_control_proto_rawDescGZIP(), []int{44}
+	return file_api_control_proto_rawDescGZIP(), []int{47}
 }
 
 var File_api_control_proto protoreflect.FileDescriptor
 
 const file_api_control_proto_rawDesc = "" +
 	"\n" +
-	"\x11api/control.proto\x12\bshoal.v1\x1a\x11api/objects.proto\"=\n" +
+	"\x11api/control.proto\x12\bshoal.v1\x1a\x11api/objects.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"=\n" +
 	"\tObjectRef\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1c\n" +
 	"\n" +
@@ -2883,7 +3126,32 @@ const file_api_control_proto_rawDesc = "" +
 	"\x14RotateDataKeyRequest\"R\n" +
 	"\x15RotateDataKeyResponse\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\rR\x05keyId\x12\"\n" +
-	"\rolder_key_ids\x18\x02 \x03(\rR\volderKeyIds\".\n" +
+	"\rolder_key_ids\x18\x02 \x03(\rR\volderKeyIds\"P\n" +
+	"\x11SaveBackupRequest\x12;\n" +
+	"\vconsistency\x18\x01 \x01(\x0e2\x19.shoal.v1.ReadConsistencyR\vconsistency\"Z\n" +
+	"\x12SaveBackupResponse\x12.\n" +
+	"\x06header\x18\x01 \x01(\v2\x16.shoal.v1.BackupHeaderR\x06header\x12\x14\n" +
+	"\x05chunk\x18\x02 \x01(\fR\x05chunk\"\xcd\x03\n" +
+	"\fBackupHeader\x12\x16\n" +
+	"\x06format\x18\x01 \x01(\rR\x06format\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12#\n" +
+	"\rshoal_version\x18\x04 \x01(\tR\fshoalVersion\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"raft_index\x18\x06 \x01(\x04R\traftIndex\x12=\n" +
+	"\aobjects\x18\a \x03(\v2#.shoal.v1.BackupHeader.ObjectsEntryR\aobjects\x12\x1c\n" +
+	"\tencrypted\x18\b \x01(\bR\tencrypted\x12\x19\n" +
+	"\bkdf_salt\x18\t \x01(\fR\akdfSalt\x12\x1b\n" +
+	"\tkey_check\x18\n" +
+	" \x01(\fR\bkeyCheck\x12\x1d\n" +
+	"\n" +
+	"body_bytes\x18\v \x01(\x04R\tbodyBytes\x1a:\n" +
+	"\fObjectsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\".\n" +
 	"\rUnlockRequest\x12\x1d\n" +
 	"\n" +
 	"unlock_key\x18\x01 \x01(\tR\tunlockKey\"\x10\n" +
@@ -2901,7 +3169,7 @@ const file_api_control_proto_rawDesc = "" +
 	"\x17CLIENT_ROLE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CLIENT_ROLE_READ_ONLY\x10\x01\x12\x1a\n" +
 	"\x16CLIENT_ROLE_READ_WRITE\x10\x02\x12\x15\n" +
-	"\x11CLIENT_ROLE_ADMIN\x10\x032\x9a\f\n" +
+	"\x11CLIENT_ROLE_ADMIN\x10\x032\xe5\f\n" +
 	"\aControl\x12M\n" +
 	"\fCreateObject\x12\x1d.shoal.v1.CreateObjectRequest\x1a\x1e.shoal.v1.CreateObjectResponse\x12D\n" +
 	"\tGetObject\x12\x1a.shoal.v1.GetObjectRequest\x1a\x1b.shoal.v1.GetObjectResponse\x12L\n" +
@@ -2921,7 +3189,9 @@ const file_api_control_proto_rawDesc = "" +
 	"\x16IssueClientCertificate\x12'.shoal.v1.IssueClientCertificateRequest\x1a(.shoal.v1.IssueClientCertificateResponse\x12\\\n" +
 	"\x11RevokeCertificate\x12\".shoal.v1.RevokeCertificateRequest\x1a#.shoal.v1.RevokeCertificateResponse\x12M\n" +
 	"\fGetUnlockKey\x12\x1d.shoal.v1.GetUnlockKeyRequest\x1a\x1e.shoal.v1.GetUnlockKeyResponse\x12P\n" +
-	"\rRotateDataKey\x12\x1e.shoal.v1.RotateDataKeyRequest\x1a\x1f.shoal.v1.RotateDataKeyResponse2E\n" +
+	"\rRotateDataKey\x12\x1e.shoal.v1.RotateDataKeyRequest\x1a\x1f.shoal.v1.RotateDataKeyResponse\x12I\n" +
+	"\n" +
+	"SaveBackup\x12\x1b.shoal.v1.SaveBackupRequest\x1a\x1c.shoal.v1.SaveBackupResponse0\x012E\n" +
 	"\x06Unlock\x12;\n" +
 	"\x06Unlock\x12\x17.shoal.v1.UnlockRequest\x1a\x18.shoal.v1.UnlockResponseB(Z&github.com/shoal-project/shoal/api;apib\x06proto3"
 
@@ -2938,7 +3208,7 @@ func file_api_control_proto_rawDescGZIP() []byte {
 }
 
 var file_api_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_api_control_proto_goTypes = []any{
 	(ReadConsistency)(0),                   // 0: shoal.v1.ReadConsistency
 	(EventType)(0),                         // 1: shoal.v1.EventType
@@ -2986,34 +3256,39 @@ var file_api_control_proto_goTypes = []any{
 	(*GetUnlockKeyResponse)(nil),           // 43: shoal.v1.GetUnlockKeyResponse
 	(*RotateDataKeyRequest)(nil),           // 44: shoal.v1.RotateDataKeyRequest
 	(*RotateDataKeyResponse)(nil),          // 45: shoal.v1.RotateDataKeyResponse
-	(*UnlockRequest)(nil),                  // 46: shoal.v1.UnlockRequest
-	(*UnlockResponse)(nil),                 // 47: shoal.v1.UnlockResponse
-	nil,                                    // 48: shoal.v1.ListObjectsRequest.LabelsEntry
-	nil,                                    // 49: shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	nil,                                    // 50: shoal.v1.WatchRequest.LabelsEntry
-	(*Object)(nil),                         // 51: shoal.v1.Object
+	(*SaveBackupRequest)(nil),              // 46: shoal.v1.SaveBackupRequest
+	(*SaveBackupResponse)(nil),             // 47: shoal.v1.SaveBackupResponse
+	(*BackupHeader)(nil),                   // 48: shoal.v1.BackupHeader
+	(*UnlockRequest)(nil),                  // 49: shoal.v1.UnlockRequest
+	(*UnlockResponse)(nil),                 // 50: shoal.v1.UnlockResponse
+	nil,                                    // 51: shoal.v1.ListObjectsRequest.LabelsEntry
+	nil,                                    // 52: shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	nil,                                    // 53: shoal.v1.WatchRequest.LabelsEntry
+	nil,                                    // 54: shoal.v1.BackupHeader.ObjectsEntry
+	(*Object)(nil),                         // 55: shoal.v1.Object
+	(*timestamppb.Timestamp)(nil),          // 56: google.protobuf.Timestamp
 }
 var file_api_control_proto_depIdxs = []int32{
-	51, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
-	51, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
+	55, // 0: shoal.v1.CreateObjectRequest.object:type_name -> shoal.v1.Object
+	55, // 1: shoal.v1.CreateObjectResponse.object:type_name -> shoal.v1.Object
 	3,  // 2: shoal.v1.GetObjectRequest.ref:type_name -> shoal.v1.ObjectRef
 	0,  // 3: shoal.v1.GetObjectRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	51, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
-	48, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
+	55, // 4: shoal.v1.GetObjectResponse.object:type_name -> shoal.v1.Object
+	51, // 5: shoal.v1.ListObjectsRequest.labels:type_name -> shoal.v1.ListObjectsRequest.LabelsEntry
 	0,  // 6: shoal.v1.ListObjectsRequest.consistency:type_name -> shoal.v1.ReadConsistency
-	51, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
+	55, // 7: shoal.v1.ListObjectsResponse.objects:type_name -> shoal.v1.Object
 	3,  // 8: shoal.v1.UpdateObjectRequest.ref:type_name -> shoal.v1.ObjectRef
-	49, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
-	51, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
+	52, // 9: shoal.v1.UpdateObjectRequest.set_labels:type_name -> shoal.v1.UpdateObjectRequest.SetLabelsEntry
+	55, // 10: shoal.v1.UpdateObjectResponse.object:type_name -> shoal.v1.Object
 	3,  // 11: shoal.v1.DeleteObjectRequest.ref:type_name -> shoal.v1.ObjectRef
 	15, // 12: shoal.v1.TransactionRequest.ops:type_name -> shoal.v1.TransactionOp
 	4,  // 13: shoal.v1.TransactionOp.create:type_name -> shoal.v1.CreateObjectRequest
 	10, // 14: shoal.v1.TransactionOp.update:type_name -> shoal.v1.UpdateObjectRequest
 	12, // 15: shoal.v1.TransactionOp.delete:type_name -> shoal.v1.DeleteObjectRequest
-	51, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
-	50, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
+	55, // 16: shoal.v1.TransactionResponse.objects:type_name -> shoal.v1.Object
+	53, // 17: shoal.v1.WatchRequest.labels:type_name -> shoal.v1.WatchRequest.LabelsEntry
 	1,  // 18: shoal.v1.WatchEvent.type:type_name -> shoal.v1.EventType
-	51, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
+	55, // 19: shoal.v1.WatchEvent.object:type_name -> shoal.v1.Object
 	18, // 20: shoal.v1.WatchResponse.events:type_name -> shoal.v1.WatchEvent
 	25, // 21: shoal.v1.GetClusterInfoResponse.manager:type_name -> shoal.v1.Member
 	24, // 22: shoal.v1.GetClusterHealthResponse.views:type_name -> shoal.v1.ManagerView
@@ -3021,51 +3296,57 @@ var file_api_control_proto_depIdxs = []int32{
 	21, // 24: shoal.v1.ManagerView.info:type_name -> shoal.v1.GetClusterInfoResponse
 	25, // 25: shoal.v1.ListMembersResponse.members:type_name -> shoal.v1.Member
 	2,  // 26: shoal.v1.IssueClientCertificateRequest.role:type_name -> shoal.v1.ClientRole
-	4,  // 27: shoal.v1.Control.CreateObject:input_type -> shoal.v1.CreateObjectRequest
-	6,  // 28: shoal.v1.Control.GetObject:input_type -> shoal.v1.GetObjectRequest
-	8,  // 29: shoal.v1.Control.ListObjects:input_type -> shoal.v1.ListObjectsRequest
-	10, // 30: shoal.v1.Control.UpdateObject:input_type -> shoal.v1.UpdateObjectRequest
-	12, // 31: shoal.v1.Control.DeleteObject:input_type -> shoal.v1.DeleteObjectRequest
-	14, // 32: shoal.v1.Control.Transaction:input_type -> shoal.v1.TransactionRequest
-	17, // 33: shoal.v1.Control.Watch:input_type -> shoal.v1.WatchRequest
-	20, // 34: shoal.v1.Control.GetClusterInfo:input_type -> shoal.v1.GetClusterInfoRequest
-	26, // 35: shoal.v1.Control.ListMembers:input_type -> shoal.v1.ListMembersRequest
-	22, // 36: shoal.v1.Control.GetClusterHealth:input_type -> shoal.v1.GetClusterHealthRequest
-	28, // 37: shoal.v1.Control.RemoveMember:input_type -> shoal.v1.RemoveMemberRequest
-	30, // 38: shoal.v1.Control.PromoteMember:input_type -> shoal.v1.PromoteMemberRequest
-	32, // 39: shoal.v1.Control.DemoteMember:input_type -> shoal.v1.DemoteMemberRequest
-	34, // 40: shoal.v1.Control.TransferLeadership:input_type -> shoal.v1.TransferLeadershipRequest
-	36, // 41: shoal.v1.Control.GetJoinToken:input_type -> shoal.v1.GetJoinTokenRequest
-	38, // 42: shoal.v1.Control.IssueClientCertificate:input_type -> shoal.v1.IssueClientCertificateRequest
-	39, // 43: shoal.v1.Control.RevokeCertificate:input_type -> shoal.v1.RevokeCertificateRequest
-	42, // 44: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
-	44, // 45: shoal.v1.Control.RotateDataKey:input_type -> shoal.v1.RotateDataKeyRequest
-	46, // 46: shoal.v1.Unlock.Unlock:input_type -> shoal.v1.UnlockRequest
-	5,  // 47: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
-	7,  // 48: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
-	9,  // 49: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
-	11, // 50: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
-	13, // 51: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
-	16, // 52: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
-	19, // 53: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
-	21, // 54: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
-	27, // 55: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
-	23, // 56: shoal.v1.Control.GetClusterHealth:output_type -> shoal.v1.GetClusterHealthResponse
-	29, // 57: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
-	31, // 58: shoal.v1.Control.PromoteMember:output_type -> shoal.v1.PromoteMemberResponse
-	33, // 59: shoal.v1.Control.DemoteMember:output_type -> shoal.v1.DemoteMemberResponse
-	35, // 60: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
-	37, // 61: shoal.v1.Control.GetJoinToken:output_type -> shoal.v1.GetJoinTokenResponse
-	41, // 62: shoal.v1.Control.IssueClientCertificate:output_type -> shoal.v1.IssueClientCertificateResponse
-	40, // 63: shoal.v1.Control.RevokeCertificate:output_type -> shoal.v1.RevokeCertificateResponse
-	43, // 64: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
-	45, // 65: shoal.v1.Control.RotateDataKey:output_type -> shoal.v1.RotateDataKeyResponse
-	47, // 66: shoal.v1.Unlock.Unlock:output_type -> shoal.v1.UnlockResponse
-	47, // [47:67] is the sub-list for method output_type
-	27, // [27:47] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	0,  // 27: shoal.v1.SaveBackupRequest.consistency:type_name -> shoal.v1.ReadConsistency
+	48, // 28: shoal.v1.SaveBackupResponse.header:type_name -> shoal.v1.BackupHeader
+	56, // 29: shoal.v1.BackupHeader.created_at:type_name -> google.protobuf.Timestamp
+	54, // 30: shoal.v1.BackupHeader.objects:type_name -> shoal.v1.BackupHeader.ObjectsEntry
+	4,  // 31: shoal.v1.Control.CreateObject:input_type -> shoal.v1.CreateObjectRequest
+	6,  // 32: shoal.v1.Control.GetObject:input_type -> shoal.v1.GetObjectRequest
+	8,  // 33: shoal.v1.Control.ListObjects:input_type -> shoal.v1.ListObjectsRequest
+	10, // 34: shoal.v1.Control.UpdateObject:input_type -> shoal.v1.UpdateObjectRequest
+	12, // 35: shoal.v1.Control.DeleteObject:input_type -> shoal.v1.DeleteObjectRequest
+	14, // 36: shoal.v1.Control.Transaction:input_type -> shoal.v1.TransactionRequest
+	17, // 37: shoal.v1.Control.Watch:input_type -> shoal.v1.WatchRequest
+	20, // 38: shoal.v1.Control.GetClusterInfo:input_type -> shoal.v1.GetClusterInfoRequest
+	26, // 39: shoal.v1.Control.ListMembers:input_type -> shoal.v1.ListMembersRequest
+	22, // 40: shoal.v1.Control.GetClusterHealth:input_type -> shoal.v1.GetClusterHealthRequest
+	28, // 41: shoal.v1.Control.RemoveMember:input_type -> shoal.v1.RemoveMemberRequest
+	30, // 42: shoal.v1.Control.PromoteMember:input_type -> shoal.v1.PromoteMemberRequest
+	32, // 43: shoal.v1.Control.DemoteMember:input_type -> shoal.v1.DemoteMemberRequest
+	34, // 44: shoal.v1.Control.TransferLeadership:input_type -> shoal.v1.TransferLeadershipRequest
+	36, // 45: shoal.v1.Control.GetJoinToken:input_type -> shoal.v1.GetJoinTokenRequest
+	38, // 46: shoal.v1.Control.IssueClientCertificate:input_type -> shoal.v1.IssueClientCertificateRequest
+	39, // 47: shoal.v1.Control.RevokeCertificate:input_type -> shoal.v1.RevokeCertificateRequest
+	42, // 48: shoal.v1.Control.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	44, // 49: shoal.v1.Control.RotateDataKey:input_type -> shoal.v1.RotateDataKeyRequest
+	46, // 50: shoal.v1.Control.SaveBackup:input_type -> shoal.v1.SaveBackupRequest
+	49, // 51: shoal.v1.Unlock.Unlock:input_type -> shoal.v1.UnlockRequest
+	5,  // 52: shoal.v1.Control.CreateObject:output_type -> shoal.v1.CreateObjectResponse
+	7,  // 53: shoal.v1.Control.GetObject:output_type -> shoal.v1.GetObjectResponse
+	9,  // 54: shoal.v1.Control.ListObjects:output_type -> shoal.v1.ListObjectsResponse
+	11, // 55: shoal.v1.Control.UpdateObject:output_type -> shoal.v1.UpdateObjectResponse
+	13, // 56: shoal.v1.Control.DeleteObject:output_type -> shoal.v1.DeleteObjectResponse
+	16, // 57: shoal.v1.Control.Transaction:output_type -> shoal.v1.TransactionResponse
+	19, // 58: shoal.v1.Control.Watch:output_type -> shoal.v1.WatchResponse
+	21, // 59: shoal.v1.Control.GetClusterInfo:output_type -> shoal.v1.GetClusterInfoResponse
+	27, // 60: shoal.v1.Control.ListMembers:output_type -> shoal.v1.ListMembersResponse
+	23, // 61: shoal.v1.Control.GetClusterHealth:output_type -> shoal.v1.GetClusterHealthResponse
+	29, // 62: shoal.v1.Control.RemoveMember:output_type -> shoal.v1.RemoveMemberResponse
+	31, // 63: shoal.v1.Control.PromoteMember:output_type -> shoal.v1.PromoteMemberResponse
+	33, // 64: shoal.v1.Control.DemoteMember:output_type -> shoal.v1.DemoteMemberResponse
+	35, // 65: shoal.v1.Control.TransferLeadership:output_type -> shoal.v1.TransferLeadershipResponse
+	37, // 66: shoal.v1.Control.GetJoinToken:output_type -> shoal.v1.GetJoinTokenResponse
+	41, // 67: shoal.v1.Control.IssueClientCertificate:output_type -> shoal.v1.IssueClientCertificateResponse
+	40, // 68: shoal.v1.Control.RevokeCertificate:output_type -> shoal.v1.RevokeCertificateResponse
+	43, // 69: shoal.v1.Control.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	45, // 70: shoal.v1.Control.RotateDataKey:output_type -> shoal.v1.RotateDataKeyResponse
+	47, // 71: shoal.v1.Control.SaveBackup:output_type -> shoal.v1.SaveBackupResponse
+	50, // 72: shoal.v1.Unlock.Unlock:output_type -> shoal.v1.UnlockResponse
+	52, // [52:73] is the sub-list for method output_type
+	31, // [31:52] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_api_control_proto_init() }
@@ -3086,7 +3367,7 @@ func file_api_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_control_proto_rawDesc), len(file_api_control_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   48,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -38,6 +38,7 @@ const (
 	Control_RevokeCertificate_FullMethodName      = "/shoal.v1.Control/RevokeCertificate"
 	Control_GetUnlockKey_FullMethodName           = "/shoal.v1.Control/GetUnlockKey"
 	Control_RotateDataKey_FullMethodName          = "/shoal.v1.Control/RotateDataKey"
+	Control_SaveBackup_FullMethodName             = "/shoal.v1.Control/SaveBackup"
 )
 
 // ControlClient is the client API for Control service.
@@ -112,6 +113,14 @@ type ControlClient interface {
 	// now on; the old key stays until a snapshot covers what it encrypted.
 	// The local administrator only.
 	RotateDataKey(ctx context.Context, in *RotateDataKeyRequest, opts ...grpc.CallOption) (*RotateDataKeyResponse, error)
+	// SaveBackup streams a point-in-time copy of the whole store, taken by
+	// the manager called: after a linearizable read (every write
+	// acknowledged before the call is in it) unless the request asks for
+	// the manager's own copy (serializable). The first response carries the
+	// header, the next ones the store's snapshot stream in chunks. The copy
+	// holds the cluster object with the root CA's key and the join token:
+	// admin certificates and the local administrator only.
+	SaveBackup(ctx context.Context, in *SaveBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveBackupResponse], error)
 }
 
 type controlClient struct {
@@ -330,6 +339,25 @@ func (c *controlClient) RotateDataKey(ctx context.Context, in *RotateDataKeyRequ
 	return out, nil
 }
 
+func (c *controlClient) SaveBackup(ctx context.Context, in *SaveBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveBackupResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[2], Control_SaveBackup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SaveBackupRequest, SaveBackupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_SaveBackupClient = grpc.ServerStreamingClient[SaveBackupResponse]
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -402,6 +430,14 @@ type ControlServer interface {
 	// now on; the old key stays until a snapshot covers what it encrypted.
 	// The local administrator only.
 	RotateDataKey(context.Context, *RotateDataKeyRequest) (*RotateDataKeyResponse, error)
+	// SaveBackup streams a point-in-time copy of the whole store, taken by
+	// the manager called: after a linearizable read (every write
+	// acknowledged before the call is in it) unless the request asks for
+	// the manager's own copy (serializable). The first response carries the
+	// header, the next ones the store's snapshot stream in chunks. The copy
+	// holds the cluster object with the root CA's key and the join token:
+	// admin certificates and the local administrator only.
+	SaveBackup(*SaveBackupRequest, grpc.ServerStreamingServer[SaveBackupResponse]) error
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -468,6 +504,9 @@ func (UnimplementedControlServer) GetUnlockKey(context.Context, *GetUnlockKeyReq
 }
 func (UnimplementedControlServer) RotateDataKey(context.Context, *RotateDataKeyRequest) (*RotateDataKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateDataKey not implemented")
+}
+func (UnimplementedControlServer) SaveBackup(*SaveBackupRequest, grpc.ServerStreamingServer[SaveBackupResponse]) error {
+	return status.Error(codes.Unimplemented, "method SaveBackup not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -818,6 +857,17 @@ func _Control_RotateDataKey_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_SaveBackup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SaveBackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlServer).SaveBackup(m, &grpc.GenericServerStream[SaveBackupRequest, SaveBackupResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_SaveBackupServer = grpc.ServerStreamingServer[SaveBackupResponse]
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -903,6 +953,11 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _Control_Watch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "SaveBackup",
+			Handler:       _Control_SaveBackup_Handler,
 			ServerStreams: true,
 		},
 	},

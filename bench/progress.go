@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// Progress says where a run reports how far it got while it runs.
+// Progress says where a run reports how far it got while it runs. Other
+// long commands of the CLI (a backup) draw their progress with it too.
 type Progress struct {
 	// W receives the reports; nil: none.
 	W io.Writer
@@ -20,16 +21,12 @@ type Progress struct {
 	Every time.Duration
 }
 
-// progressRun reports one loop until stop.
-type progressRun struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-}
-
-func (p Progress) start(label string, total int64, dur time.Duration, start time.Time, ok, failed *atomic.Int64) *progressRun {
-	pr := &progressRun{done: make(chan struct{})}
+// Start reports progress until the returned function is called: the line
+// line returns, given the time since Start and whether it is drawn as a
+// bar (on a terminal, where it is cleared at the end).
+func (p Progress) Start(line func(elapsed time.Duration, bar bool) string) (stop func()) {
 	if p.W == nil {
-		return pr
+		return func() {}
 	}
 	every := p.Every
 	if p.Terminal {
@@ -37,34 +34,54 @@ func (p Progress) start(label string, total int64, dur time.Duration, start time
 	} else if every <= 0 {
 		every = 10 * time.Second
 	}
-	pr.wg.Add(1)
+	start := time.Now()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		defer pr.wg.Done()
+		defer wg.Done()
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
 			select {
-			case <-pr.done:
+			case <-done:
 				if p.Terminal {
 					fmt.Fprint(p.W, "\r\033[K")
 				}
 				return
 			case <-tick.C:
-				line := progressLine(label, total, dur, time.Since(start), ok.Load(), failed.Load(), p.Terminal)
+				l := line(time.Since(start), p.Terminal)
 				if p.Terminal {
-					fmt.Fprint(p.W, "\r\033[K"+line)
+					fmt.Fprint(p.W, "\r\033[K"+l)
 				} else {
-					fmt.Fprintln(p.W, line)
+					fmt.Fprintln(p.W, l)
 				}
 			}
 		}
 	}()
-	return pr
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
+	}
 }
 
-func (pr *progressRun) stop() {
-	close(pr.done)
-	pr.wg.Wait()
+// Bar is a progress bar: label, a bar of how much (0 to 1) is done, the
+// percentage, and tail.
+func Bar(label string, frac float64, tail string) string {
+	frac = max(0, min(1, frac))
+	const width = 30
+	n := int(frac * width)
+	return fmt.Sprintf("%s [%s%s] %3.0f%%  %s", label, strings.Repeat("#", n), strings.Repeat(".", width-n), 100*frac, tail)
+}
+
+// start reports one loop of a run until its stop.
+func (p Progress) start(label string, total int64, dur time.Duration, ok, failed *atomic.Int64) (stop func()) {
+	return p.Start(func(elapsed time.Duration, bar bool) string {
+		return progressLine(label, total, dur, elapsed, ok.Load(), failed.Load(), bar)
+	})
 }
 
 // progressLine describes a loop that has run for elapsed; with bar, as a
@@ -89,7 +106,5 @@ func progressLine(label string, total int64, dur, elapsed time.Duration, ok, fai
 	if !bar {
 		return fmt.Sprintf("bench %s: %3.0f%%, %s", label, 100*frac, tail)
 	}
-	const width = 30
-	n := int(frac * width)
-	return fmt.Sprintf("%s [%s%s] %3.0f%%  %s", label, strings.Repeat("#", n), strings.Repeat(".", width-n), 100*frac, tail)
+	return Bar(label, frac, tail)
 }

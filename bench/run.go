@@ -415,7 +415,7 @@ func (r *runner) loop(ctx context.Context, label string, total int64, dur time.D
 		timer := time.AfterFunc(dur, func() { stop.Store(true) })
 		defer timer.Stop()
 	}
-	prog := r.cfg.Progress.start(label, total, dur, start, &done, &failed)
+	stopProgress := r.cfg.Progress.start(label, total, dur, &done, &failed)
 
 	type callerStats struct {
 		hist    Histogram
@@ -471,7 +471,7 @@ func (r *runner) loop(ctx context.Context, label string, total int64, dur time.D
 		}()
 	}
 	wg.Wait()
-	prog.stop()
+	stopProgress()
 
 	p := &Phase{Ops: done.Load(), Errors: failed.Load(), ErrorsByCode: map[string]int64{}, Latency: &Histogram{}, marks: marks}
 	end := start

@@ -56,6 +56,30 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// crashBin is shoal built with -tags crashpoints, on first use, beside
+// shoalBin (and removed with it).
+var crashBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func crashpointBinary(t *testing.T) string {
+	t.Helper()
+	crashBin.once.Do(func() {
+		crashBin.path = filepath.Join(filepath.Dir(shoalBin), "shoal-crashpoints")
+		build := exec.Command("go", "build", "-tags", "crashpoints", "-o", crashBin.path, "./cmd/shoal")
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
+			crashBin.err = fmt.Errorf("building shoal -tags crashpoints: %v\n%s", err, out)
+		}
+	})
+	if crashBin.err != nil {
+		t.Fatal(crashBin.err)
+	}
+	return crashBin.path
+}
+
 // shortTempDir returns a directory short enough for unix socket paths
 // (107 bytes at most), removed when the test ends.
 func shortTempDir(t *testing.T) string {
@@ -101,6 +125,10 @@ type managerProc struct {
 	err    error // what Wait returned; read after exited is closed
 	// clientDir holds a client certificate of the manager's cluster.
 	clientDir string
+	// bin is the binary it runs (shoalBin unless set), with env added to
+	// the environment.
+	bin string
+	env []string
 }
 
 func (m *managerProc) socket() string { return filepath.Join(m.dir, "control.sock") }
@@ -123,7 +151,14 @@ func startManager(t *testing.T, name, dir, listen string, extra ...string) *mana
 // it to answer: for a start that is to fail.
 func launchManager(t *testing.T, name, dir, listen string, extra ...string) *managerProc {
 	t.Helper()
-	m := &managerProc{t: t, name: name, dir: dir}
+	return launchManagerWith(t, "", nil, name, dir, listen, extra...)
+}
+
+// launchManagerWith is launchManager with another binary (shoalBin when
+// "") and more environment.
+func launchManagerWith(t *testing.T, bin string, env []string, name, dir, listen string, extra ...string) *managerProc {
+	t.Helper()
+	m := &managerProc{t: t, name: name, dir: dir, bin: bin, env: env}
 	joinAddr := flagValue(extra, "--join")
 	if joinAddr != "" && flagValue(extra, "--token") == "" {
 		through, ok := managers.Load(joinAddr)
@@ -209,7 +244,14 @@ func (m *managerProc) tlsEnv() []string {
 func (m *managerProc) start() {
 	m.t.Helper()
 	m.out = &lockedBuffer{}
-	m.cmd = exec.Command(shoalBin, m.args...)
+	bin := m.bin
+	if bin == "" {
+		bin = shoalBin
+	}
+	m.cmd = exec.Command(bin, m.args...)
+	if m.env != nil {
+		m.cmd.Env = append(os.Environ(), m.env...)
+	}
 	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
 	m.exited = make(chan struct{})
 	if err := m.cmd.Start(); err != nil {

@@ -2,7 +2,8 @@
 // two listeners (the TCP remote API for peers and remote clients, and the
 // unix control socket for the local administrator), the Control API, the
 // forwarding of writes from followers to the leader, the work only the
-// leader does, and the order of startup and shutdown.
+// leader does, the order of startup and shutdown, and backups: sending one
+// (Control.SaveBackup) and founding a cluster from one (restore.go).
 //
 // It wires the raft node and the object store together: the store applies
 // what the node commits and proposes through it. It must not reach into

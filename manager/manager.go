@@ -65,6 +65,9 @@ type Manager struct {
 	// revoked caches the deny list of revoked certificates, as the
 	// cluster object of the local store last held it (see revocation.go).
 	revoked atomic.Pointer[revokedSet]
+
+	// restoring is set on a first start from restore.backup.
+	restoring *restoring
 }
 
 // New checks cfg and returns a manager; nothing is opened until Run.
@@ -202,6 +205,9 @@ func (m *Manager) run(ctx context.Context, found stateFound, lis *listeners) err
 			return err
 		}
 	}
+	if found.restore {
+		m.removeRestoreFile() // the WAL holds its state, the identity is committed
+	}
 	m.startInstruments()
 	if lis.metrics != nil {
 		m.metricsAddr = lis.metrics.Addr().String()
@@ -283,6 +289,9 @@ func (m *Manager) raftConfig(advertise string) raft.Config {
 	cfg.DialOptions = append([]grpc.DialOption{m.sec.dialOption()}, cfg.DialOptions...)
 	if m.cfg.JoinAddr != "" {
 		cfg.Join = clusterrpc.JoinThrough(m.cfg.JoinAddr, cfg.DialOptions...)
+	}
+	if m.restoring != nil {
+		cfg.InitialState = m.restoring.initialState()
 	}
 	cfg.Cipher = dataKeys{Keys: m.keys, m: m}
 	if cfg.Logger == nil {

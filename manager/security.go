@@ -46,7 +46,8 @@ type security struct {
 
 // obtainCredentials loads this manager's certificate, or gets one on a
 // first start: the first manager of a cluster creates the root CA and signs
-// its own; a joining manager asks the cluster's CA with the join token.
+// its own; one founding it from a backup signs its own with the backup's
+// root CA; a joining manager asks the cluster's CA with the join token.
 // A first start's credentials go to certificates.pending, which becomes
 // certificates once the Raft state exists (see start.go).
 func (m *Manager) obtainCredentials(ctx context.Context, found stateFound) (*security, error) {
@@ -67,9 +68,12 @@ func (m *Manager) obtainCredentials(ctx context.Context, found stateFound) (*sec
 		}
 	} else {
 		dir = m.pendingCertificatesPath()
-		if m.cfg.JoinAddr == "" {
+		switch {
+		case found.restore:
+			creds, err = m.restoreCredentials(dir)
+		case m.cfg.JoinAddr == "":
 			creds, err = m.bootstrapCredentials(dir)
-		} else {
+		default:
 			creds, err = m.joinCredentials(ctx, dir)
 		}
 		if err != nil {
@@ -200,7 +204,7 @@ func (m *Manager) serverOptions() ([]grpc.ServerOption, error) {
 // policy says who may call what on the remote API: Raft traffic is for
 // managers; reading the objects and the cluster for every certificate;
 // writing objects for managers, read-write and admin clients; membership,
-// join tokens and certificates for managers and admin clients (and the
+// join tokens, certificates and backups for managers and admin clients (and the
 // local administrator, whose calls are forwarded as this manager's); the
 // keys of one manager's disk for its control socket only; health for
 // anyone.
@@ -234,7 +238,9 @@ func policy() ca.Policy {
 	for _, m := range []string{api.Control_RemoveMember_FullMethodName, api.Control_PromoteMember_FullMethodName,
 		api.Control_DemoteMember_FullMethodName, api.Control_TransferLeadership_FullMethodName,
 		api.Control_GetJoinToken_FullMethodName, api.Control_IssueClientCertificate_FullMethodName,
-		api.Control_RevokeCertificate_FullMethodName} {
+		api.Control_RevokeCertificate_FullMethodName,
+		// A backup holds the root CA's key and the join token.
+		api.Control_SaveBackup_FullMethodName} {
 		p[m] = admins
 	}
 	// The unlock key and the data keys concern one manager's disk: only

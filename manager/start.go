@@ -48,7 +48,9 @@ import (
 //   - certificates/ without raft/: the Raft state was lost. Refused.
 //   - no raft/ (with or without certificates.pending/ and keys/): a first
 //     start. What an earlier first start left (it failed or crashed before
-//     its WAL existed) is discarded: it protects nothing.
+//     its WAL existed) is discarded: it protects nothing. With
+//     restore.backup, the first start founds the cluster from that backup
+//     (restore.go), which it keeps until the identity is committed.
 //
 // A first start that fails before the WAL exists (a join refused, an
 // unreachable manager, a timeout) removes what it wrote (undoFirstStart),
@@ -75,6 +77,7 @@ type stateFound struct {
 	certs      bool // STATE_DIR/certificates holds files
 	pending    bool // STATE_DIR/certificates.pending exists
 	keys       bool // STATE_DIR/keys holds data keys
+	restore    bool // STATE_DIR/restore.backup exists: a backup to found the cluster from
 }
 
 func (m *Manager) raftDir() string { return filepath.Join(m.cfg.StateDir, raftDirName) }
@@ -103,6 +106,7 @@ func (m *Manager) checkStateDir() (stateFound, error) {
 		found.certs = holdsFiles(ca.CertificatesPath(dir))
 		found.pending = exists(m.pendingCertificatesPath())
 		found.keys = keys.Exists(filepath.Join(dir, keysDirName))
+		found.restore = exists(m.restorePath())
 	}
 
 	if found.raft {
@@ -117,11 +121,24 @@ func (m *Manager) checkStateDir() (stateFound, error) {
 		if m.cfg.JoinAddr != "" {
 			m.log.Info("restarting from the state directory: --join and --token are ignored", "state_dir", dir)
 		}
+		if found.restore {
+			m.log.Info("an earlier start from " + RestoreFileName + " made the Raft state: restarting from it, then removing " + RestoreFileName)
+		}
 		return found, nil
 	}
 
 	if found.certs {
 		return found, lostRaftStateError(dir)
+	}
+	if found.restore {
+		switch {
+		case m.cfg.JoinAddr != "":
+			return found, configErrorf("manager: %s holds a backup to restore (%s): a manager started from it founds a cluster of its own, so --join does not apply; drop --join and --token, start it, then join the other managers to it",
+				dir, RestoreFileName)
+		case m.cfg.ForceNewCluster:
+			return found, configErrorf("manager: %s holds a backup to restore (%s), which founds a new one-manager cluster by itself: drop --force-new-cluster",
+				dir, RestoreFileName)
+		}
 	}
 	switch {
 	case m.cfg.ForceNewCluster:

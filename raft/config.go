@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -41,6 +42,11 @@ type Config struct {
 	// a new cluster, keeping every entry of the WAL, hence every committed
 	// one it has. For recovery after the loss of a quorum for good.
 	ForceNewCluster bool
+	// InitialState, when set, makes a bootstrap (no WAL, no Join) found
+	// the cluster from a state of the state machine taken elsewhere, a
+	// backup, instead of an empty one: the log starts after its index.
+	// Ignored when StateDir already holds a WAL.
+	InitialState *InitialState
 
 	// TickInterval is the duration of one Raft tick. Default 100ms.
 	TickInterval time.Duration
@@ -119,6 +125,16 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// InitialState is a state machine's state to found a cluster from.
+type InitialState struct {
+	// Index is the Raft index the state was taken at; the cluster's log
+	// goes on after it. Restore is given it. Required.
+	Index uint64
+	// Write writes the state, as the state machine's Restore reads it.
+	// It may fail, and is called once.
+	Write func(w io.Writer) error
+}
+
 // JoinFunc asks an existing cluster to add a manager, and returns the
 // leader's answer: the new Raft ID and the members.
 type JoinFunc func(ctx context.Context, req *api.JoinRequest) (*api.JoinResponse, error)
@@ -194,6 +210,16 @@ func (c *Config) Validate() error {
 	}
 	if c.ForceNewCluster && c.Join != nil {
 		bad("ForceNewCluster and Join exclude each other")
+	}
+	if c.InitialState != nil {
+		switch {
+		case c.Join != nil:
+			bad("InitialState founds a cluster, and Join joins one: they exclude each other")
+		case c.ForceNewCluster:
+			bad("InitialState and ForceNewCluster exclude each other")
+		case c.InitialState.Index == 0 || c.InitialState.Write == nil:
+			bad("InitialState needs an Index and a Write")
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/internal/crashpoint"
+	"github.com/shoal-project/shoal/raft/membership"
 	"github.com/shoal-project/shoal/raft/storage"
 	"github.com/shoal-project/shoal/raft/transport"
 )
@@ -22,7 +23,8 @@ import (
 //     and the entries after it (with ForceNewCluster, it then makes itself
 //     the only member);
 //   - bootstrap: no WAL and no Join; the node founds a one-member
-//     cluster with a random Raft ID and campaigns at once;
+//     cluster with a random Raft ID and campaigns at once; with an
+//     InitialState, its log starts with a snapshot of that state;
 //   - join: no WAL and a Join; the node asks the cluster to add it as a
 //     learner (RaftMembership.Join), receives its Raft ID and the members,
 //     then starts empty and catches up from the leader.
@@ -46,6 +48,8 @@ func (n *Node) JoinAndStart(ctx context.Context) error {
 		err = fmt.Errorf("raft: --force-new-cluster needs existing state, and %s holds no WAL", n.cfg.StateDir)
 	case n.cfg.Join == nil && n.cfg.Learner:
 		err = fmt.Errorf("raft: a learner joins an existing cluster: give the address of one of its managers (--join)")
+	case n.cfg.Join == nil && n.cfg.InitialState != nil:
+		err = n.bootstrapFrom(scfg, n.cfg.InitialState)
 	case n.cfg.Join == nil:
 		err = n.bootstrap(scfg)
 	default:
@@ -107,6 +111,67 @@ func (n *Node) bootstrap(scfg storage.Config) error {
 	// this node a voter is unapplied, so Run campaigns once it is applied.
 	n.loop.campaignAt = 1
 	n.log.Info("bootstrapped a new cluster", "raft_id", fmt.Sprintf("%x", n.id), "addr", n.cfg.AdvertiseAddr)
+	return nil
+}
+
+// bootstrapFrom founds a one-member cluster whose log starts with a
+// snapshot of init: the state file, the snapshot (term 1, this node the
+// only voter and member) and a HardState committing it are durable before
+// the WAL that names them is (storage.CreateInitial); then the node starts
+// as it restarts, from that snapshot, and campaigns at once. Entries of
+// the new cluster come after init.Index.
+func (n *Node) bootstrapFrom(scfg storage.Config, init *InitialState) error {
+	n.id = n.newRaftID()
+	meta, err := proto.Marshal(&api.WALMetadata{RaftId: n.id, NodeId: n.cfg.NodeID})
+	if err != nil {
+		return err
+	}
+	members := membership.NewCluster()
+	if err := members.Add(membership.Member{RaftID: n.id, NodeID: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr}); err != nil {
+		return err
+	}
+	const term = 1
+	err = storage.CreateInitial(scfg, meta, func(disk *storage.Storage) error {
+		w, err := disk.CreateState(term, init.Index)
+		if err != nil {
+			return err
+		}
+		defer w.Discard() // nothing once installed
+		if err := init.Write(w); err != nil {
+			return fmt.Errorf("raft: writing the initial state: %w", err)
+		}
+		state, err := w.Finish()
+		if err != nil {
+			return err
+		}
+		if err := w.Install(); err != nil {
+			return err
+		}
+		data, err := encodeSnapshotData(members.State(), state)
+		if err != nil {
+			return err
+		}
+		snap := &raftpb.Snapshot{Data: data, Metadata: &raftpb.SnapshotMetadata{
+			Index: proto.Uint64(init.Index), Term: proto.Uint64(term),
+			ConfState: &raftpb.ConfState{Voters: []uint64{n.id}},
+		}}
+		if err := disk.SaveSnapshot(snap); err != nil {
+			return err
+		}
+		return disk.Save(&raftpb.HardState{Term: proto.Uint64(term), Vote: proto.Uint64(0), Commit: proto.Uint64(init.Index)}, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("raft: founding the cluster from an initial state at index %d: %w", init.Index, err)
+	}
+	if err := n.restart(scfg); err != nil {
+		return err
+	}
+	// Its only voter, the node wins at once.
+	if err := n.raftNode.Campaign(context.Background()); err != nil {
+		return fmt.Errorf("raft: campaigning: %w", err)
+	}
+	n.log.Info("founded a new cluster from an initial state", "raft_id", fmt.Sprintf("%x", n.id),
+		"index", init.Index, "addr", n.cfg.AdvertiseAddr)
 	return nil
 }
 

@@ -53,7 +53,9 @@
 // per remembered request in increasing index order, and a trailer with
 // the counts and the CRC-32C of every byte before it. Restore refuses
 // anything else with ErrCorruptSnapshot (and reads format 1, which has no
-// remembered requests).
+// remembered requests). A backup (package backup) holds the same stream:
+// Capture takes the state for it with its index and objects per kind, and
+// CheckSnapshot runs Restore's checks without a Store.
 //
 // # Limits
 //

@@ -14,7 +14,7 @@ import (
 const (
 	exitOK          = 0
 	exitError       = 1 // anything else
-	exitUsage       = 2 // bad usage or invalid input
+	exitUsage       = 2 // bad usage or invalid input (a bad backup file among it)
 	exitNotFound    = 3 // no such object or manager
 	exitConflict    = 4 // already exists, version mismatch, refused to keep quorum, learner not caught up
 	exitUnavailable = 5 // no manager reachable, no leader, timed out
@@ -24,7 +24,8 @@ const (
 const exitCodesHelp = `Exit codes:
   0  success
   1  any other error
-  2  bad usage or invalid input (unknown flag, bad JSON, invalid name or kind)
+  2  bad usage or invalid input (unknown flag, bad JSON, invalid name or kind,
+     a backup file that is damaged, truncated or not a backup, a wrong key)
   3  not found (no such object or manager)
   4  conflict (name already taken, --if-version did not match, a removal
      or demotion refused to keep quorum, a learner not caught up yet for a

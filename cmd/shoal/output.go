@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/shoal-project/shoal/api"
+	"github.com/shoal-project/shoal/backup"
 )
 
 // format is how a command prints what it read.
@@ -481,4 +482,62 @@ func orNone(s string) string {
 		return "(none yet)"
 	}
 	return s
+}
+
+// backupView is a backup as snapshot inspect prints it.
+type backupView struct {
+	File         string            `json:"file"`
+	Format       uint32            `json:"format"`
+	ClusterID    string            `json:"cluster_id"`
+	NodeID       string            `json:"node_id"`
+	ShoalVersion string            `json:"shoal_version"`
+	CreatedAt    *time.Time        `json:"created_at"`
+	RaftIndex    uint64            `json:"raft_index"`
+	Objects      map[string]uint64 `json:"objects"`
+	ObjectsTotal uint64            `json:"objects_total"`
+	Bytes        int64             `json:"bytes"`
+	SHA256       string            `json:"sha256"`
+	Encrypted    bool              `json:"encrypted"`
+	// ObjectsChecked says the objects were read and checked, not only
+	// the checksum: false for an encrypted backup without its key.
+	ObjectsChecked bool `json:"objects_checked"`
+}
+
+func writeBackupInfo(w io.Writer, f format, file string, info *backup.Info) error {
+	h := info.Header
+	v := backupView{File: file, Format: h.GetFormat(), ClusterID: h.GetClusterId(), NodeID: h.GetNodeId(),
+		ShoalVersion: h.GetShoalVersion(), CreatedAt: timestamp(h.GetCreatedAt()), RaftIndex: h.GetRaftIndex(),
+		Objects: h.GetObjects(), ObjectsTotal: info.Objects(), Bytes: info.Size, SHA256: info.SHA256,
+		Encrypted: h.GetEncrypted(), ObjectsChecked: info.Verified}
+	if v.Objects == nil {
+		v.Objects = map[string]uint64{}
+	}
+	if f != formatTable {
+		return writeStructured(w, f, v)
+	}
+	checked := "the checksum and every object"
+	encrypted := "no"
+	if v.Encrypted {
+		encrypted = "yes (AES-256-GCM)"
+		if !v.ObjectsChecked {
+			checked = "the checksum only (the objects are encrypted: give --key-file to check them too)"
+		}
+	}
+	created := "unknown"
+	if v.CreatedAt != nil {
+		created = v.CreatedAt.Format(time.RFC3339)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "backup:\t%s: sound\n", file)
+	fmt.Fprintf(tw, "checked:\t%s\n", checked)
+	fmt.Fprintf(tw, "format:\t%d\n", v.Format)
+	fmt.Fprintf(tw, "cluster id:\t%s\n", v.ClusterID)
+	fmt.Fprintf(tw, "taken by:\t%s (shoal %s)\n", v.NodeID, v.ShoalVersion)
+	fmt.Fprintf(tw, "taken at:\t%s\n", created)
+	fmt.Fprintf(tw, "raft index:\t%d\n", v.RaftIndex)
+	fmt.Fprintf(tw, "objects:\t%d (%s)\n", v.ObjectsTotal, backup.CountsString(v.Objects))
+	fmt.Fprintf(tw, "size:\t%d bytes\n", v.Bytes)
+	fmt.Fprintf(tw, "sha256:\t%s\n", v.SHA256)
+	fmt.Fprintf(tw, "encrypted:\t%s\n", encrypted)
+	return tw.Flush()
 }

@@ -101,7 +101,7 @@ over TCP with --host ADDR[,ADDR...] (or SHOAL_HOST) and a client certificate
 		c.GroupID = "objects"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newClusterCommand(a), newNodeCommand(a), newDoctorCommand(a)} {
+	for _, c := range []*cobra.Command{newClusterCommand(a), newNodeCommand(a), newDoctorCommand(a), newSnapshotCommand(a)} {
 		c.GroupID = "cluster"
 		root.AddCommand(c)
 	}

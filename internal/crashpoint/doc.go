@@ -56,6 +56,11 @@ const (
 	// right after that WAL is created, before the node runs.
 	JoinAnswered   = "join-answered"
 	JoinWALCreated = "join-wal-created"
+	// InitialStateWritten is in a manager founding a cluster from a
+	// backup, once its initial Raft state (state file, snapshot, the
+	// HardState committing it) is durable in wal.init and snap/, before
+	// the rename that makes it its WAL.
+	InitialStateWritten = "initial-state-written"
 )
 
 // Names lists every crash point.
@@ -66,4 +71,5 @@ var Names = []string{
 	SnapshotFileWritten, SnapshotStateInstalled, SnapshotStateReceived,
 	ApplyBefore, ApplyAfter,
 	JoinAnswered, JoinWALCreated,
+	InitialStateWritten,
 }

@@ -11,6 +11,8 @@
 //	           files beside them, <term>-<index>-<sha256 prefix>.state
 //	snap.tmp/  snapshot and state files while they are written or received,
 //	           emptied by Create and Open
+//	wal.init/  the WAL of CreateInitial (a log that starts with a snapshot)
+//	           until it is whole and renamed to wal/
 //
 // and with them: the order in which a snapshot becomes durable (state
 // file, rename, directory fsync; snapshot file, rename, directory fsync;

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,6 +24,8 @@ const (
 	walDirName     = "wal"
 	snapDirName    = "snap"
 	snapTmpDirName = "snap.tmp"
+	// walInitDirName holds the WAL of CreateInitial until it is whole.
+	walInitDirName = "wal.init"
 )
 
 // Storage is the on-disk state of one Raft node: a WAL of entries,
@@ -93,55 +96,134 @@ func Exists(dir string) bool {
 // Create makes a new, empty WAL in cfg.Dir/wal with metadata at the head of
 // every segment, and an empty cfg.Dir/snap. The metadata is opaque here; the
 // node keeps its identity in it. Create fails with ErrExists if the
-// directory already holds a WAL or snapshot files.
+// directory already holds a WAL or snapshot files (but for those of an
+// interrupted CreateInitial, which it removes).
 func Create(cfg Config, metadata []byte) (*Storage, error) {
 	s, err := newStorage(cfg)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(s.walDir)
+	if err := s.discardInterruptedInitial(); err != nil {
+		return nil, err
+	}
+	if err := s.create(metadata); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// create makes the WAL in s.walDir and the snapshot directories.
+func (s *Storage) create(metadata []byte) error {
+	dir := filepath.Dir(s.snapDir)
 	if Exists(dir) {
-		return nil, fmt.Errorf("%w: a WAL is in %s", ErrExists, s.walDir)
+		return fmt.Errorf("%w: a WAL is in %s", ErrExists, filepath.Join(dir, walDirName))
 	}
 	if err := os.MkdirAll(s.snapDir, 0o700); err != nil {
-		return nil, fmt.Errorf("storage: create snapshot directory: %w", err)
+		return fmt.Errorf("storage: create snapshot directory: %w", err)
 	}
 	snaps, err := listSnapshots(s.snapDir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	states, err := listStateFiles(s.snapDir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(snaps)+len(states) > 0 {
-		return nil, fmt.Errorf("%w: %d snapshot and %d state files without a WAL in %s", ErrExists, len(snaps), len(states), s.snapDir)
+		return fmt.Errorf("%w: %d snapshot and %d state files without a WAL in %s", ErrExists, len(snaps), len(states), s.snapDir)
 	}
 	if err := s.resetTmpDir(); err != nil {
-		return nil, err
+		return err
 	}
 	// The snapshot directory must be durable before the WAL that makes
 	// this a node that restarts; etcd's Create syncs dir after it renames
 	// the WAL directory into place.
 	if err := syncDir(dir); err != nil {
-		return nil, err
+		return err
 	}
 	if err := syncDir(filepath.Dir(dir)); err != nil {
-		return nil, err
+		return err
 	}
 	w, err := s.walf.Create(s.walDir, metadata)
 	if err != nil {
-		return nil, fmt.Errorf("storage: create WAL in %s: %w", s.walDir, err)
+		return fmt.Errorf("storage: create WAL in %s: %w", s.walDir, err)
 	}
 	s.w = w
 	// etcd fsyncs the first segment and, after renaming wal.tmp to wal,
 	// the parent directory, but never wal/ itself, whose entry for the
 	// segment was made while it was wal.tmp.
 	if err := syncDir(s.walDir); err != nil {
-		return nil, errors.Join(err, s.w.Close())
+		return errors.Join(err, s.w.Close())
 	}
 	s.log.Info("created raft storage", "dir", dir)
-	return s, nil
+	return nil
+}
+
+// CreateInitial makes the Raft state of a node whose log does not start
+// empty but with a snapshot: a node that founds a cluster from a state
+// taken elsewhere (a backup). fill gets a new Storage and saves the
+// snapshot's state file, the snapshot, and a HardState that commits it.
+// The WAL is made in cfg.Dir/wal.init and renamed to cfg.Dir/wal (the
+// directory then synced) only once fill succeeded and the Storage is
+// closed, so a crash leaves either no WAL, and the start is made again
+// (what the interrupted one wrote is removed, here or by Create), or the
+// whole initial state. The caller then opens it with Open, as a restart
+// does. On error, nothing it wrote is left.
+func CreateInitial(cfg Config, metadata []byte, fill func(*Storage) error) (err error) {
+	s, err := newStorage(cfg)
+	if err != nil {
+		return err
+	}
+	if err := s.discardInterruptedInitial(); err != nil {
+		return err
+	}
+	final := s.walDir
+	s.walDir = filepath.Join(filepath.Dir(final), walInitDirName)
+	if err := s.create(metadata); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+			err = errors.Join(err, s.discardInterruptedInitial())
+		}
+	}()
+	if err := fill(s); err != nil {
+		return err
+	}
+	if err := s.Close(); err != nil {
+		return err
+	}
+	crashpoint.Hit(crashpoint.InitialStateWritten)
+	if err := os.Rename(s.walDir, final); err != nil {
+		return fmt.Errorf("storage: installing the initial WAL: %w", err)
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return err
+	}
+	s.log.Info("created raft storage from an initial snapshot", "dir", filepath.Dir(final))
+	return nil
+}
+
+// discardInterruptedInitial removes what a CreateInitial that did not
+// finish left: its WAL, in wal.init, and the snapshot and state files it
+// wrote, which no WAL names.
+func (s *Storage) discardInterruptedInitial() error {
+	dir := filepath.Dir(s.snapDir)
+	initWAL := filepath.Join(dir, walInitDirName)
+	if _, err := os.Lstat(initWAL); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if Exists(dir) {
+		return fmt.Errorf("%w: %s holds a WAL and an unfinished initial one in %s", ErrExists, dir, initWAL)
+	}
+	s.log.Warn("removing the Raft state of an initial start that did not finish", "dir", dir)
+	for _, p := range []string{initWAL, initWAL + ".tmp", s.snapDir, s.snapTmpDir} {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("storage: removing what an unfinished initial start left: %w", err)
+		}
+	}
+	return syncDir(dir)
 }
 
 // Open loads the node's state from cfg.Dir: the newest snapshot file that
