@@ -256,6 +256,12 @@ func (r *Reader) read(p []byte) (int, error) {
 // openFrame reads and opens the next frame.
 func (r *Reader) openFrame() error {
 	what := fmt.Sprintf("frame %d", r.frame)
+	// A whole file goes on after a frame that is not the last with another
+	// frame and then the checksum: when no more than a checksum is left,
+	// the file was cut at a frame's end (whatever those bytes are).
+	if rest, err := r.in.Peek(trailerSize + 1); len(rest) <= trailerSize && errors.Is(err, io.EOF) {
+		return r.structure(io.ErrUnexpectedEOF, what)
+	}
 	v, err := binary.ReadUvarint(r)
 	if err != nil {
 		return r.structure(err, what)
