@@ -237,3 +237,58 @@ func TestStopBeforeRun(t *testing.T) {
 		t.Fatalf("Run after Stop: %v, want nil, as after any requested stop", err)
 	}
 }
+
+// A founding start that stopped after it created its WAL, before its first
+// entry (the configuration that makes it a member) was saved, leaves a WAL
+// that names no one: started again, the node founds its cluster again,
+// under the same Raft ID, instead of waiting forever as a node of no
+// cluster.
+func TestBootstrapStoppedBeforeItsFirstEntryFoundsAgain(t *testing.T) {
+	cfg := raft.DefaultConfig()
+	cfg.NodeID, cfg.StateDir, cfg.AdvertiseAddr = "alone", t.TempDir(), "127.0.0.1:1"
+	n, err := raft.NewNode(cfg, &rafttest.LogMachine{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.JoinAndStart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	id := n.ID()
+	n.Stop() // before Run: nothing but the WAL's metadata was saved
+
+	sm := &rafttest.LogMachine{}
+	n, err = raft.NewNode(cfg, sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.JoinAndStart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	if n.ID() != id {
+		t.Errorf("Raft ID %x after the second start, was %x", n.ID(), id)
+	}
+	pctx, pcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer pcancel()
+	events, unsubscribe := n.SubscribeLeadership()
+	defer unsubscribe()
+	for leading := false; !leading; {
+		select {
+		case ev := <-events:
+			leading = ev.State == raft.Leader
+		case <-pctx.Done():
+			t.Fatal("the node never led its cluster")
+		}
+	}
+	if _, err := n.ProposeValue(pctx, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -102,6 +102,12 @@ func (n *Node) bootstrap(scfg storage.Config) error {
 	if err := n.createState(scfg, nil); err != nil {
 		return err
 	}
+	return n.found()
+}
+
+// found starts the Raft node of a new one-member cluster, this node, on a
+// WAL that holds nothing yet.
+func (n *Node) found() error {
 	self, err := n.memberContext(&api.RaftMember{RaftId: n.id, NodeId: n.cfg.NodeID, Addr: n.cfg.AdvertiseAddr})
 	if err != nil {
 		return err
@@ -175,6 +181,15 @@ func (n *Node) bootstrapFrom(scfg storage.Config, init *InitialState) error {
 	return nil
 }
 
+// foundedNothing reports whether a WAL holds nothing but the metadata of a
+// founding start: no peers (a joiner's names those it joined through), no
+// snapshot, no entry, no vote.
+func foundedNothing(meta *api.WALMetadata, loaded *storage.Loaded) bool {
+	hs := loaded.HardState
+	return len(meta.GetPeers()) == 0 && (loaded.Snapshot == nil || raft.IsEmptySnap(loaded.Snapshot)) &&
+		len(loaded.Entries) == 0 && (hs == nil || raft.IsEmptyHardState(hs))
+}
+
 // memberContext is the context of a configuration change about m; a
 // bootstrap change has no proposer.
 func (n *Node) memberContext(m *api.RaftMember) ([]byte, error) {
@@ -246,6 +261,15 @@ func (n *Node) restart(scfg storage.Config) error {
 	}
 	if err := n.addJoinPeers(meta.GetPeers()); err != nil {
 		return err
+	}
+	if foundedNothing(&meta, loaded) && !n.cfg.ForceNewCluster {
+		// A founding start stopped after creating its WAL, before its
+		// first entry, the configuration that makes it the member, was
+		// saved: restarted as it is, the node would belong to no cluster
+		// and never campaign. Nothing was acknowledged to anyone, so it
+		// founds its cluster again, under the same Raft ID.
+		n.log.Warn("the WAL holds no entry of the cluster this node founded: founding it again")
+		return n.found()
 	}
 
 	var applied uint64
