@@ -67,6 +67,12 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	token := strings.TrimSpace(mustShoal(t, "cluster", "join-token", "manager", "-q", "--socket", leader.socket()))
 	rw, _ := clientCert(t, leader, "rw")
+	// The leader writes the node objects of the managers that joined as
+	// it notices them.
+	waitFor(t, 30*time.Second, "a node object per manager", func() (bool, string) {
+		got := names(t, "node", "--socket", leader.socket())
+		return len(got) == 3, fmt.Sprint(got)
+	})
 
 	dir := shortTempDir(t)
 	file := filepath.Join(dir, "cluster.backup")

@@ -171,8 +171,11 @@ func (s *controlServer) CreateObject(ctx context.Context, req *api.CreateObjectR
 			return nil, err
 		}
 		o := res.Objects[0]
-		if res.Repeated && o.GetName() == "" { // changed since: what it was created as
-			o = &api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: req.GetObject().GetName(), Version: o.GetVersion()}
+		if res.Repeated && o.GetName() == "" {
+			// A repeat of a create whose object changed since: the object
+			// as this create wrote it (without its times, not kept).
+			w := req.GetObject()
+			o = &api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: w.GetName(), Labels: w.GetLabels(), Spec: w.GetSpec(), Version: o.GetVersion()}
 		}
 		return &api.CreateObjectResponse{Object: publicObject(o)}, nil
 	}, func(ctx context.Context, c api.ControlClient) (*api.CreateObjectResponse, error) {

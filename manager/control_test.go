@@ -202,8 +202,9 @@ func TestWritesRepeatedUnderTheirRequestIDAreAnsweredNotApplied(t *testing.T) {
 	// The same create again is answered as before, though its object is
 	// gone and its name free: it is not created a second time.
 	c3, err := first.CreateObject(ctx, create)
-	if err != nil || c3.GetObject().GetVersion() != c1.GetObject().GetVersion() {
-		t.Fatalf("the create repeated after its deletion: %v, %v", c3.GetObject(), err)
+	if err != nil || c3.GetObject().GetVersion() != c1.GetObject().GetVersion() || c3.GetObject().GetId() != c1.GetObject().GetId() ||
+		c3.GetObject().GetName() != "web" || string(c3.GetObject().GetSpec()) != `{"n":1}` {
+		t.Fatalf("the create repeated after its deletion: %v, %v; want the object it created", c3.GetObject(), err)
 	}
 	list, err := second.ListObjects(ctx, &api.ListObjectsRequest{Kind: "item"})
 	if err != nil {
