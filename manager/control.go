@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -170,14 +171,7 @@ func (s *controlServer) CreateObject(ctx context.Context, req *api.CreateObjectR
 		if err != nil {
 			return nil, err
 		}
-		o := res.Objects[0]
-		if res.Repeated && o.GetName() == "" {
-			// A repeat of a create whose object changed since: the object
-			// as this create wrote it (without its times, not kept).
-			w := req.GetObject()
-			o = &api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: w.GetName(), Labels: w.GetLabels(), Spec: w.GetSpec(), Version: o.GetVersion()}
-		}
-		return &api.CreateObjectResponse{Object: publicObject(o)}, nil
+		return &api.CreateObjectResponse{Object: publicObject(repeatedCreate(res, res.Objects[0], req.GetObject()))}, nil
 	}, func(ctx context.Context, c api.ControlClient) (*api.CreateObjectResponse, error) {
 		resp, err := c.CreateObject(ctx, req)
 		if err != nil {
@@ -185,6 +179,17 @@ func (s *controlServer) CreateObject(ctx context.Context, req *api.CreateObjectR
 		}
 		return resp, s.appliedHere(ctx, resp.GetObject().GetVersion())
 	})
+}
+
+// repeatedCreate returns o, the result of a create that wrote w; for a
+// repeat of a create whose object changed since, of which the store keeps
+// only the kind, id and version, the object as w wrote it (without its
+// times, not kept).
+func repeatedCreate(res *store.Result, o, w *api.Object) *api.Object {
+	if !res.Repeated || o.GetName() != "" {
+		return o
+	}
+	return &api.Object{Kind: o.GetKind(), Id: o.GetId(), Name: w.GetName(), Labels: w.GetLabels(), Spec: w.GetSpec(), Version: o.GetVersion()}
 }
 
 func (s *controlServer) GetObject(ctx context.Context, req *api.GetObjectRequest) (*api.GetObjectResponse, error) {
@@ -446,7 +451,13 @@ func (s *controlServer) Transaction(ctx context.Context, req *api.TransactionReq
 		if err != nil {
 			return nil, err
 		}
-		return &api.TransactionResponse{Objects: res.Objects, Version: res.Version}, nil
+		objs := slices.Clone(res.Objects)
+		for i, op := range req.GetOps() {
+			if c := op.GetCreate(); c != nil && i < len(objs) {
+				objs[i] = repeatedCreate(res, objs[i], c.GetObject())
+			}
+		}
+		return &api.TransactionResponse{Objects: objs, Version: res.Version}, nil
 	}, func(ctx context.Context, c api.ControlClient) (*api.TransactionResponse, error) {
 		resp, err := c.Transaction(ctx, req)
 		if err != nil {

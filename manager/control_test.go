@@ -206,6 +206,21 @@ func TestWritesRepeatedUnderTheirRequestIDAreAnsweredNotApplied(t *testing.T) {
 		c3.GetObject().GetName() != "web" || string(c3.GetObject().GetSpec()) != `{"n":1}` {
 		t.Fatalf("the create repeated after its deletion: %v, %v; want the object it created", c3.GetObject(), err)
 	}
+	// A transaction's creates likewise, after their object changed.
+	txn := &api.TransactionRequest{RequestId: id("txn"), Ops: []*api.TransactionOp{{Op: &api.TransactionOp_Create{
+		Create: &api.CreateObjectRequest{Object: &api.Object{Kind: "item", Name: "t", Spec: []byte(`{"n":2}`)}}}}}}
+	t1, err := first.Transaction(ctx, txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.DeleteObject(ctx, &api.DeleteObjectRequest{Ref: &api.ObjectRef{Kind: "item", NameOrId: "t"}}); err != nil {
+		t.Fatal(err)
+	}
+	t2, err := second.Transaction(ctx, txn)
+	if err != nil || t2.GetVersion() != t1.GetVersion() || string(t2.GetObjects()[0].GetSpec()) != `{"n":2}` ||
+		t2.GetObjects()[0].GetId() != t1.GetObjects()[0].GetId() {
+		t.Fatalf("the transaction repeated: %v, %v; want %v", t2, err, t1)
+	}
 	list, err := second.ListObjects(ctx, &api.ListObjectsRequest{Kind: "item"})
 	if err != nil {
 		t.Fatal(err)
