@@ -239,14 +239,15 @@ func (s *controlServer) ListObjects(req *api.ListObjectsRequest, stream grpc.Ser
 		page := &api.ListObjectsResponse{Version: version}
 		size := 0
 		err = tx.Each(store.Selector{Kind: req.GetKind(), NamePrefix: req.GetNamePrefix(), Labels: req.GetLabels()}, func(o *api.Object) bool {
-			if len(page.Objects) == listPage || (size > 0 && size+proto.Size(o) > pageBytes) {
+			n := proto.Size(o)
+			if len(page.Objects) == listPage || (size > 0 && size+n > pageBytes) {
 				if sendErr = stream.Send(page); sendErr != nil {
 					return false
 				}
 				page, size = &api.ListObjectsResponse{Version: version}, 0
 			}
 			page.Objects = append(page.Objects, publicObject(o))
-			size += proto.Size(o)
+			size += n
 			return true
 		})
 		if err == nil && sendErr == nil {

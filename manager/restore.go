@@ -1,11 +1,11 @@
 package manager
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -123,8 +123,8 @@ func checkRestoreDir(dir string) (create bool, err error) {
 	return false, nil
 }
 
-// writeRestoreFile writes the backup file, decrypted, to path and checks
-// the copy whole before it puts it in place.
+// writeRestoreFile writes the backup file, decrypted, to path, as
+// backup.Save writes a backup: checked whole before it is put in place.
 func writeRestoreFile(path, file string, key *backup.Key, want *backup.Info) error {
 	src, err := os.Open(file)
 	if err != nil {
@@ -135,38 +135,12 @@ func writeRestoreFile(path, file string, key *backup.Key, want *backup.Info) err
 	if err != nil {
 		return err
 	}
-	f, err := atomicfile.Create(path, 0o600)
-	if err != nil {
+	if h := r.Header(); h.GetRaftIndex() != want.Header.GetRaftIndex() || !maps.Equal(h.GetObjects(), want.Header.GetObjects()) {
+		return fmt.Errorf("manager: %s changed since it was checked: it now holds %s at index %d, not %s at index %d",
+			file, backup.CountsString(h.GetObjects()), h.GetRaftIndex(), backup.CountsString(want.Header.GetObjects()), want.Header.GetRaftIndex())
+	}
+	if _, err := backup.Save(path, false, r.Header(), r, nil); err != nil {
 		return fmt.Errorf("manager: writing %s: %w", path, err)
-	}
-	defer f.Abort()
-	out := bufio.NewWriterSize(f, 1<<20)
-	w, err := backup.NewWriter(out, r.Header(), nil)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(w, r); err != nil {
-		return fmt.Errorf("manager: copying the backup: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	if err := out.Flush(); err != nil {
-		return fmt.Errorf("manager: writing %s: %w", path, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	got, err := backup.Verify(f, nil)
-	if err != nil {
-		return fmt.Errorf("manager: the copy written to %s does not check: %w", path, err)
-	}
-	if got.Header.GetRaftIndex() != want.Header.GetRaftIndex() || got.Objects() != want.Objects() {
-		return fmt.Errorf("manager: the copy written to %s holds %d objects at index %d, the backup %d at index %d",
-			path, got.Objects(), got.Header.GetRaftIndex(), want.Objects(), want.Header.GetRaftIndex())
-	}
-	if err := f.Commit(false); err != nil {
-		return fmt.Errorf("manager: installing %s: %w", path, err)
 	}
 	return nil
 }

@@ -15,8 +15,8 @@ type Capture struct {
 	st *state
 }
 
-// Capture captures the store as of the last entry applied, as Snapshot
-// does.
+// Capture captures the store as of the last entry applied: what Snapshot
+// writes.
 func (s *Store) Capture() *Capture {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()

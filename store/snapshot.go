@@ -38,10 +38,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // later Applies. The returned function streams it to w and may run on any
 // goroutine, while Apply goes on, and more than once.
 func (s *Store) Snapshot() (write func(w io.Writer) error, err error) {
-	s.applyMu.Lock()
-	st := s.cur.Load()
-	s.applyMu.Unlock()
-	return func(w io.Writer) error { return writeSnapshot(w, st) }, nil
+	return s.Capture().WriteSnapshot, nil
 }
 
 func writeSnapshot(w io.Writer, st *state) error {
