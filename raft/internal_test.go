@@ -3,8 +3,11 @@ package raft
 import (
 	"errors"
 	"io"
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -213,11 +216,125 @@ func TestLostLeadershipAfterCommittedEntriesAreDelivered(t *testing.T) {
 	if want := []string{"save", "send"}; !slices.Equal(events, want) {
 		t.Fatalf("events %v, want %v: a follower sends only after saving", events, want)
 	}
-	if n.IsLeader() || n.leadership.isRaftLeader() || n.Leader() != other || n.loop.leaderTerm != 0 {
+	if n.IsLeader() || n.leadership.isRaftLeader() || n.Leader() != other || n.apply.leaderTerm != 0 {
 		t.Fatalf("after losing leadership: IsLeader %v, raft leader %v, leader %x, leaderTerm %d",
-			n.IsLeader(), n.leadership.isRaftLeader(), n.Leader(), n.loop.leaderTerm)
+			n.IsLeader(), n.leadership.isRaftLeader(), n.Leader(), n.apply.leaderTerm)
 	}
 	if n.applied.get() != 1 || rn.advanced != 1 {
 		t.Fatalf("applied %d, advanced %d times; want 1 and 1", n.applied.get(), rn.advanced)
+	}
+}
+
+// gatedMachine is a StateMachine whose Apply waits until gate is closed,
+// and which records the entries it applied and whether two Apply calls
+// ever ran at once.
+type gatedMachine struct {
+	gate     chan struct{}
+	mu       sync.Mutex
+	inFlight int
+	overlap  bool
+	applied  []uint64
+}
+
+func (g *gatedMachine) Apply(index uint64, _ []byte) (any, error) {
+	g.mu.Lock()
+	g.inFlight++
+	g.overlap = g.overlap || g.inFlight > 1
+	g.mu.Unlock()
+	<-g.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inFlight--
+	g.applied = append(g.applied, index)
+	return index, nil
+}
+
+func (g *gatedMachine) Snapshot() (func(io.Writer) error, error) {
+	return func(io.Writer) error { return nil }, nil
+}
+func (g *gatedMachine) Restore(uint64, io.Reader) error { return nil }
+
+// TestDataEntriesApplyBehindTheRunGoroutine: a Ready whose committed
+// entries all carry data is advanced before they are applied (the apply
+// goroutine applies them), and a Ready with an entry of another kind
+// waits until they are applied before it applies its own, so entries are
+// applied one at a time and in order.
+func TestDataEntriesApplyBehindTheRunGoroutine(t *testing.T) {
+	const self, term = 1, 2
+	n := testNode(t, self)
+	gm := &gatedMachine{gate: make(chan struct{})}
+	n.sm = gm
+	n.disk = &recordingDisk{}
+	n.memStore = raft.NewMemoryStorage()
+	rn := &advancingNode{}
+	n.raftNode = rn
+	n.transport = recordingTransport{events: new([]string)}
+	n.loop.term = term
+	n.leadership.update(self, term, raft.StateLeader)
+	n.leadership.setReady(term)
+	applying := make(chan struct{})
+	go func() {
+		defer close(applying)
+		n.applyLoop()
+	}()
+	defer func() {
+		n.stop(nil)
+		<-applying
+	}()
+
+	first := n.proposals.register(7)
+	third := n.proposals.register(9)
+	if err := n.handleReady(raft.Ready{
+		HardState:        &raftpb.HardState{Term: proto.Uint64(term), Commit: proto.Uint64(1)},
+		CommittedEntries: []*raftpb.Entry{proposedEntry(t, 1, term, self, 7)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rn.advanced != 1 || n.applied.get() != 0 {
+		t.Fatalf("after a Ready of data entries: advanced %d times, applied %d; want 1 and 0 (applied behind)",
+			rn.advanced, n.applied.get())
+	}
+
+	mixed := make(chan error, 1)
+	go func() {
+		mixed <- n.handleReady(raft.Ready{
+			HardState:        &raftpb.HardState{Term: proto.Uint64(term), Commit: proto.Uint64(3)},
+			CommittedEntries: []*raftpb.Entry{testEntry(2, term), proposedEntry(t, 3, term, self, 9)},
+		})
+	}()
+	// The second Ready waits for the first entry (an applied-index waiter)
+	// or, wrongly, applies its own at once (a second Apply in flight).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n.applied.mu.Lock()
+		waiting := len(n.applied.waiters) > 0
+		n.applied.mu.Unlock()
+		gm.mu.Lock()
+		two := gm.inFlight > 1
+		gm.mu.Unlock()
+		if waiting || two {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second Ready neither waited for the first entry nor applied its own")
+		}
+		runtime.Gosched()
+	}
+	close(gm.gate)
+	if err := <-mixed; err != nil {
+		t.Fatal(err)
+	}
+	gm.mu.Lock()
+	defer gm.mu.Unlock()
+	if gm.overlap || !slices.Equal(gm.applied, []uint64{1, 3}) {
+		t.Fatalf("applied %v, two at once %v; want [1 3], one at a time", gm.applied, gm.overlap)
+	}
+	for i, ch := range []<-chan proposalResult{first, third} {
+		if res := <-ch; res.err != nil || res.result != []uint64{1, 3}[i] {
+			t.Fatalf("proposal %d got %v, %v", i, res.result, res.err)
+		}
+	}
+	if n.applied.get() != 3 || rn.advanced != 2 {
+		t.Fatalf("applied %d, advanced %d times; want 3 and 2", n.applied.get(), rn.advanced)
 	}
 }

@@ -89,6 +89,11 @@ type Node struct {
 
 	// Owned by the Run goroutine.
 	loop loopState
+	// Owned by whoever applies: the apply goroutine while entries are
+	// queued to it, the Run goroutine once drainApply returned.
+	apply applyState
+	// applyc queues runs of committed entries to the apply goroutine.
+	applyc chan []*raftpb.Entry
 
 	// restartCommit is the commit index of the WAL the node restarted
 	// from, 0 when it did not restart.
@@ -119,25 +124,34 @@ type loopState struct {
 	confState     *raftpb.ConfState
 	snapshotIndex uint64
 	snapshotting  bool
-	// leaderTerm is the term in which this node became leader, until it
-	// has applied an entry of that term and so every earlier one.
-	leaderTerm uint64
-	term       uint64
-	removed    bool
+	term          uint64
+	removed       bool
 	// snapshotAt, when set, asks for a snapshot at this index or later
 	// before SnapshotInterval is reached.
 	snapshotAt uint64
-	// appliedTerm is the term of the last applied entry.
-	appliedTerm uint64
 	// campaignAt, when set, is the index after whose application the node
 	// campaigns: a bootstrapping node does so at once rather than after an
 	// election timeout.
 	campaignAt uint64
+	// queued is the index of the last committed entry handed to apply
+	// (applied, or queued to the apply goroutine); Raft has been told it
+	// is applied.
+	queued uint64
+	// snapshotBytes is the size of the last snapshot's state;
+	// queuedBytes the data of the entries handed to apply since it was
+	// taken.
+	snapshotBytes, queuedBytes uint64
+}
+
+// applyState is what applying the entries of the log reads and writes.
+type applyState struct {
+	// leaderTerm is the term in which this node became leader, until it
+	// has applied an entry of that term and so every earlier one.
+	leaderTerm uint64
+	// appliedTerm is the term of the last applied entry.
+	appliedTerm uint64
 	// run is applyEntries' buffer of normal entries applied together.
 	run []runEntry
-	// snapshotBytes is the size of the last snapshot's state;
-	// appliedBytes the data of the entries applied since it was taken.
-	snapshotBytes, appliedBytes uint64
 }
 
 // NewNode returns a node that will apply committed entries to sm. Nothing
@@ -168,6 +182,7 @@ func NewNode(cfg Config, sm StateMachine) (*Node, error) {
 		snapshotDone: make(chan snapshotResult, 1),
 		snapshotAsk:  make(chan struct{}, 1),
 		readStates:   make(chan raft.ReadState, 64),
+		applyc:       make(chan []*raftpb.Entry, applyQueue),
 
 		confChangeTurn: make(chan struct{}, 1),
 	}
@@ -362,6 +377,11 @@ func (n *Node) runLoop(ctx context.Context) error {
 		defer n.wg.Done()
 		n.promoteLearners()
 	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.applyLoop()
+	}()
 	ticker := n.clock.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
@@ -369,19 +389,25 @@ func (n *Node) runLoop(ctx context.Context) error {
 		case <-ticker.Chan():
 			n.raftNode.Tick()
 		case rd := <-n.raftNode.Ready():
-			if err := n.handleReady(rd); err != nil {
+			if err := n.handleReady(rd); errors.Is(err, errStopping) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 			if n.loop.removed {
 				return ErrMemberRemoved
 			}
 		case res := <-n.snapshotDone:
-			if err := n.finishSnapshot(res); err != nil {
+			if err := n.finishSnapshot(res); errors.Is(err, errStopping) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 		case <-n.snapshotAsk:
-			n.loop.snapshotAt = max(n.applied.get(), 1)
-			if err := n.maybeSnapshot(); err != nil {
+			n.loop.snapshotAt = max(n.loop.queued, 1)
+			if err := n.maybeSnapshot(); errors.Is(err, errStopping) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 		case <-ctx.Done():

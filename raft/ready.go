@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.etcd.io/raft/v3"
@@ -27,8 +28,23 @@ import (
 //     an entry committed in it hands its result to its proposer;
 //  4. advance.
 //
+// Committed entries that all carry data are queued to the apply goroutine,
+// so that this goroutine persists and sends the next Ready while they are
+// applied, as etcd's server does; Raft is told they are applied when they
+// are queued, which only the order of application needs. Every other Ready
+// (a snapshot, a configuration change or an empty entry, a change of
+// leadership, a campaign to start) waits until the queue is applied, then
+// applies on this goroutine.
+//
 // Any persistence error is returned and stops the node.
 func (n *Node) handleReady(rd raft.Ready) error {
+	hasSnap := rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot)
+	inline := hasSnap || rd.SoftState != nil || n.loop.campaignAt != 0 || !allData(rd.CommittedEntries)
+	if inline {
+		if err := n.drainApply(); err != nil {
+			return err
+		}
+	}
 	if rd.HardState != nil && rd.HardState.GetTerm() != 0 {
 		n.loop.term = rd.HardState.GetTerm()
 	}
@@ -51,7 +67,6 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.transport.Send(rd.Messages)
 	}
 
-	hasSnap := rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot)
 	if hasSnap {
 		crashpoint.Hit(crashpoint.SnapshotReceivedBefore)
 		if err := n.installReceivedState(rd.Snapshot); err != nil {
@@ -95,20 +110,23 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			return err
 		}
 	}
-	if len(rd.CommittedEntries) > 0 {
-		crashpoint.Hit(crashpoint.ApplyBefore)
-	}
-	if err := n.applyEntries(rd.CommittedEntries); err != nil {
-		return err
-	}
-	if len(rd.CommittedEntries) > 0 {
-		crashpoint.Hit(crashpoint.ApplyAfter)
+	ents := n.toApply(rd.CommittedEntries)
+	if inline {
+		if err := n.applyCommitted(ents); err != nil {
+			return err
+		}
+	} else if len(ents) > 0 {
+		select {
+		case n.applyc <- ents:
+		case <-n.stopped:
+			return errStopping
+		}
 	}
 	if lostLeadership {
 		n.proposals.failAll(ErrLostLeadership)
 	}
 	n.raftNode.Advance()
-	n.advanced.set(n.applied.get())
+	n.advanced.set(n.loop.queued)
 	if at := n.loop.campaignAt; at != 0 && n.applied.get() >= at {
 		n.loop.campaignAt = 0
 		if err := n.raftNode.Campaign(context.Background()); err != nil {
@@ -116,6 +134,86 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		}
 	}
 	return n.maybeSnapshot()
+}
+
+// applyQueue is how many runs of committed entries may wait for the apply
+// goroutine before a Ready waits for it: Raft hands at most MaxSizePerMsg
+// of committed entries per Ready.
+const applyQueue = 64
+
+// errStopping ends the Run goroutine's work when the node stops while it
+// waits for the apply goroutine.
+var errStopping = errors.New("raft: node stopping")
+
+// allData reports whether every entry is a normal entry with data, which
+// the apply goroutine may apply on its own.
+func allData(ents []*raftpb.Entry) bool {
+	for _, e := range ents {
+		if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// toApply returns the committed entries not handed to apply before (a
+// snapshot may have covered some), and records them as handed.
+func (n *Node) toApply(ents []*raftpb.Entry) []*raftpb.Entry {
+	for len(ents) > 0 && ents[0].GetIndex() <= n.loop.queued {
+		ents = ents[1:]
+	}
+	for _, e := range ents {
+		n.loop.queuedBytes += uint64(len(e.GetData()))
+	}
+	if len(ents) > 0 {
+		n.loop.queued = ents[len(ents)-1].GetIndex()
+	}
+	return ents
+}
+
+// applyLoop is the apply goroutine: it applies the runs of committed
+// entries that handleReady queues, in order, until the node stops. An
+// error stops the node with it.
+func (n *Node) applyLoop() {
+	for {
+		select {
+		case ents := <-n.applyc:
+			if err := n.applyCommitted(ents); err != nil {
+				n.stop(err)
+				return
+			}
+		case <-n.stopped:
+			return
+		}
+	}
+}
+
+// drainApply waits until the apply goroutine has applied everything queued
+// to it, so that the Run goroutine may apply, snapshot or restore.
+func (n *Node) drainApply() error {
+	if n.applied.get() >= n.loop.queued {
+		return nil
+	}
+	select {
+	case <-n.applied.wait(n.loop.queued):
+		return nil
+	case <-n.stopped:
+		return errStopping
+	}
+}
+
+// applyCommitted applies committed entries, between the crash points that
+// surround applying.
+func (n *Node) applyCommitted(ents []*raftpb.Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	crashpoint.Hit(crashpoint.ApplyBefore)
+	if err := n.applyEntries(ents); err != nil {
+		return err
+	}
+	crashpoint.Hit(crashpoint.ApplyAfter)
+	return nil
 }
 
 // updateSoftState records who leads, and reports whether this node just
@@ -128,10 +226,10 @@ func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
 	isLeader := ss.RaftState == raft.StateLeader
 	switch {
 	case isLeader && !wasLeader:
-		n.loop.leaderTerm = n.loop.term
+		n.apply.leaderTerm = n.loop.term
 		n.log.Info("became leader", "term", n.loop.term)
 	case !isLeader && wasLeader:
-		n.loop.leaderTerm = 0
+		n.apply.leaderTerm = 0
 		n.log.Info("lost leadership", "term", n.loop.term, "leader", fmt.Sprintf("%x", ss.Lead))
 		return true
 	}
@@ -144,10 +242,11 @@ func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
 }
 
 // applyEntries applies committed entries in order and records the applied
-// index.
+// index, last: that it is set is what tells drainApply that the state it
+// writes is the Run goroutine's again.
 func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 	applied := n.applied.get()
-	run := n.loop.run[:0]
+	run := n.apply.run[:0]
 	readyTerm := uint64(0)
 	for _, e := range ents {
 		if e.GetIndex() <= applied {
@@ -170,17 +269,16 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 			return err
 		}
 		applied = e.GetIndex()
-		n.loop.appliedTerm = e.GetTerm()
-		n.loop.appliedBytes += uint64(len(e.GetData()))
-		if n.loop.leaderTerm != 0 && e.GetTerm() == n.loop.leaderTerm {
+		n.apply.appliedTerm = e.GetTerm()
+		if n.apply.leaderTerm != 0 && e.GetTerm() == n.apply.leaderTerm {
 			// An entry of our own term is applied, so is every entry
 			// of earlier terms: this leader's state is current, once
 			// the run that holds the entry is applied too.
-			n.loop.leaderTerm = 0
+			n.apply.leaderTerm = 0
 			readyTerm = e.GetTerm()
 		}
 	}
-	n.loop.run = n.applyRun(run)
+	n.apply.run = n.applyRun(run)
 	if readyTerm != 0 {
 		n.leadership.setReady(readyTerm)
 	}
@@ -249,7 +347,7 @@ func (n *Node) applyRun(run []runEntry) []runEntry {
 // in its term; Raft puts any other in place of a configuration change it
 // would not propose.
 func (n *Node) applyEmpty(e *raftpb.Entry) {
-	if e.GetTerm() == n.loop.appliedTerm {
+	if e.GetTerm() == n.apply.appliedTerm {
 		n.failDroppedConfChange()
 	}
 }

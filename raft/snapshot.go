@@ -95,15 +95,19 @@ type snapshotResult struct {
 // and its fsyncs, the WAL record), which takes seconds for a large store,
 // longer than an election timeout.
 func (n *Node) maybeSnapshot() error {
-	applied := n.applied.get()
-	asked := n.loop.snapshotAt != 0 && applied >= n.loop.snapshotAt
-	due := applied-n.loop.snapshotIndex >= n.cfg.SnapshotInterval &&
-		n.loop.appliedBytes >= n.loop.snapshotBytes/n.cfg.SnapshotCostRatio
+	queued := n.loop.queued
+	asked := n.loop.snapshotAt != 0 && queued >= n.loop.snapshotAt
+	due := queued-n.loop.snapshotIndex >= n.cfg.SnapshotInterval &&
+		n.loop.queuedBytes >= n.loop.snapshotBytes/n.cfg.SnapshotCostRatio
 	if n.loop.snapshotting || (!due && !asked) {
 		return nil
 	}
+	if err := n.drainApply(); err != nil {
+		return err
+	}
+	applied := n.applied.get()
 	n.loop.snapshotAt = 0
-	n.loop.appliedBytes = 0
+	n.loop.queuedBytes = 0
 	write, err := n.sm.Snapshot()
 	if err != nil {
 		return fmt.Errorf("raft: state machine snapshot at index %d: %w", applied, err)
@@ -273,8 +277,9 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 	n.syncPeers()
 	n.loop.confState = proto.Clone(meta.GetConfState()).(*raftpb.ConfState)
 	n.loop.snapshotIndex = meta.GetIndex()
-	n.loop.snapshotBytes, n.loop.appliedBytes = state.Size, 0
-	n.loop.appliedTerm = meta.GetTerm()
+	n.loop.snapshotBytes, n.loop.queuedBytes = state.Size, 0
+	n.loop.queued = meta.GetIndex()
+	n.apply.appliedTerm = meta.GetTerm()
 	if n.cluster.IsRemoved(n.id) {
 		n.loop.removed = true
 	}

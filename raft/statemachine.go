@@ -6,9 +6,11 @@ import "io"
 // not own it and knows nothing of what the payloads mean; the object store
 // implements it.
 //
-// All methods are called from the node's apply goroutine, one at a time and
-// in log order, so an implementation needs no locking against itself. It
-// must lock against its own readers.
+// Its methods are called one at a time and in log order, so an
+// implementation needs no locking against itself: Apply and ApplyBatch on
+// the node's apply goroutine, or on its Ready goroutine once the apply
+// goroutine has applied everything queued to it, as Snapshot and Restore
+// are. It must lock against its own readers.
 type StateMachine interface {
 	// Apply applies the payload of one committed entry at the given Raft
 	// index. The index grows strictly from call to call. Apply must be
@@ -22,8 +24,8 @@ type StateMachine interface {
 	Apply(index uint64, payload []byte) (result any, err error)
 
 	// Snapshot captures the state as of the last applied entry and returns
-	// a function that writes it. Snapshot itself runs on the apply
-	// goroutine and must be cheap (take a consistent read view); the
+	// a function that writes it. Snapshot itself runs between applies and
+	// must be cheap (take a consistent read view); the
 	// returned function runs on another goroutine while Apply goes on, so
 	// it may read only what Snapshot captured.
 	Snapshot() (write func(w io.Writer) error, err error)
