@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-project/shoal/internal/buildinfo"
+	"github.com/shoal-project/shoal/internal/gcpace"
 	"github.com/shoal-project/shoal/manager"
 	"github.com/shoal-project/shoal/raft"
 )
@@ -137,6 +138,11 @@ func runManager(ctx context.Context, cfg manager.Config, log *slog.Logger) error
 	if err != nil {
 		return usageError{err}
 	}
+	// The store is most of a manager's heap: the collector's headroom
+	// over it is kept bounded (internal/gcpace).
+	paceCtx, stopPacing := context.WithCancel(ctx)
+	defer stopPacing()
+	go gcpace.Default(log.With("component", "gc")).Run(paceCtx)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	select {
