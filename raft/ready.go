@@ -241,12 +241,16 @@ func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
 	return false
 }
 
-// applyEntries applies committed entries in order and records the applied
-// index, last: that it is set is what tells drainApply that the state it
-// writes is the Run goroutine's again.
+// applyEntries applies committed entries in order, records the applied
+// index, and only then hands the results of normal entries to their
+// proposers, so that a proposer that returns finds its entry applied in
+// every read and in Status. Recording the index is also what tells
+// drainApply that applyState is the Run goroutine's again: nothing of it
+// is touched after.
 func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 	applied := n.applied.get()
 	run := n.apply.run[:0]
+	var results []delivery
 	readyTerm := uint64(0)
 	for _, e := range ents {
 		if e.GetIndex() <= applied {
@@ -255,12 +259,12 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 		var err error
 		switch {
 		case e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0:
-			run, err = n.addToRun(run, e)
+			run, err = n.addToRun(run, e, &results)
 		case e.GetType() == raftpb.EntryNormal:
-			run = n.applyRun(run)
+			run = n.applyRun(run, &results)
 			n.applyEmpty(e)
 		case e.GetType() == raftpb.EntryConfChange, e.GetType() == raftpb.EntryConfChangeV2:
-			run = n.applyRun(run)
+			run = n.applyRun(run, &results)
 			err = n.applyConfChange(e)
 		default:
 			err = fmt.Errorf("raft: entry %d has type %v, which shoal never proposes", e.GetIndex(), e.GetType())
@@ -278,14 +282,23 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 			readyTerm = e.GetTerm()
 		}
 	}
-	n.apply.run = n.applyRun(run)
+	n.apply.run = n.applyRun(run, &results)
 	if readyTerm != 0 {
 		n.leadership.setReady(readyTerm)
 	}
 	if len(ents) > 0 {
 		n.applied.set(applied)
 	}
+	for _, d := range results {
+		n.proposals.deliver(d.proposalID, d.result)
+	}
 	return nil
+}
+
+// delivery is the result of an applied entry this node proposed.
+type delivery struct {
+	proposalID uint64
+	result     proposalResult
 }
 
 // runEntry is a decoded normal entry waiting in a run.
@@ -299,44 +312,44 @@ type runEntry struct {
 // addToRun decodes a normal entry with data and adds it to the run of
 // such entries, which applyRun applies together. The entries of a run have
 // consecutive indexes (only entries at the start of a Ready are skipped).
-func (n *Node) addToRun(run []runEntry, e *raftpb.Entry) ([]runEntry, error) {
+func (n *Node) addToRun(run []runEntry, e *raftpb.Entry, results *[]delivery) ([]runEntry, error) {
 	var re api.RaftEntry
 	if err := proto.Unmarshal(e.GetData(), &re); err != nil {
 		return run, fmt.Errorf("raft: entry %d cannot be decoded: %w", e.GetIndex(), err)
 	}
 	if len(run) > 0 && run[len(run)-1].index+1 != e.GetIndex() {
-		run = n.applyRun(run) // not reached: a run has no gap
+		run = n.applyRun(run, results) // not reached: a run has no gap
 	}
 	return append(run, runEntry{
 		index: e.GetIndex(), proposer: re.GetProposer(), proposalID: re.GetProposalId(), payload: re.GetPayload(),
 	}), nil
 }
 
-// applyRun applies a run of normal entries and only then hands the results
-// to their proposers, so that a proposer that returns finds its entry in
-// every read. A BatchApplier applies the run at once; another state machine
-// entry by entry. It returns the run emptied.
-func (n *Node) applyRun(run []runEntry) []runEntry {
+// applyRun applies a run of normal entries and adds the results of those
+// this node proposed to results, which applyEntries hands out. A
+// BatchApplier applies the run at once; another state machine entry by
+// entry. It returns the run emptied.
+func (n *Node) applyRun(run []runEntry, results *[]delivery) []runEntry {
 	if len(run) == 0 {
 		return run
 	}
-	var results []any
+	var values []any
 	var errs []error
 	if ba, ok := n.sm.(BatchApplier); ok {
 		payloads := make([][]byte, len(run))
 		for i, e := range run {
 			payloads[i] = e.payload
 		}
-		results, errs = ba.ApplyBatch(run[0].index, payloads)
+		values, errs = ba.ApplyBatch(run[0].index, payloads)
 	} else {
-		results, errs = make([]any, len(run)), make([]error, len(run))
+		values, errs = make([]any, len(run)), make([]error, len(run))
 		for i, e := range run {
-			results[i], errs[i] = n.sm.Apply(e.index, e.payload)
+			values[i], errs[i] = n.sm.Apply(e.index, e.payload)
 		}
 	}
 	for i, e := range run {
 		if e.proposer == n.id {
-			n.proposals.deliver(e.proposalID, proposalResult{result: results[i], err: errs[i]})
+			*results = append(*results, delivery{e.proposalID, proposalResult{result: values[i], err: errs[i]}})
 		}
 	}
 	clear(run)
