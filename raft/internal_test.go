@@ -255,10 +255,11 @@ func (g *gatedMachine) Snapshot() (func(io.Writer) error, error) {
 func (g *gatedMachine) Restore(uint64, io.Reader) error { return nil }
 
 // TestDataEntriesApplyBehindTheRunGoroutine: a Ready whose committed
-// entries all carry data is advanced before they are applied (the apply
-// goroutine applies them), and a Ready with an entry of another kind
-// waits until they are applied before it applies its own, so entries are
-// applied one at a time and in order.
+// entries all carry data, more than inlineRun, is advanced before they are
+// applied (the apply goroutine applies them); a Ready with an entry of
+// another kind waits until they are applied before it applies its own, so
+// entries are applied one at a time and in order; and a small Ready on an
+// idle node is applied at once.
 func TestDataEntriesApplyBehindTheRunGoroutine(t *testing.T) {
 	const self, term = 1, 2
 	n := testNode(t, self)
@@ -283,10 +284,14 @@ func TestDataEntriesApplyBehindTheRunGoroutine(t *testing.T) {
 	}()
 
 	first := n.proposals.register(7)
-	third := n.proposals.register(9)
+	later := n.proposals.register(9)
+	run := []*raftpb.Entry{proposedEntry(t, 1, term, self, 7)}
+	for i := uint64(2); i <= inlineRun+1; i++ {
+		run = append(run, proposedEntry(t, i, term, self+1, i))
+	}
 	if err := n.handleReady(raft.Ready{
-		HardState:        &raftpb.HardState{Term: proto.Uint64(term), Commit: proto.Uint64(1)},
-		CommittedEntries: []*raftpb.Entry{proposedEntry(t, 1, term, self, 7)},
+		HardState:        &raftpb.HardState{Term: proto.Uint64(term), Commit: proto.Uint64(inlineRun + 1)},
+		CommittedEntries: run,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -298,8 +303,8 @@ func TestDataEntriesApplyBehindTheRunGoroutine(t *testing.T) {
 	mixed := make(chan error, 1)
 	go func() {
 		mixed <- n.handleReady(raft.Ready{
-			HardState:        &raftpb.HardState{Term: proto.Uint64(term), Commit: proto.Uint64(3)},
-			CommittedEntries: []*raftpb.Entry{testEntry(2, term), proposedEntry(t, 3, term, self, 9)},
+			HardState:        &raftpb.HardState{Term: proto.Uint64(term), Commit: proto.Uint64(inlineRun + 3)},
+			CommittedEntries: []*raftpb.Entry{testEntry(inlineRun+2, term), proposedEntry(t, inlineRun+3, term, self, 9)},
 		})
 	}()
 	// The second Ready waits for the first entry (an applied-index waiter)
@@ -324,17 +329,34 @@ func TestDataEntriesApplyBehindTheRunGoroutine(t *testing.T) {
 	if err := <-mixed; err != nil {
 		t.Fatal(err)
 	}
-	gm.mu.Lock()
-	defer gm.mu.Unlock()
-	if gm.overlap || !slices.Equal(gm.applied, []uint64{1, 3}) {
-		t.Fatalf("applied %v, two at once %v; want [1 3], one at a time", gm.applied, gm.overlap)
+	var want []uint64
+	for i := uint64(1); i <= inlineRun+1; i++ {
+		want = append(want, i)
 	}
-	for i, ch := range []<-chan proposalResult{first, third} {
-		if res := <-ch; res.err != nil || res.result != []uint64{1, 3}[i] {
+	want = append(want, inlineRun+3)
+	gm.mu.Lock()
+	if gm.overlap || !slices.Equal(gm.applied, want) {
+		t.Fatalf("applied %v, two at once %v; want %v, one at a time", gm.applied, gm.overlap, want)
+	}
+	gm.mu.Unlock()
+	for i, ch := range []<-chan proposalResult{first, later} {
+		if res := <-ch; res.err != nil || res.result != []uint64{1, inlineRun + 3}[i] {
 			t.Fatalf("proposal %d got %v, %v", i, res.result, res.err)
 		}
 	}
-	if n.applied.get() != 3 || rn.advanced != 2 {
-		t.Fatalf("applied %d, advanced %d times; want 3 and 2", n.applied.get(), rn.advanced)
+	if n.applied.get() != inlineRun+3 || rn.advanced != 2 {
+		t.Fatalf("applied %d, advanced %d times; want %d and 2", n.applied.get(), rn.advanced, inlineRun+3)
+	}
+
+	// With nothing queued, a Ready of a few entries is applied before
+	// handleReady returns.
+	if err := n.handleReady(raft.Ready{
+		HardState:        &raftpb.HardState{Term: proto.Uint64(term), Commit: proto.Uint64(inlineRun + 4)},
+		CommittedEntries: []*raftpb.Entry{proposedEntry(t, inlineRun+4, term, self+1, 1)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n.applied.get() != inlineRun+4 {
+		t.Fatalf("a small Ready on an idle node: applied %d, want %d at once", n.applied.get(), inlineRun+4)
 	}
 }
