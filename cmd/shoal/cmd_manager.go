@@ -138,11 +138,6 @@ func runManager(ctx context.Context, cfg manager.Config, log *slog.Logger) error
 	if err != nil {
 		return usageError{err}
 	}
-	// The store is most of a manager's heap: the collector's headroom
-	// over it is kept bounded (internal/gcpace).
-	paceCtx, stopPacing := context.WithCancel(ctx)
-	defer stopPacing()
-	go gcpace.Default(log.With("component", "gc")).Run(paceCtx)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	select {
@@ -150,6 +145,13 @@ func runManager(ctx context.Context, cfg manager.Config, log *slog.Logger) error
 		bi := buildinfo.Read()
 		log.Info("manager ready", "node_id", m.NodeID(), "addr", m.Addr(), "socket", m.SocketPath(),
 			"version", bi.Version, "commit", bi.ShortCommit(), "go", bi.GoVersion)
+		// The store is most of a manager's heap: from now on the
+		// collector's headroom over it is kept bounded
+		// (internal/gcpace). A start restores and replays at the
+		// default, which collects less often while the heap grows.
+		paceCtx, stopPacing := context.WithCancel(ctx)
+		defer stopPacing()
+		go gcpace.Default(log.With("component", "gc")).Run(paceCtx)
 	case err := <-done:
 		return managerStopped(log, cfg, err)
 	}
