@@ -350,6 +350,9 @@ func (n *Node) Run(ctx context.Context) error {
 		return nil
 	}
 	err := n.runLoop(ctx)
+	if errors.Is(err, errStopping) {
+		err = nil // the stop's reason, if any, is returned below
+	}
 	n.stop(err)
 	n.shutdown()
 	if err == nil {
@@ -389,25 +392,19 @@ func (n *Node) runLoop(ctx context.Context) error {
 		case <-ticker.Chan():
 			n.raftNode.Tick()
 		case rd := <-n.raftNode.Ready():
-			if err := n.handleReady(rd); errors.Is(err, errStopping) {
-				return nil
-			} else if err != nil {
+			if err := n.handleReady(rd); err != nil {
 				return err
 			}
 			if n.loop.removed {
 				return ErrMemberRemoved
 			}
 		case res := <-n.snapshotDone:
-			if err := n.finishSnapshot(res); errors.Is(err, errStopping) {
-				return nil
-			} else if err != nil {
+			if err := n.finishSnapshot(res); err != nil {
 				return err
 			}
 		case <-n.snapshotAsk:
 			n.loop.snapshotAt = max(n.loop.queued, 1)
-			if err := n.maybeSnapshot(); errors.Is(err, errStopping) {
-				return nil
-			} else if err != nil {
+			if err := n.maybeSnapshot(); err != nil {
 				return err
 			}
 		case <-ctx.Done():

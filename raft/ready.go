@@ -41,7 +41,7 @@ import (
 func (n *Node) handleReady(rd raft.Ready) error {
 	hasSnap := rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot)
 	inline := hasSnap || rd.SoftState != nil || n.loop.campaignAt != 0 || !allData(rd.CommittedEntries) ||
-		(len(rd.CommittedEntries) <= inlineRun && n.applied.get() >= n.loop.queued)
+		(len(rd.CommittedEntries) <= inlineRun && n.applyIdle())
 	if inline {
 		if err := n.drainApply(); err != nil {
 			return err
@@ -150,7 +150,7 @@ const inlineRun = 4
 const applyQueue = 64
 
 // errStopping ends the Run goroutine's work when the node stops while it
-// waits for the apply goroutine.
+// waits for the apply goroutine; Run returns the stop's reason instead.
 var errStopping = errors.New("raft: node stopping")
 
 // allData reports whether every entry is a normal entry with data, which
@@ -196,10 +196,13 @@ func (n *Node) applyLoop() {
 	}
 }
 
+// applyIdle reports whether everything handed to apply is applied.
+func (n *Node) applyIdle() bool { return n.applied.get() >= n.loop.queued }
+
 // drainApply waits until the apply goroutine has applied everything queued
 // to it, so that the Run goroutine may apply, snapshot or restore.
 func (n *Node) drainApply() error {
-	if n.applied.get() >= n.loop.queued {
+	if n.applyIdle() {
 		return nil
 	}
 	select {
@@ -249,21 +252,19 @@ func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
 	return false
 }
 
-// applyEntries applies committed entries in order, records the applied
-// index, and only then hands the results of normal entries to their
+// applyEntries applies committed entries, which follow the applied index
+// without a gap (toApply dropped those a snapshot covered), in order,
+// records the applied index, and only then hands the results of normal entries to their
 // proposers, so that a proposer that returns finds its entry applied in
 // every read and in Status. Recording the index is also what tells
 // drainApply that applyState is the Run goroutine's again: nothing of it
 // is touched after.
 func (n *Node) applyEntries(ents []*raftpb.Entry) error {
-	applied := n.applied.get()
+	var applied uint64
 	run := n.apply.run[:0]
 	var results []delivery
 	readyTerm := uint64(0)
 	for _, e := range ents {
-		if e.GetIndex() <= applied {
-			continue // covered by a snapshot applied meanwhile
-		}
 		var err error
 		switch {
 		case e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0:
@@ -319,7 +320,7 @@ type runEntry struct {
 
 // addToRun decodes a normal entry with data and adds it to the run of
 // such entries, which applyRun applies together. The entries of a run have
-// consecutive indexes (only entries at the start of a Ready are skipped).
+// consecutive indexes.
 func (n *Node) addToRun(run []runEntry, e *raftpb.Entry, results *[]delivery) ([]runEntry, error) {
 	var re api.RaftEntry
 	if err := proto.Unmarshal(e.GetData(), &re); err != nil {
