@@ -24,7 +24,9 @@ type Op string
 const (
 	// OpPut writes: with KeySpace 0 each put creates a new name; with a
 	// KeySpace, the names are created first (unless SkipFill) and each put
-	// replaces the value of one drawn at random.
+	// replaces the value of one drawn at random with a value no other put
+	// of the run writes, so that every put is a write (shoal answers an
+	// update to the value an object holds already without writing).
 	OpPut Op = "put"
 	// OpGet reads names drawn at random from KeySpace (created first,
 	// unless SkipFill).
@@ -354,7 +356,23 @@ func (r *runner) putOp(ctx context.Context, t Target, seq int64, rnd *mrand.Rand
 	if r.cfg.KeySpace == 0 {
 		return false, t.Create(ctx, r.newName(seq), r.val)
 	}
-	return false, t.Put(ctx, r.pick(rnd), r.val)
+	return false, t.Put(ctx, r.pick(rnd), r.distinct(seq))
+}
+
+// distinct returns the run's value with seq written after its opening
+// quote, in base 36 and zero-padded to as many digits as the value has room
+// for, up to 12: a value no other operation of the run writes, provided
+// there are fewer than 36 to the power of that width (a 16-byte value
+// covers 4.7e18).
+func (r *runner) distinct(seq int64) []byte {
+	v := make([]byte, len(r.val))
+	copy(v, r.val)
+	width := min(len(v)-2, 12)
+	for i := width; i > 0; i-- {
+		v[i] = "0123456789abcdefghijklmnopqrstuvwxyz"[seq%36]
+		seq /= 36
+	}
+	return v
 }
 
 func (r *runner) getOp(ctx context.Context, t Target, _ int64, rnd *mrand.Rand) (bool, error) {

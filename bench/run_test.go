@@ -25,6 +25,7 @@ type memStore struct {
 	dials     atomic.Int64
 	closed    atomic.Int64
 	txns      atomic.Int64
+	putValues map[string]int // how many Put calls wrote each value
 }
 
 func newMemStore() *memStore { return &memStore{kv: map[string][]byte{}} }
@@ -68,6 +69,12 @@ func (t *memTarget) Create(_ context.Context, key string, val []byte) error {
 }
 
 func (t *memTarget) Put(_ context.Context, key string, val []byte) error {
+	t.m.mu.Lock()
+	if t.m.putValues == nil {
+		t.m.putValues = map[string]int{}
+	}
+	t.m.putValues[string(val)]++
+	t.m.mu.Unlock()
 	return t.write(key, val, true, false)
 }
 
@@ -193,6 +200,24 @@ func TestRunCounts(t *testing.T) {
 				t.Error("interrupted")
 			}
 		})
+	}
+}
+
+// Every put of a run writes a value no other put wrote: a put of the value
+// an object holds already is no write in shoal.
+func TestPutsWriteDistinctValues(t *testing.T) {
+	m := newMemStore()
+	cfg := Config{Op: OpPut, Clients: 8, Conns: 2, Total: 2000, KeySpace: 10, ValSize: 16, Prefix: "k-"}
+	if _, err := Run(context.Background(), cfg, m.dial); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.putValues) != cfg.Total {
+		t.Fatalf("%d puts wrote %d distinct values", cfg.Total, len(m.putValues))
+	}
+	for v := range m.putValues {
+		if len(v) != cfg.ValSize || v[0] != '"' || v[len(v)-1] != '"' {
+			t.Fatalf("value %q is not a JSON string of %d bytes", v, cfg.ValSize)
+		}
 	}
 }
 

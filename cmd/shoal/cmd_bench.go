@@ -43,7 +43,9 @@ string). Names are --prefix (bench-) and a number below --key-space; with
 the run and a sequence number), so the store grows by one object per put.
 With a key space, the names that do not exist yet are first created (not
 measured; --skip-fill skips it), and then every put updates one drawn at
-random: creates, then updates.
+random: creates, then updates. Every update writes a value no other put of
+the run wrote (its sequence number in front), because an update to the
+value an object holds already writes nothing.
 
 Failed operations are counted, never retried; --timeout bounds each one.
 Ctrl-C stops the run and prints what was measured so far.`

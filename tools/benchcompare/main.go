@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -381,25 +382,34 @@ func runMeasured(ctx context.Context, s system, leader int, cfg bench.Config, d 
 // applies after the snapshot, and refuses every request, its own
 // registration included, until then ("too many requests"), so it never
 // serves in an idle cluster.
+// trickleValue is the i-th value trickle writes: a JSON string of size
+// bytes (at least 2) that begins with i.
+func trickleValue(i, size int) []byte {
+	v := []byte(`"` + strconv.Itoa(i) + strings.Repeat("t", max(size-2, 0)))
+	v = v[:max(size-1, 1)]
+	return append(v, '"')
+}
+
 func trickle(ctx context.Context, s system, valSize int) (stop func(), err error) {
 	t, err := s.dialer([]int{0}, "")(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
-	val := []byte(`"` + strings.Repeat("t", valSize-2) + `"`)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
-		for {
+		for i := 0; ; i++ {
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
 				pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-				_ = t.Put(pctx, "bench-1", val)
+				// A new value each time: shoal writes nothing for the
+				// value an object holds already.
+				_ = t.Put(pctx, "bench-1", trickleValue(i, valSize))
 				pcancel()
 			}
 		}
