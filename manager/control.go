@@ -337,18 +337,19 @@ var errUnchanged = errors.New("the update changes nothing")
 // updateInTx applies req to the object it names. With skipUnchanged, an
 // update that would leave the object as it is (a label removed that it
 // does not have, the same spec again) writes nothing and returns
-// errUnchanged, unless its expected version does not match.
+// errUnchanged, unless its expected version does not match. The object
+// read is changed in place: a read returns the caller's own copy.
 func updateInTx(tx store.Tx, req *api.UpdateObjectRequest, skipUnchanged bool) error {
-	cur, err := resolve(tx, req.GetRef())
+	o, err := resolve(tx, req.GetRef())
 	if err != nil {
 		return err
 	}
-	o := proto.Clone(cur).(*api.Object)
-	if req.Spec != nil {
-		o.Spec = req.GetSpec()
+	changed := false
+	if req.Spec != nil && !bytes.Equal(req.GetSpec(), o.GetSpec()) {
+		o.Spec, changed = req.GetSpec(), true
 	}
-	if req.NewName != nil {
-		o.Name = req.GetNewName()
+	if req.NewName != nil && req.GetNewName() != o.GetName() {
+		o.Name, changed = req.GetNewName(), true
 	}
 	if len(req.GetSetLabels()) > 0 || len(req.GetRemoveLabels()) > 0 {
 		labels := maps.Clone(o.GetLabels())
@@ -359,13 +360,14 @@ func updateInTx(tx store.Tx, req *api.UpdateObjectRequest, skipUnchanged bool) e
 		for _, k := range req.GetRemoveLabels() {
 			delete(labels, k)
 		}
-		o.Labels = labels
+		if !maps.Equal(labels, o.GetLabels()) {
+			o.Labels, changed = labels, true
+		}
 	}
-	if v := req.GetExpectedVersion(); v != 0 {
-		o.Version = v
+	if v := req.GetExpectedVersion(); v != 0 && v != o.GetVersion() {
+		o.Version, changed = v, true
 	}
-	if skipUnchanged && o.GetVersion() == cur.GetVersion() && o.GetName() == cur.GetName() &&
-		bytes.Equal(o.GetSpec(), cur.GetSpec()) && maps.Equal(o.GetLabels(), cur.GetLabels()) {
+	if skipUnchanged && !changed {
 		return errUnchanged
 	}
 	return tx.Update(o)

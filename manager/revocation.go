@@ -34,13 +34,21 @@ func (r *revokedList) IsRevoked(nodeID string) bool {
 	if m.store == nil {
 		return false
 	}
+	// The list is parsed again only when the cluster object's version,
+	// read without decoding the object, is not the cached one's.
+	set := m.revoked.Load()
+	found := false
 	var o *api.Object
-	m.store.View(func(tx store.ReadTx) { o, _ = tx.GetByName(store.KindCluster, clusterObjectName) })
-	if o == nil {
+	m.store.View(func(tx store.ReadTx) {
+		version, err := tx.VersionByName(store.KindCluster, clusterObjectName)
+		if found = err == nil; found && (set == nil || set.version != version) {
+			o, _ = tx.GetByName(store.KindCluster, clusterObjectName)
+		}
+	})
+	if !found {
 		return false // no cluster object yet: nothing was revoked
 	}
-	set := m.revoked.Load()
-	if set == nil || set.version != o.GetVersion() {
+	if o != nil {
 		spec, err := parseClusterSpec(o)
 		if err != nil {
 			m.log.Error("reading the revoked certificates", "err", err)

@@ -9,9 +9,9 @@ import (
 )
 
 // ReadTx reads one consistent state of the store. It is valid only inside
-// the function it was passed to, and from that function's goroutine. The
-// objects it returns are shared with the store and with other readers:
-// they must not be modified (clone them with proto.Clone first).
+// the function it was passed to, and from that function's goroutine. Each
+// object it returns is decoded for that call and belongs to the caller,
+// who may modify it.
 type ReadTx interface {
 	// Version is the Raft index of the last entry applied (or snapshot
 	// restored) in the state this transaction reads.
@@ -21,6 +21,10 @@ type ReadTx interface {
 	// GetByName returns the object of kind named name, or an error
 	// wrapping ErrNotFound.
 	GetByName(kind, name string) (*api.Object, error)
+	// VersionByName returns the version of the object of kind named name
+	// without decoding it, or an error wrapping ErrNotFound: a cheap check
+	// of whether something derived from the object is still current.
+	VersionByName(kind, name string) (uint64, error)
 	// List returns the objects sel matches, sorted by kind then name. It
 	// fails with ErrInvalid if sel is not valid.
 	List(sel Selector) ([]*api.Object, error)
@@ -94,6 +98,14 @@ func (tx *readTx) GetByName(kind, name string) (*api.Object, error) {
 		return nil, fmt.Errorf("%w: %s %q", ErrNotFound, kind, name)
 	}
 	return decode(blob), nil
+}
+
+func (tx *readTx) VersionByName(kind, name string) (uint64, error) {
+	blob, ok := tx.st.lookupName(kind, name)
+	if !ok {
+		return 0, fmt.Errorf("%w: %s %q", ErrNotFound, kind, name)
+	}
+	return blobVersion(blob), nil
 }
 
 func (tx *readTx) List(sel Selector) ([]*api.Object, error) {

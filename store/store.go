@@ -79,8 +79,7 @@ func (s *Store) Close() {
 // as of the last entry applied when View started, which later Applies and
 // Restores do not change. It takes no lock that Apply waits for, so any
 // number of Views may run alongside applying. tx must not be used after fn
-// returns. The objects it returns are shared and must not be modified
-// (clone them with proto.Clone first).
+// returns. The objects it returns are the caller's (see ReadTx).
 func (s *Store) View(fn func(tx ReadTx)) {
 	fn(&readTx{st: s.cur.Load()})
 }

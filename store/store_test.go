@@ -132,6 +132,12 @@ func TestLifecycle(t *testing.T) {
 		if _, err := tx.GetByName("node", "web"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("GetByName of another kind = %v, want ErrNotFound", err)
 		}
+		if v, err := tx.VersionByName("service", "web"); err != nil || v != 1 {
+			t.Errorf("VersionByName = %d, %v; want 1", v, err)
+		}
+		if _, err := tx.VersionByName("node", "web"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("VersionByName of another kind = %v, want ErrNotFound", err)
+		}
 		if tx.Version() != 1 {
 			t.Errorf("Version = %d, want 1", tx.Version())
 		}
@@ -148,6 +154,11 @@ func TestLifecycle(t *testing.T) {
 	if updated.GetVersion() != 2 || updated.GetName() != "www" || string(updated.GetSpec()) != `{"replicas":3}` {
 		t.Fatalf("updated = %v", updated)
 	}
+	s.View(func(tx store.ReadTx) {
+		if v, err := tx.VersionByName("service", "www"); err != nil || v != 2 {
+			t.Errorf("VersionByName after the update = %d, %v; want 2", v, err)
+		}
+	})
 	if !updated.GetCreatedAt().AsTime().Equal(created.GetCreatedAt().AsTime()) ||
 		!updated.GetUpdatedAt().AsTime().After(created.GetUpdatedAt().AsTime()) {
 		t.Fatalf("times after update: created %v updated %v", updated.GetCreatedAt(), updated.GetUpdatedAt())

@@ -183,6 +183,28 @@ func eachString(msg string, fn func(num protowire.Number, v string) error) error
 	return nil
 }
 
+// blobVersion reads the version (field 6) of a stored object's blob, which
+// the store wrote and parseStored checked; 0 if it has none.
+func blobVersion(blob string) uint64 {
+	b := bytesOf(blob)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0
+		}
+		b = b[n:]
+		if num == 6 && typ == protowire.VarintType {
+			v, _ := protowire.ConsumeVarint(b)
+			return v
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return 0
+		}
+		b = b[n:]
+	}
+	return 0
+}
+
 // bytesOf views s as bytes, for decoders that only read their input.
 func bytesOf(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
