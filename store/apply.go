@@ -155,18 +155,16 @@ func applyAction(t tables, index uint64, a *api.StoreAction) (Event, error) {
 			return Event{}, fmt.Errorf("%w: %s %q is %d bytes, more than %d", ErrTooLarge, o.GetKind(), o.GetName(), n, HardMaxObjectBytes)
 		}
 	}
+	// The object as held is checked without decoding it; only a delete,
+	// whose event carries the object, decodes it.
 	held, found := t.lookupID(o.GetId())
-	var cur *api.Object
-	if found {
-		cur = decode(held.blob)
-	}
 	switch kind {
 	case api.StoreActionKind_STORE_ACTION_KIND_CREATE:
 		if a.GetExpectedVersion() != 0 {
 			return Event{}, fmt.Errorf("%w: create %s %q with expected version %d", ErrInvalid, o.GetKind(), o.GetName(), a.GetExpectedVersion())
 		}
-		if cur != nil {
-			return Event{}, fmt.Errorf("%w: id %q is taken by %s %q", ErrExists, o.GetId(), cur.GetKind(), cur.GetName())
+		if found {
+			return Event{}, fmt.Errorf("%w: id %q is taken by %s %q", ErrExists, o.GetId(), held.kind, held.name)
 		}
 		if err := checkNameFree(t, o); err != nil {
 			return Event{}, err
@@ -178,27 +176,27 @@ func applyAction(t tables, index uint64, a *api.StoreAction) (Event, error) {
 		return Event{Type: EventCreate, Version: index, Object: o}, nil
 
 	case api.StoreActionKind_STORE_ACTION_KIND_UPDATE:
-		if err := checkCurrent(cur, o, a.GetExpectedVersion()); err != nil {
+		if err := checkCurrent(held, found, o, a.GetExpectedVersion()); err != nil {
 			return Event{}, err
 		}
-		if o.GetName() != cur.GetName() {
+		if o.GetName() != held.name {
 			if err := checkNameFree(t, o); err != nil {
 				return Event{}, err
 			}
 		}
 		o.Version = index
-		o.CreatedAt = cur.GetCreatedAt()
+		o.CreatedAt = blobCreatedAt(held.blob)
 		if err := putObject(t, o, held); err != nil {
 			return Event{}, err
 		}
-		return Event{Type: EventUpdate, Version: index, Object: o, Old: cur}, nil
+		return Event{Type: EventUpdate, Version: index, Object: o, Old: selectedFields(held)}, nil
 
 	case api.StoreActionKind_STORE_ACTION_KIND_DELETE:
-		if err := checkCurrent(cur, o, a.GetExpectedVersion()); err != nil {
+		if err := checkCurrent(held, found, o, a.GetExpectedVersion()); err != nil {
 			return Event{}, err
 		}
 		t.remove(held)
-		return Event{Type: EventDelete, Version: index, Object: cur}, nil
+		return Event{Type: EventDelete, Version: index, Object: decode(held.blob)}, nil
 	}
 	return Event{}, fmt.Errorf("%w: action kind %d", ErrInvalid, kind)
 }
@@ -213,15 +211,28 @@ func putObject(t tables, o *api.Object, old stored) error {
 }
 
 // checkCurrent checks that the object an update or delete names exists with
-// its kind and, if asked, the expected version.
-func checkCurrent(cur, o *api.Object, expected uint64) error {
-	if cur == nil || cur.GetKind() != o.GetKind() {
+// its kind (held, if found) and, if asked, the expected version.
+func checkCurrent(held stored, found bool, o *api.Object, expected uint64) error {
+	if !found || held.kind != o.GetKind() {
 		return fmt.Errorf("%w: %s with id %q", ErrNotFound, o.GetKind(), o.GetId())
 	}
-	if expected != 0 && expected != cur.GetVersion() {
-		return fmt.Errorf("%w: %s %q has version %d, expected %d", ErrVersionConflict, cur.GetKind(), cur.GetName(), cur.GetVersion(), expected)
+	if v := blobVersion(held.blob); expected != 0 && expected != v {
+		return fmt.Errorf("%w: %s %q has version %d, expected %d", ErrVersionConflict, held.kind, held.name, v, expected)
 	}
 	return nil
+}
+
+// selectedFields is the part of a held object that selectors read: its
+// kind, id, name and labels.
+func selectedFields(held stored) *api.Object {
+	o := &api.Object{Kind: held.kind, Id: held.id, Name: held.name}
+	if len(held.labels) > 0 {
+		o.Labels = make(map[string]string, len(held.labels))
+		for _, l := range held.labels {
+			o.Labels[l.key] = l.value
+		}
+	}
+	return o
 }
 
 func checkNameFree(t tables, o *api.Object) error {

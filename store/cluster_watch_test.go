@@ -146,7 +146,9 @@ func expectedEvents(history []*store.Result, sel store.Selector, from uint64) []
 				ev.Type = store.EventCreate
 				objs[o.GetId()] = o
 			default:
-				ev.Type, ev.Old = store.EventUpdate, old
+				// An update's Old is what selectors read of the object.
+				ev.Type = store.EventUpdate
+				ev.Old = &api.Object{Kind: old.GetKind(), Id: old.GetId(), Name: old.GetName(), Labels: old.GetLabels()}
 				objs[o.GetId()] = o
 			}
 			if res.Version > from && (sel.Matches(ev.Object) || (ev.Old != nil && sel.Matches(ev.Old))) {

@@ -37,7 +37,9 @@ type Event struct {
 	// Object is the object after a create or update, or as it was before a
 	// delete (its own Version is then that of its last change).
 	Object *api.Object
-	// Old is the object before an update; nil otherwise.
+	// Old is, for an update, what selectors read of the object before it:
+	// its kind, id, name and labels (no spec, version or times); nil
+	// otherwise.
 	Old *api.Object
 }
 

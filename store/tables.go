@@ -9,6 +9,7 @@ import (
 	"github.com/google/btree"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-project/shoal/api"
 )
@@ -203,6 +204,23 @@ func blobVersion(blob string) uint64 {
 		b = b[n:]
 	}
 	return 0
+}
+
+// blobCreatedAt decodes the created_at (field 7) of a stored object's blob;
+// nil if it has none.
+func blobCreatedAt(blob string) *timestamppb.Timestamp {
+	var ts *timestamppb.Timestamp
+	err := eachString(blob, func(num protowire.Number, v string) error {
+		if num != 7 {
+			return nil
+		}
+		ts = &timestamppb.Timestamp{}
+		return proto.Unmarshal(bytesOf(v), ts)
+	})
+	if err != nil {
+		panic(fmt.Sprintf("store: decoding a stored object's created_at: %v", err)) // written by storeObject
+	}
+	return ts
 }
 
 // bytesOf views s as bytes, for decoders that only read their input.
