@@ -52,6 +52,7 @@ type Manager struct {
 	// serving ends when shutdown starts; long calls (watches) end with it.
 	serving     context.Context
 	stopServing context.CancelFunc
+	calls       calls // in flight, for a stop to wait for
 
 	leaderWork sync.WaitGroup
 
@@ -317,8 +318,8 @@ func (m *Manager) newServers() (remote, local *grpc.Server, err error) {
 		return nil, nil, err
 	}
 
-	metrics := []grpc.ServerOption{grpc.ChainUnaryInterceptor(m.ins.grpc.UnaryServerInterceptor()),
-		grpc.ChainStreamInterceptor(m.ins.grpc.StreamServerInterceptor())}
+	metrics := append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(m.ins.grpc.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(m.ins.grpc.StreamServerInterceptor())}, m.calls.serverOptions()...)
 	remote = grpc.NewServer(append(append(transport.ServerOptions(), metrics...), secure...)...)
 	api.RegisterRaftServer(remote, m.node.NewRaftServer())
 	api.RegisterRaftMembershipServer(remote, clusterrpc.NewMembershipServer(m.node, true))
@@ -353,8 +354,9 @@ func (m *Manager) shutdown(remote, local *grpc.Server) {
 	m.node.Stop()
 }
 
-// stopServers ends watches, lets calls in flight finish for up to
-// ShutdownTimeout, then closes every connection.
+// stopServers ends watches, lets the calls in flight finish for up to
+// ShutdownTimeout, then closes every connection: the Raft streams of the
+// peers too, which last as long as the peers and are not waited for.
 func (m *Manager) stopServers(remote, local *grpc.Server) {
 	m.stopServing()
 	done := make(chan struct{})
@@ -363,13 +365,16 @@ func (m *Manager) stopServers(remote, local *grpc.Server) {
 		remote.GracefulStop()
 		close(done)
 	}()
+	timeout := time.NewTimer(m.cfg.ShutdownTimeout)
+	defer timeout.Stop()
 	select {
 	case <-done:
-	case <-time.After(m.cfg.ShutdownTimeout):
-		local.Stop()
-		remote.Stop()
-		<-done
+	case <-m.calls.drained():
+	case <-timeout.C:
 	}
+	local.Stop()
+	remote.Stop()
+	<-done
 }
 
 // proposer lets the store propose through the node, which is created after

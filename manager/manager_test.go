@@ -363,3 +363,33 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 		t.Errorf("pprof: %s", resp.Status)
 	}
 }
+
+// A stop waits for the calls in flight, not for the Raft streams of the
+// peers, which last as long as the peers: with a ShutdownTimeout of an
+// hour, a follower and then the leader of a running cluster stop (stop
+// fails the test after 30 s).
+func TestStopDoesNotWaitForPeerStreams(t *testing.T) {
+	long := func(cfg Config) Config {
+		cfg.ShutdownTimeout = time.Hour
+		return cfg
+	}
+	first := startManager(t, long(testConfig(t, t.TempDir(), "")))
+	ms := []*testManager{first}
+	for range 2 {
+		tm := startManager(t, long(joinConfig(t, first)))
+		waitVoter(t, ms, tm)
+		ms = append(ms, tm)
+	}
+	leader := leaderOf(t, ms)
+	for _, tm := range ms {
+		if tm != leader {
+			if err := tm.stop(); err != nil {
+				t.Fatalf("stopping a follower: %v", err)
+			}
+			break
+		}
+	}
+	if err := leader.stop(); err != nil {
+		t.Fatalf("stopping the leader: %v", err)
+	}
+}
