@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"fmt"
 	"io"
 	"unsafe"
@@ -40,22 +39,25 @@ type byLabel struct{ kind, key, value, id string }
 
 func lessID(a, b byID) bool { return a.id < b.id }
 
+// The comparisons test equality before order: most entries compared share
+// their kind (and a label's key), and != is one length check and one
+// memory comparison, where cmp.Compare of equal strings orders them twice.
+
 func lessName(a, b byName) bool {
-	if c := cmp.Compare(a.kind, b.kind); c != 0 {
-		return c < 0
+	if a.kind != b.kind {
+		return a.kind < b.kind
 	}
 	return a.name < b.name
 }
 
 func lessLabel(a, b byLabel) bool {
-	if c := cmp.Compare(a.kind, b.kind); c != 0 {
-		return c < 0
-	}
-	if c := cmp.Compare(a.key, b.key); c != 0 {
-		return c < 0
-	}
-	if c := cmp.Compare(a.value, b.value); c != 0 {
-		return c < 0
+	switch {
+	case a.kind != b.kind:
+		return a.kind < b.kind
+	case a.key != b.key:
+		return a.key < b.key
+	case a.value != b.value:
+		return a.value < b.value
 	}
 	return a.id < b.id
 }
