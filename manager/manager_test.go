@@ -149,8 +149,9 @@ func TestListIsPagedAndWatchSeesChangesFromOtherManagers(t *testing.T) {
 			t.Fatalf("create %d: %v", i, err)
 		}
 	}
+	// A response carries the events waiting when it was sent: one or more.
 	last := first.GetStartVersion()
-	for i := range n {
+	for i := 0; i < n; {
 		resp, err := watcher.Recv()
 		if err != nil {
 			t.Fatalf("watch after %d events: %v", i, err)
@@ -163,6 +164,7 @@ func TestListIsPagedAndWatchSeesChangesFromOtherManagers(t *testing.T) {
 			if want := fmt.Sprintf("j%04d", i); ev.GetObject().GetName() != want || ev.GetType() != api.EventType_EVENT_TYPE_CREATE {
 				t.Fatalf("event %d is %v %s, want create %s", i, ev.GetType(), ev.GetObject().GetName(), want)
 			}
+			i++
 		}
 	}
 
