@@ -73,10 +73,21 @@ func (tm *testManager) stop() error {
 // join through it.
 func startCluster(t *testing.T, n int) []*testManager {
 	t.Helper()
-	first := startManager(t, testConfig(t, t.TempDir(), ""))
+	return startClusterWith(t, n, func(*Config) {})
+}
+
+// startClusterWith is startCluster with every manager's Config changed by
+// change first.
+func startClusterWith(t *testing.T, n int, change func(*Config)) []*testManager {
+	t.Helper()
+	with := func(cfg Config) Config {
+		change(&cfg)
+		return cfg
+	}
+	first := startManager(t, with(testConfig(t, t.TempDir(), "")))
 	out := []*testManager{first}
 	for i := 1; i < n; i++ {
-		tm := startManager(t, joinConfig(t, out[i-1]))
+		tm := startManager(t, with(joinConfig(t, out[i-1])))
 		waitVoter(t, out, tm)
 		out = append(out, tm)
 	}

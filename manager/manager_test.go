@@ -371,17 +371,7 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 // hour, a follower and then the leader of a running cluster stop (stop
 // fails the test after 30 s).
 func TestStopDoesNotWaitForPeerStreams(t *testing.T) {
-	long := func(cfg Config) Config {
-		cfg.ShutdownTimeout = time.Hour
-		return cfg
-	}
-	first := startManager(t, long(testConfig(t, t.TempDir(), "")))
-	ms := []*testManager{first}
-	for range 2 {
-		tm := startManager(t, long(joinConfig(t, first)))
-		waitVoter(t, ms, tm)
-		ms = append(ms, tm)
-	}
+	ms := startClusterWith(t, 3, func(cfg *Config) { cfg.ShutdownTimeout = time.Hour })
 	leader := leaderOf(t, ms)
 	for _, tm := range ms {
 		if tm != leader {

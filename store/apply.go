@@ -185,7 +185,7 @@ func applyAction(t tables, index uint64, a *api.StoreAction) (Event, error) {
 			}
 		}
 		o.Version = index
-		o.CreatedAt = blobCreatedAt(held.blob)
+		o.CreatedAt = held.createdAtTime()
 		if err := putObject(t, o, held); err != nil {
 			return Event{}, err
 		}
@@ -216,8 +216,8 @@ func checkCurrent(held stored, found bool, o *api.Object, expected uint64) error
 	if !found || held.kind != o.GetKind() {
 		return fmt.Errorf("%w: %s with id %q", ErrNotFound, o.GetKind(), o.GetId())
 	}
-	if v := blobVersion(held.blob); expected != 0 && expected != v {
-		return fmt.Errorf("%w: %s %q has version %d, expected %d", ErrVersionConflict, held.kind, held.name, v, expected)
+	if expected != 0 && expected != held.version {
+		return fmt.Errorf("%w: %s %q has version %d, expected %d", ErrVersionConflict, held.kind, held.name, held.version, expected)
 	}
 	return nil
 }

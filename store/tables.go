@@ -95,12 +95,15 @@ type state struct {
 	tables
 }
 
-// stored is an object as held: the blob and the fields the indexes use,
-// all substrings of it.
+// stored is an object as held: the blob and the fields the indexes and
+// the checks of Apply use, the strings all substrings of it.
 type stored struct {
 	blob           string
 	id, kind, name string
 	labels         []byLabel // without their id, set by insert
+	version        uint64
+	createdAt      string // the encoding of created_at, if hasCreatedAt
+	hasCreatedAt   bool
 }
 
 // storeObject encodes o, which must be valid, as it is held.
@@ -116,11 +119,12 @@ func storeObject(o *api.Object) (stored, error) {
 	return parseStored(unsafe.String(&b[0], len(b)))
 }
 
-// parseStored finds the indexed fields of a blob. A blob is a
-// deterministic encoding, which writes every field once.
+// parseStored finds the indexed fields of a blob, its version and its
+// created_at. A blob is a deterministic encoding, which writes every field
+// once.
 func parseStored(blob string) (stored, error) {
 	s := stored{blob: blob}
-	err := eachString(blob, func(num protowire.Number, v string) error {
+	err := eachField(blob, func(num protowire.Number, v string, n uint64) error {
 		switch num {
 		case 1:
 			s.kind = v
@@ -130,7 +134,7 @@ func parseStored(blob string) (stored, error) {
 			s.name = v
 		case 4: // a map entry of the labels: key 1, value 2
 			var l byLabel
-			if err := eachString(v, func(num protowire.Number, v string) error {
+			if err := eachField(v, func(num protowire.Number, v string, _ uint64) error {
 				switch num {
 				case 1:
 					l.key = v
@@ -142,6 +146,10 @@ func parseStored(blob string) (stored, error) {
 				return err
 			}
 			s.labels = append(s.labels, l)
+		case 6:
+			s.version = n
+		case 7:
+			s.createdAt, s.hasCreatedAt = v, true
 		}
 		return nil
 	})
@@ -154,16 +162,27 @@ func parseStored(blob string) (stored, error) {
 	return s, nil
 }
 
-// eachString calls fn with the number and value, a substring of msg, of
-// every length-delimited field of the encoded message msg, in order, and
-// skips the other fields.
-func eachString(msg string, fn func(num protowire.Number, v string) error) error {
+// eachField calls fn with the number and value of every length-delimited
+// field (v, a substring of msg) and every varint field (n) of the encoded
+// message msg, in order, and skips the other fields.
+func eachField(msg string, fn func(num protowire.Number, v string, n uint64) error) error {
 	for len(msg) > 0 {
 		num, typ, n := protowire.ConsumeTag(bytesOf(msg))
 		if n < 0 {
 			return protowire.ParseError(n)
 		}
 		msg = msg[n:]
+		if typ == protowire.VarintType {
+			v, n := protowire.ConsumeVarint(bytesOf(msg))
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			if err := fn(num, "", v); err != nil {
+				return err
+			}
+			msg = msg[n:]
+			continue
+		}
 		if typ != protowire.BytesType {
 			if n = protowire.ConsumeFieldValue(num, typ, bytesOf(msg)); n < 0 {
 				return protowire.ParseError(n)
@@ -178,7 +197,7 @@ func eachString(msg string, fn func(num protowire.Number, v string) error) error
 		if size > uint64(len(msg)-n) {
 			return io.ErrUnexpectedEOF
 		}
-		if err := fn(num, msg[n:n+int(size)]); err != nil {
+		if err := fn(num, msg[n:n+int(size)], 0); err != nil {
 			return err
 		}
 		msg = msg[n+int(size):]
@@ -186,40 +205,26 @@ func eachString(msg string, fn func(num protowire.Number, v string) error) error
 	return nil
 }
 
-// blobVersion reads the version (field 6) of a stored object's blob, which
-// the store wrote and parseStored checked; 0 if it has none.
+// blobVersion reads the version (field 6) of a stored object's blob
+// without allocating; 0 if it has none.
 func blobVersion(blob string) uint64 {
-	b := bytesOf(blob)
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0
+	var version uint64
+	_ = eachField(blob, func(num protowire.Number, _ string, n uint64) error { // written by storeObject
+		if num == 6 {
+			version = n
 		}
-		b = b[n:]
-		if num == 6 && typ == protowire.VarintType {
-			v, _ := protowire.ConsumeVarint(b)
-			return v
-		}
-		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-			return 0
-		}
-		b = b[n:]
-	}
-	return 0
+		return nil
+	})
+	return version
 }
 
-// blobCreatedAt decodes the created_at (field 7) of a stored object's blob;
-// nil if it has none.
-func blobCreatedAt(blob string) *timestamppb.Timestamp {
-	var ts *timestamppb.Timestamp
-	err := eachString(blob, func(num protowire.Number, v string) error {
-		if num != 7 {
-			return nil
-		}
-		ts = &timestamppb.Timestamp{}
-		return proto.Unmarshal(bytesOf(v), ts)
-	})
-	if err != nil {
+// createdAtTime decodes s's created_at; nil if it has none.
+func (s stored) createdAtTime() *timestamppb.Timestamp {
+	if !s.hasCreatedAt {
+		return nil
+	}
+	ts := &timestamppb.Timestamp{}
+	if err := proto.Unmarshal(bytesOf(s.createdAt), ts); err != nil {
 		panic(fmt.Sprintf("store: decoding a stored object's created_at: %v", err)) // written by storeObject
 	}
 	return ts

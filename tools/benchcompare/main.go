@@ -376,12 +376,6 @@ func runMeasured(ctx context.Context, s system, leader int, cfg bench.Config, d 
 	return res, cost, err
 }
 
-// trickle updates one object of s ten times a second until stopped, the
-// way a cluster in use is never idle. A new etcd member restored from a
-// snapshot needs it: it counts its applied index from the first entry it
-// applies after the snapshot, and refuses every request, its own
-// registration included, until then ("too many requests"), so it never
-// serves in an idle cluster.
 // trickleValue is the i-th value trickle writes: a JSON string of size
 // bytes (at least 2) that begins with i.
 func trickleValue(i, size int) []byte {
@@ -390,6 +384,12 @@ func trickleValue(i, size int) []byte {
 	return append(v, '"')
 }
 
+// trickle updates one object of s ten times a second until stopped, the
+// way a cluster in use is never idle. A new etcd member restored from a
+// snapshot needs it: it counts its applied index from the first entry it
+// applies after the snapshot, and refuses every request, its own
+// registration included, until then ("too many requests"), so it never
+// serves in an idle cluster.
 func trickle(ctx context.Context, s system, valSize int) (stop func(), err error) {
 	t, err := s.dialer([]int{0}, "")(ctx, 0)
 	if err != nil {
