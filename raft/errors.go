@@ -16,6 +16,8 @@ var (
 	// ErrLostLeadership means this node stopped being the leader while the
 	// call waited for its entry. The entry may still be committed by the
 	// next leader: the outcome is unknown.
+	// A follower's proposal forwarded to a leader that stopped leading, or
+	// that became unreachable, fails with an error that matches it too.
 	ErrLostLeadership = errors.New("raft: leadership lost while waiting; the entry may still be committed")
 	// ErrProposalTooLarge means a payload is larger than
 	// Config.MaxProposalSize; nothing was proposed.
@@ -65,3 +67,17 @@ func (e *NotLeaderError) Error() string {
 }
 
 func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
+
+// forwardLostError is the error of a proposal this node forwarded to a
+// leader that then stopped leading, or became unreachable, before the
+// entry was applied here: the leader may have appended it, or never
+// received it. It matches ErrLostLeadership.
+type forwardLostError string
+
+func (e forwardLostError) Error() string { return string(e) }
+func (e forwardLostError) Unwrap() error { return ErrLostLeadership }
+
+var (
+	errLeaderChanged     = forwardLostError("raft: the leader a proposal was forwarded to stopped leading before it was applied here; the entry may still be committed")
+	errLeaderUnreachable = forwardLostError("raft: the leader a proposal was forwarded to became unreachable before it was applied here; the entry may still be committed")
+)

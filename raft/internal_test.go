@@ -153,7 +153,8 @@ type advancingNode struct {
 	advanced  int
 }
 
-func (a *advancingNode) Advance() { a.advanced++ }
+func (a *advancingNode) Advance()                    { a.advanced++ }
+func (a *advancingNode) ReportUnreachable(id uint64) {}
 
 func proposedEntry(t *testing.T, index, term, proposer, proposal uint64) *raftpb.Entry {
 	t.Helper()
@@ -222,6 +223,91 @@ func TestLostLeadershipAfterCommittedEntriesAreDelivered(t *testing.T) {
 	}
 	if n.applied.get() != 1 || rn.advanced != 1 {
 		t.Fatalf("applied %d, advanced %d times; want 1 and 1", n.applied.get(), rn.advanced)
+	}
+}
+
+// TestFollowersWaitingProposalsFailWhenTheirLeaderGoes: a follower hands
+// its proposals to the leader it follows. When another leader follows it
+// (or none), and when the transport reports the leader unreachable, the
+// proposals still waiting fail at once with an unknown outcome, instead
+// of waiting out their callers' deadlines for entries the old leader may
+// never have received; an entry committed in the same Ready still hands
+// its result to its proposer. Other changes leave them waiting.
+func TestFollowersWaitingProposalsFailWhenTheirLeaderGoes(t *testing.T) {
+	const self, leader, next, term = 1, 2, 3, 3
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, n *Node)
+		want   error // nil: the proposal keeps waiting
+	}{
+		{"another leader", func(t *testing.T, n *Node) {
+			readySoftState(t, n, &raft.SoftState{Lead: next, RaftState: raft.StateFollower})
+		}, errLeaderChanged},
+		{"an election", func(t *testing.T, n *Node) {
+			readySoftState(t, n, &raft.SoftState{Lead: 0, RaftState: raft.StatePreCandidate})
+		}, errLeaderChanged},
+		{"this node leads", func(t *testing.T, n *Node) {
+			readySoftState(t, n, &raft.SoftState{Lead: self, RaftState: raft.StateLeader})
+		}, errLeaderChanged},
+		{"the same leader", func(t *testing.T, n *Node) {
+			readySoftState(t, n, &raft.SoftState{Lead: leader, RaftState: raft.StateFollower})
+		}, nil},
+		{"the leader unreachable", func(t *testing.T, n *Node) {
+			(*transportEvents)(n).ReportUnreachable(leader)
+		}, errLeaderUnreachable},
+		{"another follower unreachable", func(t *testing.T, n *Node) {
+			(*transportEvents)(n).ReportUnreachable(next)
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := testNode(t, self)
+			var events []string
+			n.disk = &recordingDisk{events: &events}
+			n.transport = recordingTransport{events: &events}
+			n.memStore = raft.NewMemoryStorage()
+			n.raftNode = &advancingNode{}
+			n.loop.term = term
+			n.leadership.update(leader, term, raft.StateFollower)
+			pending := n.proposals.register(8)
+
+			tc.change(t, n)
+			select {
+			case res := <-pending:
+				if tc.want == nil {
+					t.Fatalf("the waiting proposal got %v, %v; want it still waiting", res.result, res.err)
+				}
+				if !errors.Is(res.err, tc.want) || !errors.Is(res.err, ErrLostLeadership) {
+					t.Fatalf("the waiting proposal got %v; want %v, which matches ErrLostLeadership", res.err, tc.want)
+				}
+			default:
+				if tc.want != nil {
+					t.Fatalf("the waiting proposal is still waiting; want %v", tc.want)
+				}
+			}
+		})
+	}
+}
+
+// readySoftState hands n a Ready that changes its soft state and commits
+// an entry n proposed as proposal 7, which must get its result.
+func readySoftState(t *testing.T, n *Node, ss *raft.SoftState) {
+	t.Helper()
+	committed := n.proposals.register(7)
+	rd := raft.Ready{
+		SoftState:        ss,
+		HardState:        &raftpb.HardState{Term: proto.Uint64(n.loop.term), Commit: proto.Uint64(1)},
+		CommittedEntries: []*raftpb.Entry{proposedEntry(t, 1, n.loop.term, n.id, 7)},
+	}
+	if err := n.handleReady(rd); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-committed:
+		if res.err != nil || res.result != uint64(1) {
+			t.Fatalf("the committed proposal got %v, %v; want its result, 1", res.result, res.err)
+		}
+	default:
+		t.Fatal("the committed proposal got no result")
 	}
 }
 

@@ -24,8 +24,9 @@ import (
 //     as committed only once a quorum, the leader's own disk included, has
 //     it;
 //  3. apply the snapshot and the committed entries; if this Ready took
-//     leadership away, only then fail the proposals still waiting, so that
-//     an entry committed in it hands its result to its proposer;
+//     leadership away, or changed the leader a follower forwards to, only
+//     then fail the proposals still waiting, so that an entry committed in
+//     it hands its result to its proposer;
 //  4. advance.
 //
 // Committed entries that all carry data are queued to the apply goroutine,
@@ -53,9 +54,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	// Leadership is recorded at once, so that the messages below are sent
 	// as this node's new role requires, but waiting proposals are failed
 	// only after the committed entries.
-	lostLeadership := false
+	var failWaiting error
 	if rd.SoftState != nil {
-		lostLeadership = n.updateSoftState(rd.SoftState)
+		failWaiting = n.updateSoftState(rd.SoftState)
 	}
 	for _, rs := range rd.ReadStates {
 		select {
@@ -124,8 +125,8 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			return errStopping
 		}
 	}
-	if lostLeadership {
-		n.proposals.failAll(ErrLostLeadership)
+	if failWaiting != nil {
+		n.proposals.failAll(failWaiting)
 	}
 	n.raftNode.Advance()
 	n.advanced.set(n.loop.queued)
@@ -227,12 +228,18 @@ func (n *Node) applyCommitted(ents []*raftpb.Entry) error {
 	return nil
 }
 
-// updateSoftState records who leads, and reports whether this node just
-// lost leadership. The caller then fails every proposal still waiting once
-// the Ready's committed entries are applied: the entry of each may or may
-// not be committed by the next leader.
-func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
-	wasLeader := n.leadership.isRaftLeader()
+// updateSoftState records who leads, and returns the error to fail every
+// proposal still waiting with, once the Ready's committed entries are
+// applied, or nil: ErrLostLeadership when this node just lost leadership,
+// errLeaderChanged when it follows and the leader it forwarded proposals
+// to is no longer the leader. Either way the entry of each may or may not
+// be committed by the next leader, and a proposal that the old leader
+// never received would otherwise wait out its caller's deadline. The
+// callers retry with the request IDs the store recognises, so a write
+// that did commit is not applied twice.
+func (n *Node) updateSoftState(ss *raft.SoftState) error {
+	oldLeader, _, oldState := n.leadership.snapshot()
+	wasLeader := oldState == raft.StateLeader
 	n.leadership.update(ss.Lead, n.loop.term, ss.RaftState)
 	isLeader := ss.RaftState == raft.StateLeader
 	switch {
@@ -242,14 +249,12 @@ func (n *Node) updateSoftState(ss *raft.SoftState) (lost bool) {
 	case !isLeader && wasLeader:
 		n.apply.leaderTerm = 0
 		n.log.Info("lost leadership", "term", n.loop.term, "leader", fmt.Sprintf("%x", ss.Lead))
-		return true
+		return ErrLostLeadership
 	}
-	// The proposals a follower forwarded keep waiting through a change of
-	// leader: the new leader commits those the old one had replicated, and
-	// they are applied here like any other entry; a lost one ends with its
-	// caller's deadline. Failing them at once would leave their callers
-	// unsure of writes that are about to be applied.
-	return false
+	if !wasLeader && oldLeader != 0 && ss.Lead != oldLeader {
+		return errLeaderChanged
+	}
+	return nil
 }
 
 // applyEntries applies committed entries, which follow the applied index

@@ -415,7 +415,17 @@ func (n *Node) membersIn(snap *raftpb.Snapshot, ents []*raftpb.Entry) ([]uint64,
 // transportEvents is the Node as the transport sees it.
 type transportEvents Node
 
-func (t *transportEvents) ReportUnreachable(id uint64) { t.raftNode.ReportUnreachable(id) }
+// ReportUnreachable tells Raft, and, when id is the leader this node
+// follows, fails the proposals waiting here: the message that carried one
+// to the leader may be lost, and the leader alive, so that nothing else
+// would end the wait before the caller's deadline.
+func (t *transportEvents) ReportUnreachable(id uint64) {
+	t.raftNode.ReportUnreachable(id)
+	n := (*Node)(t)
+	if leader, _, state := n.leadership.snapshot(); state != raft.StateLeader && id == leader {
+		n.proposals.failAll(errLeaderUnreachable)
+	}
+}
 func (t *transportEvents) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 	t.raftNode.ReportSnapshot(id, status)
 }
