@@ -62,9 +62,25 @@ func readSnapshot(index uint64, r io.Reader) (tables, uint64, error) {
 }
 
 // insertBatches inserts what the decoder sends until it is done or fails.
-// The decoder's id order check rules out a duplicate id; a duplicate kind
-// and name shows here.
+// The names index is built on a goroutine of its own, beside the others:
+// with decoding, three goroutines share the work. The decoder's id order
+// check rules out a duplicate id; a duplicate kind and name shows in the
+// names index.
 func insertBatches(t tables, batches <-chan restoreBatch) (uint64, error) {
+	names := make(chan []stored, restoreQueue)
+	named := make(chan error, 1)
+	go func() { named <- insertNames(t, names) }()
+	count, err := insertOthers(t, batches, names)
+	close(names)
+	if nerr := <-named; err == nil {
+		err = nerr
+	}
+	return count, err
+}
+
+// insertOthers inserts the objects' ids and labels, and the remembered
+// requests, and hands each chunk of objects on to names.
+func insertOthers(t tables, batches <-chan restoreBatch, names chan<- []stored) (uint64, error) {
 	for b := range batches {
 		if b.err != nil {
 			return 0, b.err
@@ -72,10 +88,10 @@ func insertBatches(t tables, batches <-chan restoreBatch) (uint64, error) {
 		if b.done {
 			return b.count, nil
 		}
+		names <- b.objs
 		for _, s := range b.objs {
-			if t.add(s) {
-				return 0, corrupt("%s %q twice", s.kind, s.name)
-			}
+			t.ids.ReplaceOrInsert(byID{id: s.id, blob: s.blob})
+			t.putLabels(s, stored{})
 		}
 		seen := make(map[string]bool, len(b.requests)) // they all come in the last batch
 		for _, r := range b.requests {                 // in increasing order, checked by the decoder
@@ -87,6 +103,23 @@ func insertBatches(t tables, batches <-chan restoreBatch) (uint64, error) {
 		}
 	}
 	return 0, corrupt("decoder stopped without a word") // not reached
+}
+
+// insertNames inserts the names of the chunks of objects it is handed,
+// until the channel closes, and returns the first name found twice.
+func insertNames(t tables, chunks <-chan []stored) error {
+	var err error
+	for objs := range chunks {
+		for _, s := range objs {
+			if err != nil {
+				break
+			}
+			if _, taken := t.names.ReplaceOrInsert(byName{kind: s.kind, name: s.name, blob: s.blob}); taken {
+				err = corrupt("%s %q twice", s.kind, s.name)
+			}
+		}
+	}
+	return err
 }
 
 // snapshotReader reads framed records and keeps the CRC of what it read.
