@@ -16,9 +16,10 @@ import (
 	"github.com/shoal-project/shoal/api"
 )
 
-// Restore reads on two goroutines: one decodes, checks and re-encodes
-// records, the caller's inserts them into the new tables, in batches of
-// restoreChunk objects, so that the two halves overlap.
+// Restore reads on three goroutines: one decodes and checks records, the
+// caller's inserts them into the new tables but for the names index,
+// which a third builds, in batches of restoreChunk objects, so that the
+// three overlap.
 const (
 	// restoreChunk is how many objects go to the inserting goroutine at
 	// once.
