@@ -198,14 +198,7 @@ func TestLostLeadershipAfterCommittedEntriesAreDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	select {
-	case res := <-committed:
-		if res.err != nil || res.result != uint64(1) {
-			t.Fatalf("the committed proposal got %v, %v; want its result, 1", res.result, res.err)
-		}
-	default:
-		t.Fatal("the committed proposal got no result")
-	}
+	requireResult(t, committed, 1)
 	select {
 	case res := <-pending:
 		if !errors.Is(res.err, ErrLostLeadership) {
@@ -301,10 +294,17 @@ func readySoftState(t *testing.T, n *Node, ss *raft.SoftState) {
 	if err := n.handleReady(rd); err != nil {
 		t.Fatal(err)
 	}
+	requireResult(t, committed, 1)
+}
+
+// requireResult requires the result of the committed proposal waiting on
+// ch to be there, and to be want, the entry's index.
+func requireResult(t *testing.T, ch <-chan proposalResult, want uint64) {
+	t.Helper()
 	select {
-	case res := <-committed:
-		if res.err != nil || res.result != uint64(1) {
-			t.Fatalf("the committed proposal got %v, %v; want its result, 1", res.result, res.err)
+	case res := <-ch:
+		if res.err != nil || res.result != want {
+			t.Fatalf("the committed proposal got %v, %v; want its result, %d", res.result, res.err, want)
 		}
 	default:
 		t.Fatal("the committed proposal got no result")

@@ -138,11 +138,7 @@ func (sr *snapshotReader) header(index uint64) (*api.StoreSnapshotHeader, error)
 		return nil, corrupt("no snapshot magic")
 	}
 	sr.crc.Write(magic)
-	err := sr.read()
-	var rec *api.StoreSnapshotRecord
-	if err == nil {
-		rec, err = sr.record()
-	}
+	rec, err := sr.next()
 	if err != nil {
 		return nil, corrupt("header: %v", noEOF(err))
 	}
@@ -288,18 +284,24 @@ func (sr *snapshotReader) decode(snapIndex uint64, format uint32, batches chan<-
 // which a decoder takes the last of): every manager then holds the store's
 // own encoding whatever wrote the snapshot.
 func (sr *snapshotReader) held(o *api.Object, format uint32) (stored, error) {
-	if format >= 2 {
-		num, typ, n := protowire.ConsumeTag(sr.buf)
-		if n > 0 && num == 2 && typ == protowire.BytesType {
-			if enc, m := protowire.ConsumeBytes(sr.buf[n:]); m > 0 && n+m == len(sr.buf) && len(enc) > 0 {
-				s, err := parseStored(string(enc))
-				if err == nil && s.kind == o.GetKind() && s.id == o.GetId() && s.name == o.GetName() && len(s.labels) == len(o.GetLabels()) {
-					return s, nil
-				}
-			}
+	if enc, ok := sr.objectEncoding(); ok && format >= 2 {
+		s, err := parseStored(string(enc))
+		if err == nil && s.kind == o.GetKind() && s.id == o.GetId() && s.name == o.GetName() && len(s.labels) == len(o.GetLabels()) {
+			return s, nil
 		}
 	}
 	return storeObject(o)
+}
+
+// objectEncoding returns the encoding the record read last holds, when the
+// record is an object record and nothing else.
+func (sr *snapshotReader) objectEncoding() ([]byte, bool) {
+	num, typ, n := protowire.ConsumeTag(sr.buf)
+	if n <= 0 || num != 2 || typ != protowire.BytesType {
+		return nil, false
+	}
+	enc, m := protowire.ConsumeBytes(sr.buf[n:])
+	return enc, m > 0 && n+m == len(sr.buf) && len(enc) > 0
 }
 
 // heldAsIs returns the object of the record read last as the store holds
@@ -309,12 +311,8 @@ func (sr *snapshotReader) held(o *api.Object, format uint32) (stored, error) {
 // the record is decoded, which also says what is wrong with it. Decoding
 // took half of a restore's decoding goroutine, and most of its garbage.
 func (sr *snapshotReader) heldAsIs(snapIndex uint64) (stored, bool) {
-	num, typ, n := protowire.ConsumeTag(sr.buf)
-	if n <= 0 || num != 2 || typ != protowire.BytesType {
-		return stored{}, false
-	}
-	enc, m := protowire.ConsumeBytes(sr.buf[n:])
-	if m <= 0 || n+m != len(sr.buf) || len(enc) == 0 || !plainObject(enc) {
+	enc, ok := sr.objectEncoding()
+	if !ok || !plainObject(enc) {
 		return stored{}, false
 	}
 	s, err := parseStored(string(enc))
@@ -461,6 +459,14 @@ func (sr *snapshotReader) read() error {
 	}
 	sr.crc.Write(sr.buf)
 	return nil
+}
+
+// next reads and decodes one record.
+func (sr *snapshotReader) next() (*api.StoreSnapshotRecord, error) {
+	if err := sr.read(); err != nil {
+		return nil, err
+	}
+	return sr.record()
 }
 
 // record decodes the record read last.
