@@ -96,7 +96,11 @@ type Config struct {
 	// Default 1 MiB.
 	MaxSizePerMsg uint64
 	// MaxInflightMsgs is the number of append messages in flight to one
-	// follower. Default 256.
+	// follower. Default 4: while that many wait for the follower's answer,
+	// new entries gather in the leader's log and go out together in the
+	// next message, up to MaxSizePerMsg, once an answer comes. A larger
+	// window sends one message per proposal, and gets one answer for
+	// each, on both sides (docs/performance.md, "Fewer append messages").
 	MaxInflightMsgs int
 	// MaxUncommittedEntriesSize bounds the bytes of entries proposed but
 	// not committed; proposals beyond it fail with ErrProposalDropped
@@ -153,7 +157,7 @@ func DefaultConfig() Config {
 		KeepOldSnapshots:           0,
 		MaxProposalSize:            3 << 19, // 1.5 MiB
 		MaxSizePerMsg:              1 << 20,
-		MaxInflightMsgs:            256,
+		MaxInflightMsgs:            4,
 		MaxUncommittedEntriesSize:  64 << 20,
 		ReadTimeout:                2 * time.Second,
 	}
