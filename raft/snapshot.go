@@ -133,7 +133,8 @@ func (n *Node) maybeSnapshot() error {
 // the in-memory log, keeping LogEntriesForSlowFollowers entries before it.
 // It runs off the Run goroutine: MemoryStorage and the Storage are safe for
 // that, and the Storage refuses a snapshot older than one it saved (one
-// received from the leader meanwhile), which is then dropped.
+// received from the leader meanwhile) with ErrOlderSnapshot, and this one
+// is then dropped.
 //
 // Ordering: the state file is durable in snap/ before the snapshot enters
 // the in-memory log (from where Raft may send it to a follower, whose
@@ -173,7 +174,9 @@ func (n *Node) takeSnapshot(index uint64, cs *raftpb.ConfState, members *api.Raf
 		return res
 	}
 	err = n.disk.SaveSnapshot(snap)
-	if errors.Is(err, storage.ErrInvalidSnapshot) && n.loopSavedNewer(index) {
+	if errors.Is(err, storage.ErrOlderSnapshot) {
+		// The Run goroutine saved one received from the leader
+		// meanwhile; it puts it in the in-memory log after the disk.
 		return res
 	}
 	if err != nil {
@@ -207,13 +210,6 @@ func (n *Node) writeState(term, index uint64, write func(io.Writer) error) (stor
 		return storage.StateInfo{}, err
 	}
 	return state, w.Install()
-}
-
-// loopSavedNewer reports whether the in-memory log holds a snapshot newer
-// than index: one received from the leader, saved on the Run goroutine.
-func (n *Node) loopSavedNewer(index uint64) bool {
-	cur, err := n.memStore.Snapshot()
-	return err == nil && cur.GetMetadata().GetIndex() > index
 }
 
 // RequestSnapshot asks for a snapshot at the current applied index, soon,

@@ -1,6 +1,9 @@
 package storage
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by this package. Match them with errors.Is: most are
 // returned wrapped, together with the error from etcd or the OS that caused
@@ -23,6 +26,11 @@ var (
 	// ErrInvalidSnapshot means SaveSnapshot was given an empty snapshot, one
 	// without a ConfState, or one older than a snapshot already saved.
 	ErrInvalidSnapshot = errors.New("storage: invalid snapshot")
+	// ErrOlderSnapshot means SaveSnapshot was given a snapshot older than
+	// one already saved, such as a node's own, taken in the background,
+	// after it saved one received from the leader. The newer one stands;
+	// nothing was written. It wraps ErrInvalidSnapshot.
+	ErrOlderSnapshot = fmt.Errorf("%w: older than a saved snapshot", ErrInvalidSnapshot)
 	// ErrFailed means an earlier write to the WAL failed. What reached the
 	// disk is then unknown, so every later write is refused: close the
 	// Storage and open it again.

@@ -485,7 +485,7 @@ func (s *Storage) SaveSnapshot(snapshot *raftpb.Snapshot) error {
 		return err
 	}
 	if id.index < newest.index {
-		return fmt.Errorf("%w: snapshot at index %d is older than the saved one at index %d", ErrInvalidSnapshot, id.index, newest.index)
+		return fmt.Errorf("%w: snapshot at index %d, the saved one at index %d", ErrOlderSnapshot, id.index, newest.index)
 	}
 
 	// Sealed outside s.mu, so a large snapshot does not hold up Save.

@@ -201,18 +201,23 @@ func TestSaveSnapshotRejectsInvalidSnapshots(t *testing.T) {
 	noConfState := snapshot(9, 1, []byte("x"))
 	noConfState.Metadata.ConfState = nil
 	tests := []struct {
-		name string
-		snap *raftpb.Snapshot
+		name  string
+		snap  *raftpb.Snapshot
+		older bool
 	}{
-		{"nil", nil},
-		{"empty", &raftpb.Snapshot{}},
-		{"no ConfState", noConfState},
-		{"older than the saved one", snapshot(7, 1, []byte("x"))},
+		{"nil", nil, false},
+		{"empty", &raftpb.Snapshot{}, false},
+		{"no ConfState", noConfState, false},
+		{"older than the saved one", snapshot(7, 1, []byte("x")), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := s.SaveSnapshot(tt.snap); !errors.Is(err, ErrInvalidSnapshot) {
+			err := s.SaveSnapshot(tt.snap)
+			if !errors.Is(err, ErrInvalidSnapshot) {
 				t.Fatalf("error = %v, want ErrInvalidSnapshot", err)
+			}
+			if errors.Is(err, ErrOlderSnapshot) != tt.older {
+				t.Fatalf("error = %v: ErrOlderSnapshot %v, want %v", err, !tt.older, tt.older)
 			}
 		})
 	}
