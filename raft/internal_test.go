@@ -446,3 +446,49 @@ func TestDataEntriesApplyBehindTheRunGoroutine(t *testing.T) {
 		t.Fatalf("a small Ready on an idle node: applied %d, want %d at once", n.applied.get(), inlineRun+4)
 	}
 }
+
+// TestOwnSnapshotOlderThanAReceivedOneIsDropped: the Run goroutine saves a
+// snapshot received from the leader to disk before it puts it in the
+// in-memory log. A snapshot of the node's own, taken in the background in
+// that window, is refused by the disk as older and dropped, without
+// stopping the node.
+func TestOwnSnapshotOlderThanAReceivedOneIsDropped(t *testing.T) {
+	n := testNode(t, 1)
+	n.memStore = raft.NewMemoryStorage()
+	disk, err := storage.Create(storage.Config{Dir: n.cfg.StateDir, Logger: n.log}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	n.disk = disk
+	var ents []*raftpb.Entry
+	for i := uint64(1); i <= 10; i++ {
+		ents = append(ents, testEntry(i, 1))
+	}
+	hs := &raftpb.HardState{Term: proto.Uint64(1), Vote: proto.Uint64(1), Commit: proto.Uint64(10)}
+	if err := disk.Save(hs, ents); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.memStore.Append(ents); err != nil {
+		t.Fatal(err)
+	}
+	cs := &raftpb.ConfState{Voters: []uint64{1}}
+	received := &raftpb.Snapshot{Data: []byte("the leader's state at 20"), Metadata: &raftpb.SnapshotMetadata{
+		Index: proto.Uint64(20), Term: proto.Uint64(1), ConfState: cs,
+	}}
+	if err := disk.SaveSnapshot(received); err != nil {
+		t.Fatal(err)
+	}
+
+	write := func(w io.Writer) error {
+		_, err := w.Write([]byte("this node's state at 10"))
+		return err
+	}
+	res := n.takeSnapshot(10, cs, &api.RaftMembershipState{}, write)
+	if res.err != nil {
+		t.Fatalf("own snapshot at 10 after a received one at 20: %v; want it dropped without an error", res.err)
+	}
+	if res.saved {
+		t.Fatal("own snapshot at 10 saved over a received one at 20")
+	}
+}
