@@ -71,7 +71,7 @@ func (c *SnapshotContents) View(fn func(tx ReadTx)) {
 func countObjects(st *state) (perKind map[string]uint64, bytes uint64) {
 	perKind = map[string]uint64{}
 	st.names.Ascend(func(e byName) bool {
-		perKind[e.kind]++
+		perKind[e.kind()]++
 		bytes += uint64(len(e.blob))
 		return true
 	})

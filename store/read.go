@@ -85,7 +85,7 @@ type readTx struct {
 func (tx *readTx) Version() uint64 { return tx.st.index }
 
 func (tx *readTx) Get(id string) (*api.Object, error) {
-	e, ok := tx.st.ids.Get(byID{id: id})
+	e, ok := tx.st.getID(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: id %q", ErrNotFound, id)
 	}
@@ -135,7 +135,7 @@ func (tx *readTx) Each(sel Selector, fn func(*api.Object) bool) error {
 			if l.kind != from.kind || l.key != from.key || l.value != from.value {
 				return false
 			}
-			if e, ok := tx.st.ids.Get(byID{id: l.id}); ok {
+			if e, ok := tx.st.getID(l.id); ok {
 				if o := decode(e.blob); sel.Matches(o) {
 					out = append(out, o)
 				}
@@ -151,7 +151,7 @@ func (tx *readTx) Each(sel Selector, fn func(*api.Object) bool) error {
 		return nil
 	}
 	visit := func(e byName) bool {
-		if sel.Kind != "" && (e.kind != sel.Kind || !strings.HasPrefix(e.name, sel.NamePrefix)) {
+		if sel.Kind != "" && (e.kind() != sel.Kind || !strings.HasPrefix(e.name(), sel.NamePrefix)) {
 			return false
 		}
 		if o := decode(e.blob); sel.Matches(o) {
@@ -161,8 +161,8 @@ func (tx *readTx) Each(sel Selector, fn func(*api.Object) bool) error {
 	}
 	if sel.Kind == "" {
 		tx.st.names.Ascend(visit)
-	} else {
-		tx.st.names.AscendGreaterOrEqual(byName{kind: sel.Kind, name: sel.NamePrefix}, visit)
+	} else { // sel.Validate checked the lengths nameKey needs
+		tx.st.names.AscendGreaterOrEqual(nameKey(sel.Kind, sel.NamePrefix), visit)
 	}
 	return nil
 }

@@ -91,7 +91,7 @@ func insertOthers(t tables, batches <-chan restoreBatch, names chan<- []stored) 
 		}
 		names <- b.objs
 		for _, s := range b.objs {
-			t.ids.ReplaceOrInsert(byID{id: s.id, blob: s.blob})
+			t.ids.ReplaceOrInsert(s.idEntry())
 			t.putLabels(s, stored{})
 		}
 		seen := make(map[string]bool, len(b.requests)) // they all come in the last batch
@@ -115,7 +115,7 @@ func insertNames(t tables, chunks <-chan []stored) error {
 			if err != nil {
 				break
 			}
-			if _, taken := t.names.ReplaceOrInsert(byName{kind: s.kind, name: s.name, blob: s.blob}); taken {
+			if _, taken := t.names.ReplaceOrInsert(s.nameEntry()); taken {
 				err = corrupt("%s %q twice", s.kind, s.name)
 			}
 		}

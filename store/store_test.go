@@ -183,6 +183,26 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// TestLongKeysFindNothing looks up ids, kinds and names longer than
+// any held, which the index entries, holding lengths of 16 bits, must
+// not cut to a held one.
+func TestLongKeysFindNothing(t *testing.T) {
+	s := newStore(t, testConfig(t))
+	created := mustCreate(t, s, obj("service", "web"))[0]
+	long := func(s string) string { return s + strings.Repeat("x", 1<<16) }
+	if _, err := get(t, s, long(created.GetId())); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get of a long id = %v, want ErrNotFound", err)
+	}
+	s.View(func(tx store.ReadTx) {
+		if _, err := tx.GetByName("service", long("web")); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetByName of a long name = %v, want ErrNotFound", err)
+		}
+		if _, err := tx.GetByName(long("service"), "web"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetByName of a long kind = %v, want ErrNotFound", err)
+		}
+	})
+}
+
 func TestUpdateWithoutChangesProposesNothing(t *testing.T) {
 	s, err := store.New(testConfig(t), proposerFunc(func(context.Context, []byte) (any, error) {
 		t.Fatal("proposed an empty transaction")

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"io"
+	"math"
 	"unsafe"
 
 	"github.com/google/btree"
@@ -27,27 +28,57 @@ import (
 // nodes copy less; large ones make shallower trees (BenchmarkApply).
 const treeDegree = 16
 
-// byID orders objects by id: the order of snapshots and of Hash.
-type byID struct{ id, blob string }
+// byID orders objects by id: the order of snapshots and of Hash. It holds
+// the blob and where the id is in it, so that the collector follows one
+// pointer per entry, not one per field, and an entry takes 24 bytes.
+type byID struct {
+	blob  string
+	at, n uint16 // the id is blob[at:at+n]
+}
 
-// byName orders objects by kind, then name: the order of every list.
-type byName struct{ kind, name, blob string }
+// byName orders objects by kind, then name: the order of every list. Like
+// byID, it holds the blob and where the fields are in it.
+type byName struct {
+	blob                             string
+	kindAt, kindLen, nameAt, nameLen uint16
+}
+
+func (e byID) id() string     { return e.blob[e.at : int(e.at)+int(e.n)] }
+func (e byName) kind() string { return e.blob[e.kindAt : int(e.kindAt)+int(e.kindLen)] }
+func (e byName) name() string { return e.blob[e.nameAt : int(e.nameAt)+int(e.nameLen)] }
+
+// idKey is the entry to look up id with. Stored ids are at most MaxIDLen
+// bytes: callers check longer ones, which find nothing, before.
+func idKey(id string) byID { return byID{blob: id, n: uint16(len(id))} }
+
+// nameKey is the entry to look up kind and name with, or the first name
+// of kind at or after name; kind and name at most MaxKindLen and
+// MaxNameLen bytes, which callers check.
+func nameKey(kind, name string) byName {
+	return byName{blob: kind + name, kindLen: uint16(len(kind)), nameAt: uint16(len(kind)), nameLen: uint16(len(name))}
+}
+
+// keyFits reports whether a kind, id or name of this length can be held:
+// a longer one finds nothing.
+func keyFits(kind, id, name string) bool {
+	return len(kind) <= MaxKindLen && len(id) <= MaxIDLen && len(name) <= MaxNameLen
+}
 
 // byLabel has one entry per label of an object: kind, label key, label
 // value, then id.
 type byLabel struct{ kind, key, value, id string }
 
-func lessID(a, b byID) bool { return a.id < b.id }
+func lessID(a, b byID) bool { return a.id() < b.id() }
 
 // The comparisons test equality before order: most entries compared share
 // their kind (and a label's key), and != is one length check and one
 // memory comparison, where cmp.Compare of equal strings orders them twice.
 
 func lessName(a, b byName) bool {
-	if a.kind != b.kind {
-		return a.kind < b.kind
+	if ak, bk := a.kind(), b.kind(); ak != bk {
+		return ak < bk
 	}
-	return a.name < b.name
+	return a.name() < b.name()
 }
 
 func lessLabel(a, b byLabel) bool {
@@ -159,7 +190,32 @@ func parseStored(blob string) (stored, error) {
 	for i := range s.labels {
 		s.labels[i].kind = s.kind
 	}
+	for _, f := range []string{s.kind, s.id, s.name} {
+		// Not reached with a deterministic encoding, which writes these
+		// fields first.
+		if offsetIn(blob, f)+len(f) > math.MaxUint16 {
+			return stored{}, fmt.Errorf("store: a stored object's kind, id and name must be in its first %d bytes", math.MaxUint16)
+		}
+	}
 	return s, nil
+}
+
+// offsetIn returns where sub, a substring of s, starts in s.
+func offsetIn(s, sub string) int {
+	if sub == "" {
+		return 0
+	}
+	return int(uintptr(unsafe.Pointer(unsafe.StringData(sub))) - uintptr(unsafe.Pointer(unsafe.StringData(s))))
+}
+
+// idEntry and nameEntry are s's entries in the ids and names trees.
+func (s stored) idEntry() byID {
+	return byID{blob: s.blob, at: uint16(offsetIn(s.blob, s.id)), n: uint16(len(s.id))}
+}
+
+func (s stored) nameEntry() byName {
+	return byName{blob: s.blob, kindAt: uint16(offsetIn(s.blob, s.kind)), kindLen: uint16(len(s.kind)),
+		nameAt: uint16(offsetIn(s.blob, s.name)), nameLen: uint16(len(s.name))}
 }
 
 // eachField calls fn with the number and value of every length-delimited
@@ -249,11 +305,11 @@ func decode(blob string) *api.Object {
 // (stored{} if none), which has the same id. Apply has checked that the
 // kind and name are free.
 func (t tables) put(s, old stored) {
-	t.ids.ReplaceOrInsert(byID{id: s.id, blob: s.blob})
+	t.ids.ReplaceOrInsert(s.idEntry())
 	if old.blob != "" && old.name != s.name {
-		t.names.Delete(byName{kind: old.kind, name: old.name})
+		t.names.Delete(old.nameEntry())
 	}
-	t.names.ReplaceOrInsert(byName{kind: s.kind, name: s.name, blob: s.blob})
+	t.names.ReplaceOrInsert(s.nameEntry())
 	t.putLabels(s, old)
 }
 
@@ -272,16 +328,16 @@ func (t tables) putLabels(s, old stored) {
 // its kind and name were taken, which Restore counts as a corrupt
 // snapshot. t is then left with the newer entry.
 func (t tables) add(s stored) (taken bool) {
-	_, idTaken := t.ids.ReplaceOrInsert(byID{id: s.id, blob: s.blob})
-	_, nameTaken := t.names.ReplaceOrInsert(byName{kind: s.kind, name: s.name, blob: s.blob})
+	_, idTaken := t.ids.ReplaceOrInsert(s.idEntry())
+	_, nameTaken := t.names.ReplaceOrInsert(s.nameEntry())
 	t.putLabels(s, stored{})
 	return idTaken || nameTaken
 }
 
 // remove deletes every entry of s from t.
 func (t tables) remove(s stored) {
-	t.ids.Delete(byID{id: s.id})
-	t.names.Delete(byName{kind: s.kind, name: s.name})
+	t.ids.Delete(s.idEntry())
+	t.names.Delete(s.nameEntry())
 	for _, l := range s.labels {
 		l.id = s.id
 		t.labels.Delete(l)
@@ -290,7 +346,7 @@ func (t tables) remove(s stored) {
 
 // lookupID returns the object held under id.
 func (t tables) lookupID(id string) (stored, bool) {
-	e, ok := t.ids.Get(byID{id: id})
+	e, ok := t.getID(id)
 	if !ok {
 		return stored{}, false
 	}
@@ -303,6 +359,17 @@ func (t tables) lookupID(id string) (stored, bool) {
 
 // lookupName returns the blob of the object of kind named name.
 func (t tables) lookupName(kind, name string) (string, bool) {
-	e, ok := t.names.Get(byName{kind: kind, name: name})
+	if !keyFits(kind, "", name) {
+		return "", false
+	}
+	e, ok := t.names.Get(nameKey(kind, name))
 	return e.blob, ok
+}
+
+// getID returns the entry of id.
+func (t tables) getID(id string) (byID, bool) {
+	if !keyFits("", id, "") {
+		return byID{}, false
+	}
+	return t.ids.Get(idKey(id))
 }
