@@ -197,6 +197,13 @@ func newDEK(id uint32) dek {
 // same additional data. The result names the key and is SealOverhead bytes
 // longer than plain. plain and additional are not retained.
 func (k *Keys) Seal(plain, additional []byte) ([]byte, error) {
+	return k.AppendSeal(nil, plain, additional)
+}
+
+// AppendSeal is Seal appending the result to dst, which must not overlap
+// plain, and returning the extended slice: a caller that seals many
+// messages reuses one buffer.
+func (k *Keys) AppendSeal(dst, plain, additional []byte) ([]byte, error) {
 	k.mu.RLock()
 	if k.closed {
 		k.mu.RUnlock()
@@ -205,7 +212,7 @@ func (k *Keys) Seal(plain, additional []byte) ([]byte, error) {
 	mk := k.sealing.Load()
 	if mk != nil && mk.id == k.deks[len(k.deks)-1].id && mk.claim() {
 		k.mu.RUnlock()
-		return mk.seal(plain, additional), nil
+		return mk.seal(dst, plain, additional), nil
 	}
 	// A copy, so a change may wipe the old state while this one derives.
 	d := k.deks[len(k.deks)-1]
@@ -217,7 +224,7 @@ func (k *Keys) Seal(plain, additional []byte) ([]byte, error) {
 	}
 	mk.claim()
 	k.sealing.Store(mk) // a racing Seal may store its own: either is fine
-	return mk.seal(plain, additional), nil
+	return mk.seal(dst, plain, additional), nil
 }
 
 // Open decrypts data sealed by Seal with any key still held. It fails with

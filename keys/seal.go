@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync/atomic"
 )
 
@@ -84,15 +85,17 @@ func (mk *messageKey) claim() bool {
 	return mk.uses.Add(1) <= maxMessageKeyUses
 }
 
-// seal seals plain under mk with a new nonce.
-func (mk *messageKey) seal(plain, additional []byte) []byte {
-	out := make([]byte, sealNonceStart, sealNonceStart+gcmNonceSize+len(plain)+gcmTagSize)
-	out[0] = sealFormat
-	binary.BigEndian.PutUint32(out[sealIDOffset:], mk.id)
-	copy(out[sealSaltOffset:sealNonceStart], mk.salt[:])
+// seal appends plain sealed under mk with a new nonce to dst.
+func (mk *messageKey) seal(dst, plain, additional []byte) []byte {
+	start := len(dst)
+	out := slices.Grow(dst, sealNonceStart+gcmNonceSize+len(plain)+gcmTagSize)[:start+sealNonceStart]
+	head := out[start:]
+	head[0] = sealFormat
+	binary.BigEndian.PutUint32(head[sealIDOffset:], mk.id)
+	copy(head[sealSaltOffset:sealNonceStart], mk.salt[:])
 	// NewGCMWithRandomNonce draws the nonce and writes it before the
 	// ciphertext.
-	return mk.aead.Seal(out, nil, plain, sealAD(out[:sealNonceStart], additional))
+	return mk.aead.Seal(out, nil, plain, sealAD(head, additional))
 }
 
 // sealedKeyID returns the key ID of sealed data after checking its framing.

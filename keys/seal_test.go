@@ -43,6 +43,33 @@ func TestSealOpenRoundTrip(t *testing.T) {
 	}
 }
 
+// TestAppendSeal seals two messages one after the other into one buffer:
+// the bytes before each are kept, and each opens on its own.
+func TestAppendSeal(t *testing.T) {
+	k := mustCreate(t, testConfig(t))
+	buf := []byte("head")
+	buf, err := k.AppendSeal(buf, []byte("first"), []byte("ad 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := len(buf)
+	if buf, err = k.AppendSeal(buf, []byte("second"), []byte("ad 2")); err != nil {
+		t.Fatal(err)
+	}
+	if string(buf[:4]) != "head" || mid != 4+len("first")+SealOverhead || len(buf) != mid+len("second")+SealOverhead {
+		t.Fatalf("buffer of %d bytes, first seal ending at %d", len(buf), mid)
+	}
+	for _, m := range []struct{ sealed, plain, ad string }{
+		{string(buf[4:mid]), "first", "ad 1"},
+		{string(buf[mid:]), "second", "ad 2"},
+	} {
+		got, err := k.Open([]byte(m.sealed), []byte(m.ad))
+		if err != nil || string(got) != m.plain {
+			t.Errorf("Open = %q, %v; want %q", got, err, m.plain)
+		}
+	}
+}
+
 func TestSealIsRandomized(t *testing.T) {
 	k := mustCreate(t, testConfig(t))
 	a, b := mustSeal(t, k, "same", "ad"), mustSeal(t, k, "same", "ad")

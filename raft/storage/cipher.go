@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Cipher encrypts the data of entries and snapshots before they reach the
@@ -16,11 +15,13 @@ import (
 // SaveSnapshot and Open, sometimes two at once, so a Cipher must be safe
 // for concurrent use. Neither may retain its arguments.
 type Cipher interface {
-	// Seal encrypts and authenticates plain together with additional,
-	// which is not stored. The result must say which key sealed it, so
-	// that Open still finds the key after a rotation; it must not be
-	// empty.
-	Seal(plain, additional []byte) ([]byte, error)
+	// AppendSeal encrypts and authenticates plain together with
+	// additional, which is not stored, and appends the result to dst,
+	// which does not overlap plain, returning the extended slice (as
+	// crypto/cipher.AEAD.Seal does), so that the state files reuse one
+	// buffer. The result must say which key sealed it, so that Open still
+	// finds the key after a rotation; it must not be empty.
+	AppendSeal(dst, plain, additional []byte) ([]byte, error)
 	// Open returns the plaintext of sealed, or an error if it was not
 	// sealed with a key the Cipher holds, was modified, or was sealed
 	// with other additional data. The result is a new slice.
@@ -70,29 +71,46 @@ func snapshotAD(m *raftpb.SnapshotMetadata) []byte {
 
 // sealEntries returns copies of ents with their data sealed. The entries
 // given belong to Raft, which keeps them in its in-memory log: they are
-// never modified. An entry without data (nil, as a new leader's empty
-// entry has) stays without, so absence and emptiness read back as written.
+// never modified, so the copies share their term, index and type. The
+// copies and their sealed data are each one allocation. An entry without
+// data (nil, as a new leader's empty entry has) stays without, so absence
+// and emptiness read back as written.
 func sealEntries(c Cipher, ents []*raftpb.Entry) ([]*raftpb.Entry, error) {
 	if c == nil || len(ents) == 0 {
 		return ents, nil
 	}
+	copies := make([]raftpb.Entry, len(ents))
 	out := make([]*raftpb.Entry, len(ents))
+	var sealed []byte
 	for i, e := range ents {
-		var data []byte
+		cp := &copies[i]
+		cp.Term, cp.Index, cp.Type = e.Term, e.Index, e.Type
 		if e.Data != nil {
+			if sealed == nil {
+				sealed = make([]byte, 0, sealedSize(ents[i:]))
+			}
+			start := len(sealed)
 			var err error
-			if data, err = c.Seal(e.Data, entryAD(e)); err != nil {
+			if sealed, err = c.AppendSeal(sealed, e.Data, entryAD(e)); err != nil {
 				return nil, fmt.Errorf("storage: encrypt entry %d: %w", e.GetIndex(), err)
 			}
+			cp.Data = sealed[start:len(sealed):len(sealed)]
 		}
-		out[i] = &raftpb.Entry{
-			Term:  proto.Uint64(e.GetTerm()),
-			Index: proto.Uint64(e.GetIndex()),
-			Type:  e.GetType().Enum(),
-			Data:  data,
-		}
+		out[i] = cp
 	}
 	return out, nil
+}
+
+// sealedSize guesses the bytes sealing the entries' data takes: their
+// length plus room for each one's nonce, tag and key name. A guess too
+// small costs one more allocation.
+func sealedSize(ents []*raftpb.Entry) int {
+	const overhead = 64
+	n := 0
+	for _, e := range ents {
+		n += len(e.Data) + overhead
+	}
+	return n
 }
 
 // openEntries decrypts, in place, entries that ReadAll just decoded.
@@ -119,7 +137,7 @@ func sealSnapshot(c Cipher, snap *raftpb.Snapshot) (*raftpb.Snapshot, error) {
 	if c == nil || snap.Data == nil {
 		return snap, nil
 	}
-	data, err := c.Seal(snap.Data, snapshotAD(snap.GetMetadata()))
+	data, err := c.AppendSeal(nil, snap.Data, snapshotAD(snap.GetMetadata()))
 	if err != nil {
 		return nil, fmt.Errorf("storage: encrypt snapshot at index %d: %w", snap.GetMetadata().GetIndex(), err)
 	}

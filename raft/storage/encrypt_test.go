@@ -198,12 +198,12 @@ type tamperingCipher struct {
 	tamper func(sealed, ad []byte) []byte
 }
 
-func (c tamperingCipher) Seal(plain, ad []byte) ([]byte, error) {
-	b, err := c.Cipher.Seal(plain, ad)
+func (c tamperingCipher) AppendSeal(dst, plain, ad []byte) ([]byte, error) {
+	b, err := c.Cipher.AppendSeal(nil, plain, ad)
 	if err != nil {
 		return nil, err
 	}
-	return c.tamper(b, ad), nil
+	return append(dst, c.tamper(b, ad)...), nil
 }
 
 // Data that does not decrypt fails Open with ErrDecrypt, naming what, and
@@ -349,7 +349,7 @@ type failingCipher struct{ Cipher }
 
 var errSealFailed = errors.New("seal failed")
 
-func (failingCipher) Seal([]byte, []byte) ([]byte, error) { return nil, errSealFailed }
+func (failingCipher) AppendSeal([]byte, []byte, []byte) ([]byte, error) { return nil, errSealFailed }
 
 // A Cipher that cannot seal writes nothing: the error comes back and the
 // WAL is as it was.

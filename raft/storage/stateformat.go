@@ -16,7 +16,7 @@ import (
 //	magic "SHOALST1" | mode (1 byte: 0 in clear, 1 sealed)
 //	frame*: kind (1 byte: 0 more follow, 1 last) | uint32 length | body
 //
-// A sealed body is Cipher.Seal(plain, stateFrameAD(term, index, number,
+// A sealed body is Cipher.AppendSeal(nil, plain, stateFrameAD(term, index, number,
 // kind)): each frame has its own nonce (the Cipher picks one per Seal) and
 // is bound to its snapshot, its position and whether it is the last, so
 // frames cannot be reordered, dropped, moved to another file or cut off
@@ -69,7 +69,7 @@ type stateEncoder struct {
 	term, index uint64
 	number      uint64
 	plain       []byte // the frame being filled
-	out         []byte // a frame's header and body, reused
+	sealed      []byte // a frame's sealed body, reused
 	sum         hash.Hash
 	size        uint64
 	err         error // sticky
@@ -128,14 +128,18 @@ func (e *stateEncoder) flush(kind byte) error {
 	body := e.plain
 	if e.c != nil {
 		var err error
-		if body, err = e.c.Seal(e.plain, stateFrameAD(e.term, e.index, e.number, kind)); err != nil {
+		if e.sealed, err = e.c.AppendSeal(e.sealed[:0], e.plain, stateFrameAD(e.term, e.index, e.number, kind)); err != nil {
 			return fmt.Errorf("storage: encrypt frame %d of the state at index %d: %w", e.number, e.index, err)
 		}
+		body = e.sealed
 	}
-	e.out = append(e.out[:0], kind)
-	e.out = binary.BigEndian.AppendUint32(e.out, uint32(len(body)))
-	e.out = append(e.out, body...)
-	if _, err := e.w.Write(e.out); err != nil {
+	var head [5]byte
+	head[0] = kind
+	binary.BigEndian.PutUint32(head[1:], uint32(len(body)))
+	if _, err := e.w.Write(head[:]); err != nil {
+		return err
+	}
+	if _, err := e.w.Write(body); err != nil {
 		return err
 	}
 	e.sum.Write(e.plain)
