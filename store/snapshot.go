@@ -49,8 +49,8 @@ func writeSnapshot(w io.Writer, st *state) error {
 	}
 	var buf []byte
 	opts := proto.MarshalOptions{Deterministic: true}
+	var n [binary.MaxVarintLen64]byte // here, not per record: it escapes
 	writeRecord := func(rec []byte) error {
-		var n [binary.MaxVarintLen64]byte
 		if _, err := bw.Write(n[:binary.PutUvarint(n[:], uint64(len(rec)))]); err != nil {
 			return err
 		}
