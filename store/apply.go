@@ -166,29 +166,33 @@ func applyAction(t tables, index uint64, a *api.StoreAction) (Event, error) {
 		if found {
 			return Event{}, fmt.Errorf("%w: id %q is taken by %s %q", ErrExists, o.GetId(), held.kind, held.name)
 		}
-		if err := checkNameFree(t, o); err != nil {
-			return Event{}, err
-		}
 		o.Version = index
-		if err := putObject(t, o, stored{}); err != nil {
+		s, err := storeObject(o)
+		if err != nil {
 			return Event{}, err
 		}
+		if err := checkNameFree(t, s); err != nil {
+			return Event{}, err
+		}
+		t.put(s, stored{})
 		return Event{Type: EventCreate, Version: index, Object: o}, nil
 
 	case api.StoreActionKind_STORE_ACTION_KIND_UPDATE:
 		if err := checkCurrent(held, found, o, a.GetExpectedVersion()); err != nil {
 			return Event{}, err
 		}
-		if o.GetName() != held.name {
-			if err := checkNameFree(t, o); err != nil {
+		o.Version = index
+		o.CreatedAt = held.createdAtTime()
+		s, err := storeObject(o)
+		if err != nil {
+			return Event{}, err
+		}
+		if s.name != held.name {
+			if err := checkNameFree(t, s); err != nil {
 				return Event{}, err
 			}
 		}
-		o.Version = index
-		o.CreatedAt = held.createdAtTime()
-		if err := putObject(t, o, held); err != nil {
-			return Event{}, err
-		}
+		t.put(s, held)
 		return Event{Type: EventUpdate, Version: index, Object: o, Old: selectedFields(held)}, nil
 
 	case api.StoreActionKind_STORE_ACTION_KIND_DELETE:
@@ -199,15 +203,6 @@ func applyAction(t tables, index uint64, a *api.StoreAction) (Event, error) {
 		return Event{Type: EventDelete, Version: index, Object: decode(held.blob)}, nil
 	}
 	return Event{}, fmt.Errorf("%w: action kind %d", ErrInvalid, kind)
-}
-
-func putObject(t tables, o *api.Object, old stored) error {
-	s, err := storeObject(o)
-	if err != nil {
-		return err
-	}
-	t.put(s, old)
-	return nil
 }
 
 // checkCurrent checks that the object an update or delete names exists with
@@ -235,13 +230,15 @@ func selectedFields(held stored) *api.Object {
 	return o
 }
 
-func checkNameFree(t tables, o *api.Object) error {
-	if blob, taken := t.lookupName(o.GetKind(), o.GetName()); taken {
-		s, err := parseStored(blob)
+// checkNameFree checks that no object holds s's kind and name, looking
+// them up with s's own entry: no key to build.
+func checkNameFree(t tables, s stored) error {
+	if e, taken := t.names.Get(s.nameEntry()); taken {
+		other, err := parseStored(e.blob)
 		if err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: %s %q is taken by id %q", ErrExists, o.GetKind(), o.GetName(), s.id)
+		return fmt.Errorf("%w: %s %q is taken by id %q", ErrExists, s.kind, s.name, other.id)
 	}
 	return nil
 }
