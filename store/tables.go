@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -30,10 +31,14 @@ const treeDegree = 16
 
 // byID orders objects by id: the order of snapshots and of Hash. It holds
 // the blob and where the id is in it, so that the collector follows one
-// pointer per entry, not one per field, and an entry takes 24 bytes.
+// pointer per entry, not one per field, and the id's first 8 bytes, which
+// decide nearly every comparison of random ids without reading the blob:
+// with a million objects, the blobs a lookup compared against were cache
+// misses.
 type byID struct {
-	blob  string
-	at, n uint16 // the id is blob[at:at+n]
+	blob   string
+	prefix uint64 // idPrefix of the id
+	at, n  uint16 // the id is blob[at:at+n]
 }
 
 // byName orders objects by kind, then name: the order of every list. Like
@@ -49,7 +54,16 @@ func (e byName) name() string { return e.blob[e.nameAt : int(e.nameAt)+int(e.nam
 
 // idKey is the entry to look up id with. Stored ids are at most MaxIDLen
 // bytes: callers check longer ones, which find nothing, before.
-func idKey(id string) byID { return byID{blob: id, n: uint16(len(id))} }
+func idKey(id string) byID { return byID{blob: id, prefix: idPrefix(id), n: uint16(len(id))} }
+
+// idPrefix is the first 8 bytes of id, big-endian, padded with zeros. Ids
+// hold no zero bytes ([a-z0-9]), so prefixes order as the ids do, and
+// equal prefixes leave the order to the ids themselves.
+func idPrefix(id string) uint64 {
+	var b [8]byte
+	copy(b[:], id)
+	return binary.BigEndian.Uint64(b[:])
+}
 
 // nameKey is the entry to look up kind and name with, or the first name
 // of kind at or after name; kind and name at most MaxKindLen and
@@ -68,7 +82,12 @@ func keyFits(kind, id, name string) bool {
 // value, then id.
 type byLabel struct{ kind, key, value, id string }
 
-func lessID(a, b byID) bool { return a.id() < b.id() }
+func lessID(a, b byID) bool {
+	if a.prefix != b.prefix {
+		return a.prefix < b.prefix
+	}
+	return a.id() < b.id()
+}
 
 // The comparisons test equality before order: most entries compared share
 // their kind (and a label's key), and != is one length check and one
@@ -210,7 +229,7 @@ func offsetIn(s, sub string) int {
 
 // idEntry and nameEntry are s's entries in the ids and names trees.
 func (s stored) idEntry() byID {
-	return byID{blob: s.blob, at: uint16(offsetIn(s.blob, s.id)), n: uint16(len(s.id))}
+	return byID{blob: s.blob, prefix: idPrefix(s.id), at: uint16(offsetIn(s.blob, s.id)), n: uint16(len(s.id))}
 }
 
 func (s stored) nameEntry() byName {

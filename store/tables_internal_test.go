@@ -1,0 +1,34 @@
+package store
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestLessIDOrdersAsStrings checks that comparing ids by their prefix
+// first gives the strings' own order, for ids that share a prefix of 8
+// bytes or more, ids shorter than 8 bytes, and random ones.
+func TestLessIDOrdersAsStrings(t *testing.T) {
+	pairs := [][2]string{
+		{"a", "b"}, {"abc", "abcd"}, {"abcdefgh", "abcdefghi"}, {"abcdefgh1", "abcdefgh2"},
+		{"abcdefgh9", "abcdefgi"}, {"9", "a"}, {"zz", "zzzzzzzzzzzz"}, {"same", "same"},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+	randomID := func() string {
+		b := make([]byte, 1+rng.IntN(14))
+		for i := range b {
+			b[i] = chars[rng.IntN(3)] // few letters: long shared prefixes
+		}
+		return string(b)
+	}
+	for range 10000 {
+		pairs = append(pairs, [2]string{randomID(), randomID()})
+	}
+	for _, p := range pairs {
+		a, b := idKey(p[0]), idKey(p[1])
+		if lessID(a, b) != (p[0] < p[1]) || lessID(b, a) != (p[1] < p[0]) {
+			t.Fatalf("lessID(%q, %q) = %v, lessID(%q, %q) = %v; want the strings' order", p[0], p[1], lessID(a, b), p[1], p[0], lessID(b, a))
+		}
+	}
+}
