@@ -11,8 +11,13 @@
 // collections. GOGC set in the environment, or a memory limit (GOMEMLIMIT),
 // leaves the collector as configured.
 //
-// It owns the process's GC percentage while it runs and touches nothing
-// else.
+// After a burst of work, once the process goes idle, the Pacer collects
+// and returns the free memory to the operating system once, so that an
+// idle manager's memory is its live heap, not the garbage of its last
+// burst.
+//
+// It owns the process's GC percentage while it runs, and forces those
+// collections; it touches nothing else.
 package gcpace
 
 import (
@@ -34,12 +39,26 @@ type Pacer struct {
 	// Interval is how often the pacer looks for a new collection.
 	Interval time.Duration
 	Logger   *slog.Logger
+
+	// An idle process keeps the garbage of its last burst of work, up to
+	// the headroom, until its next collection, which may not come for
+	// hours. Once at least ReleaseAfter bytes were allocated since the
+	// last release, and then less than IdleBytes per Interval for
+	// IdleIntervals in a row, Run collects and returns the free memory
+	// to the operating system, once (debug.FreeOSMemory). IdleIntervals
+	// 0 never does.
+	IdleBytes     uint64
+	IdleIntervals int
+	ReleaseAfter  uint64
 }
 
 // Default is the pacer a manager runs: 256 MiB of headroom, or half the
-// live heap once that is more.
+// live heap once that is more; memory given back after 5 s of allocating
+// less than 4 MiB a second, once 256 MiB were allocated since the last
+// time.
 func Default(log *slog.Logger) *Pacer {
-	return &Pacer{Floor: 256 << 20, MinPercent: 50, Interval: time.Second, Logger: log}
+	return &Pacer{Floor: 256 << 20, MinPercent: 50, Interval: time.Second, Logger: log,
+		IdleBytes: 4 << 20, IdleIntervals: 5, ReleaseAfter: 256 << 20}
 }
 
 // Percent returns the GOGC for a live heap of live bytes.
@@ -68,6 +87,7 @@ func Configured() string {
 const (
 	liveMetric   = "/gc/heap/live:bytes"
 	cyclesMetric = "/gc/cycles/total:gc-cycles"
+	allocsMetric = "/gc/heap/allocs:bytes"
 )
 
 // Run adjusts GOGC after each collection until ctx ends, then restores
@@ -105,19 +125,52 @@ type paceState struct {
 	samples []metrics.Sample
 	cycles  uint64 // collections seen
 	current int    // the GOGC set
+
+	allocs       uint64 // allocated in all, at the last step
+	quiet        int    // steps in a row that allocated less than IdleBytes
+	sinceRelease uint64 // allocated since the last release
 }
 
 func newPaceState() *paceState {
-	return &paceState{samples: []metrics.Sample{{Name: liveMetric}, {Name: cyclesMetric}}, current: 100}
+	return &paceState{samples: []metrics.Sample{{Name: liveMetric}, {Name: cyclesMetric}, {Name: allocsMetric}}, current: 100}
+}
+
+// idle counts allocated, the bytes allocated since the last step, and
+// reports whether the process has now gone idle after enough allocation
+// to give memory back.
+func (p *Pacer) idle(s *paceState, allocated uint64) bool {
+	if p.IdleIntervals <= 0 {
+		return false
+	}
+	s.sinceRelease += allocated
+	if allocated >= p.IdleBytes {
+		s.quiet = 0
+		return false
+	}
+	s.quiet++
+	if s.quiet < p.IdleIntervals || s.sinceRelease < p.ReleaseAfter {
+		return false
+	}
+	s.sinceRelease = 0
+	return true
 }
 
 // step sets GOGC from the live heap if a collection ended since the last
 // step. It reports false when the runtime does not report the live heap.
 func (p *Pacer) step(s *paceState, log *slog.Logger) bool {
 	metrics.Read(s.samples)
-	if s.samples[0].Value.Kind() != metrics.KindUint64 || s.samples[1].Value.Kind() != metrics.KindUint64 {
-		return false
+	for _, sample := range s.samples {
+		if sample.Value.Kind() != metrics.KindUint64 {
+			return false
+		}
 	}
+	allocs := s.samples[2].Value.Uint64()
+	if p.idle(s, allocs-min(s.allocs, allocs)) {
+		debug.FreeOSMemory()
+		log.Debug("gave memory back after a burst", "live_bytes", s.samples[0].Value.Uint64())
+		metrics.Read(s.samples) // the collection just made is seen below
+	}
+	s.allocs = s.samples[2].Value.Uint64()
 	if c := s.samples[1].Value.Uint64(); c == s.cycles {
 		return true
 	} else {

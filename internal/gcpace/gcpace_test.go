@@ -32,6 +32,44 @@ func TestPercent(t *testing.T) {
 	}
 }
 
+// TestIdle: memory is given back once, after a burst and the given number
+// of quiet intervals, and again only after another burst.
+func TestIdle(t *testing.T) {
+	const mib = 1 << 20
+	p := &Pacer{IdleBytes: 4 * mib, IdleIntervals: 3, ReleaseAfter: 100 * mib}
+	s := newPaceState()
+	for i, tc := range []struct {
+		allocated uint64
+		want      bool
+	}{
+		{1 * mib, false},   // quiet, but nothing to give back yet
+		{200 * mib, false}, // a burst
+		{1 * mib, false},
+		{3 * mib, false},
+		{2 * mib, true}, // the third quiet interval
+		{1 * mib, false},
+		{1 * mib, false}, // still idle: given back once only
+		{1 * mib, false},
+		{50 * mib, false}, // a burst too small to give back after
+		{1 * mib, false},
+		{1 * mib, false},
+		{1 * mib, false},
+		{60 * mib, false}, // with the one before, enough
+		{1 * mib, false},
+		{5 * mib, false}, // not quiet: the count starts again
+		{1 * mib, false},
+		{1 * mib, false},
+		{1 * mib, true},
+	} {
+		if got := p.idle(s, tc.allocated); got != tc.want {
+			t.Fatalf("interval %d (%d MiB allocated): idle = %v, want %v", i, tc.allocated/mib, got, tc.want)
+		}
+	}
+	if (&Pacer{}).idle(newPaceState(), 1<<40) {
+		t.Error("a Pacer without IdleIntervals gave memory back")
+	}
+}
+
 // TestStepLowersGOGCAfterACollection: once a collection has measured a live
 // heap well above the floor, a step lowers GOGC.
 func TestStepLowersGOGCAfterACollection(t *testing.T) {
