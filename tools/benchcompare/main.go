@@ -251,13 +251,17 @@ func run1(ctx context.Context, o options) (err error) {
 	}
 	rep.Objects = objects
 
-	rep.RSS = map[string][]int64{}
+	rep.RSS, rep.PeakRSS = map[string][]int64{}, map[string][]int64{}
 	for _, s := range systems {
 		v, err := perProc(s.processes(), (*proc).rss)
 		if err != nil {
 			return err
 		}
 		rep.RSS[s.name()] = v
+		if v, err = perProc(s.processes(), (*proc).peakRSS); err != nil {
+			return err
+		}
+		rep.PeakRSS[s.name()] = v
 	}
 
 	if o.aftermath {

@@ -136,7 +136,13 @@ func perProc[T any](procs []*proc, read func(*proc) (T, error)) ([]T, error) {
 }
 
 // rss reads the resident set size of the process, in bytes.
-func (p *proc) rss() (int64, error) {
+func (p *proc) rss() (int64, error) { return p.status("VmRSS") }
+
+// peakRSS reads the largest resident set size the process had, in bytes.
+func (p *proc) peakRSS() (int64, error) { return p.status("VmHWM") }
+
+// status reads a field of /proc/PID/status given in kB, in bytes.
+func (p *proc) status(field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
@@ -144,15 +150,15 @@ func (p *proc) rss() (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("VmRSS of %s: %w", p.name, err)
+				return 0, fmt.Errorf("%s of %s: %w", field, p.name, err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for %s", p.name)
+	return 0, fmt.Errorf("no %s for %s", field, p.name)
 }
 
 // freePorts returns n loopback ports that nothing listened on just now.

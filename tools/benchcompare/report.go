@@ -77,6 +77,8 @@ type (
 		// RSS, restart and catch-up measures.
 		Objects int                `json:"objects"`
 		RSS     map[string][]int64 `json:"rss_bytes,omitempty"`
+		// PeakRSS is each member's largest RSS since it started.
+		PeakRSS map[string][]int64 `json:"peak_rss_bytes,omitempty"`
 		Restart map[string]float64 `json:"restart_s,omitempty"`
 		CatchUp map[string]float64 `json:"catch_up_s,omitempty"`
 	}
@@ -276,6 +278,11 @@ func printReport(w io.Writer, rep *report) {
 	if rss := rep.RSS; rss["shoal"] != nil && rss["etcd"] != nil {
 		fmt.Fprintf(w, "| memory (RSS) per member holding %s objects | %s | %s | %s (largest) | | | | |\n",
 			count(rep.Objects), rssCell(rss["shoal"]), rssCell(rss["etcd"]),
+			fmtRatio(ratio(float64(slices.Max(rss["shoal"])), float64(slices.Max(rss["etcd"])))))
+	}
+	if rss := rep.PeakRSS; rss["shoal"] != nil && rss["etcd"] != nil {
+		fmt.Fprintf(w, "| peak memory (largest RSS since it started) per member | %s | %s | %s (largest) | | | | |\n",
+			rssCell(rss["shoal"]), rssCell(rss["etcd"]),
 			fmtRatio(ratio(float64(slices.Max(rss["shoal"])), float64(slices.Max(rss["etcd"])))))
 	}
 	if r := rep.Restart; len(r) == 2 {

@@ -103,13 +103,15 @@ func TestReportFillAndMemoryRows(t *testing.T) {
 			cpuCost: cpuCost{CPUUsPerOp: us, LeaderCPUShare: share, ClientCPUs: cpus, ClientCPUUsPerOp: clientUs}}
 	}
 	rep := &report{Objects: 110_000, Options: reportOptions{ValSize: 256, EtcdTLS: true, FillClients: 256, FillConns: 16},
-		Fill: map[string]*fillRecord{"shoal": fill(1000, 900, 0.52, 1.1, 120), "etcd": fill(2000, 300, 0.38, 1.6, 90)},
-		RSS:  map[string][]int64{"shoal": {500 << 20, 510 << 20, 520 << 20}, "etcd": {100 << 20, 104 << 20, 102 << 20}}}
+		Fill:    map[string]*fillRecord{"shoal": fill(1000, 900, 0.52, 1.1, 120), "etcd": fill(2000, 300, 0.38, 1.6, 90)},
+		RSS:     map[string][]int64{"shoal": {500 << 20, 510 << 20, 520 << 20}, "etcd": {100 << 20, 104 << 20, 102 << 20}},
+		PeakRSS: map[string][]int64{"shoal": {800 << 20, 700 << 20, 700 << 20}, "etcd": {200 << 20, 210 << 20, 200 << 20}}}
 	var b bytes.Buffer
 	printReport(&b, rep)
 	for _, want := range []string{
 		"| 0.50x (last 0.50x) | 1.00x | 1.00x | 900 µs (leader 52%); 300 µs (leader 38%); 3.00x | 1.10 CPUs, 120 µs/op; 1.60 CPUs, 90.0 µs/op |\n",
 		"| memory (RSS) per member holding 110k objects | 500, 510, 520 MiB | 100, 104, 102 MiB | 5.00x (largest) | | | | |\n",
+		"| peak memory (largest RSS since it started) per member | 800, 700, 700 MiB | 200, 210, 200 MiB | 3.81x (largest) | | | | |\n",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the report does not hold %q:\n%s", want, b.String())
