@@ -72,12 +72,6 @@ func nameKey(kind, name string) byName {
 	return byName{blob: kind + name, kindLen: uint16(len(kind)), nameAt: uint16(len(kind)), nameLen: uint16(len(name))}
 }
 
-// keyFits reports whether a kind, id or name of this length can be held:
-// a longer one finds nothing.
-func keyFits(kind, id, name string) bool {
-	return len(kind) <= MaxKindLen && len(id) <= MaxIDLen && len(name) <= MaxNameLen
-}
-
 // byLabel has one entry per label of an object: kind, label key, label
 // value, then id.
 type byLabel struct{ kind, key, value, id string }
@@ -378,7 +372,7 @@ func (t tables) lookupID(id string) (stored, bool) {
 
 // lookupName returns the blob of the object of kind named name.
 func (t tables) lookupName(kind, name string) (string, bool) {
-	if !keyFits(kind, "", name) {
+	if len(kind) > MaxKindLen || len(name) > MaxNameLen { // none held: nameKey would cut it
 		return "", false
 	}
 	e, ok := t.names.Get(nameKey(kind, name))
@@ -387,7 +381,7 @@ func (t tables) lookupName(kind, name string) (string, bool) {
 
 // getID returns the entry of id.
 func (t tables) getID(id string) (byID, bool) {
-	if !keyFits("", id, "") {
+	if len(id) > MaxIDLen { // none held: idKey would cut it
 		return byID{}, false
 	}
 	return t.ids.Get(idKey(id))
