@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -218,13 +219,35 @@ func checkCurrent(held stored, found bool, o *api.Object, expected uint64) error
 }
 
 // selectedFields is the part of a held object that selectors read: its
-// kind, id, name and labels.
+// kind, id, name and labels, copied out of the blob. The event keeps it in
+// the watch history after the object has changed again; substrings would
+// keep the whole old blob alive with it, spec and all.
 func selectedFields(held stored) *api.Object {
-	o := &api.Object{Kind: held.kind, Id: held.id, Name: held.name}
+	n := len(held.kind) + len(held.id) + len(held.name)
+	for _, l := range held.labels {
+		n += len(l.key) + len(l.value)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(held.kind)
+	b.WriteString(held.id)
+	b.WriteString(held.name)
+	for _, l := range held.labels {
+		b.WriteString(l.key)
+		b.WriteString(l.value)
+	}
+	rest := b.String() // one allocation; the fields are substrings of it
+	next := func(n int) string {
+		s := rest[:n]
+		rest = rest[n:]
+		return s
+	}
+	o := &api.Object{Kind: next(len(held.kind)), Id: next(len(held.id)), Name: next(len(held.name))}
 	if len(held.labels) > 0 {
 		o.Labels = make(map[string]string, len(held.labels))
 		for _, l := range held.labels {
-			o.Labels[l.key] = l.value
+			key := next(len(l.key))
+			o.Labels[key] = next(len(l.value))
 		}
 	}
 	return o
