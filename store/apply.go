@@ -176,7 +176,7 @@ func applyAction(t tables, index uint64, a *api.StoreAction) (Event, error) {
 			return Event{}, err
 		}
 		t.put(s, stored{})
-		return Event{Type: EventCreate, Version: index, Object: o}, nil
+		return Event{Type: EventCreate, Version: index, Object: o, size: eventOverhead + len(s.blob)}, nil
 
 	case api.StoreActionKind_STORE_ACTION_KIND_UPDATE:
 		if err := checkCurrent(held, found, o, a.GetExpectedVersion()); err != nil {
@@ -194,14 +194,15 @@ func applyAction(t tables, index uint64, a *api.StoreAction) (Event, error) {
 			}
 		}
 		t.put(s, held)
-		return Event{Type: EventUpdate, Version: index, Object: o, Old: selectedFields(held)}, nil
+		old, oldBytes := selectedFields(held)
+		return Event{Type: EventUpdate, Version: index, Object: o, Old: old, size: eventOverhead + len(s.blob) + oldBytes}, nil
 
 	case api.StoreActionKind_STORE_ACTION_KIND_DELETE:
 		if err := checkCurrent(held, found, o, a.GetExpectedVersion()); err != nil {
 			return Event{}, err
 		}
 		t.remove(held)
-		return Event{Type: EventDelete, Version: index, Object: decode(held.blob)}, nil
+		return Event{Type: EventDelete, Version: index, Object: decode(held.blob), size: eventOverhead + len(held.blob)}, nil
 	}
 	return Event{}, fmt.Errorf("%w: action kind %d", ErrInvalid, kind)
 }
@@ -221,8 +222,9 @@ func checkCurrent(held stored, found bool, o *api.Object, expected uint64) error
 // selectedFields is the part of a held object that selectors read: its
 // kind, id, name and labels, copied out of the blob. The event keeps it in
 // the watch history after the object has changed again; substrings would
-// keep the whole old blob alive with it, spec and all.
-func selectedFields(held stored) *api.Object {
+// keep the whole old blob alive with it, spec and all. It also returns
+// the bytes copied.
+func selectedFields(held stored) (*api.Object, int) {
 	n := len(held.kind) + len(held.id) + len(held.name)
 	for _, l := range held.labels {
 		n += len(l.key) + len(l.value)
@@ -250,7 +252,7 @@ func selectedFields(held stored) *api.Object {
 			o.Labels[key] = next(len(l.value))
 		}
 	}
-	return o
+	return o, n
 }
 
 // checkNameFree checks that no object holds s's kind and name, looking

@@ -34,6 +34,10 @@ type Config struct {
 	// WatchHistory is how many events are kept for watchers that resume
 	// from an earlier version or fall behind. Default 10000.
 	WatchHistory int
+	// WatchHistoryBytes also bounds those events, by the size of the
+	// objects they hold: 10,000 changes of objects of 1 MiB would
+	// otherwise keep 10 GiB alive. Default 64 MiB; 0: no bound.
+	WatchHistoryBytes int64
 	// Now stamps created_at and updated_at on the proposing manager.
 	// Default time.Now; tests inject a clock.
 	Now func() time.Time
@@ -48,11 +52,12 @@ const txOverhead = 64
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		MaxObjectBytes: 1 << 20,
-		MaxActions:     1000,
-		MaxTxBytes:     3 << 19,
-		WatchHistory:   10000,
-		Now:            time.Now,
+		MaxObjectBytes:    1 << 20,
+		MaxActions:        1000,
+		MaxTxBytes:        3 << 19,
+		WatchHistory:      10000,
+		WatchHistoryBytes: 64 << 20,
+		Now:               time.Now,
 	}
 }
 
@@ -70,6 +75,8 @@ func (c Config) Validate() error {
 			c.MaxTxBytes, c.MaxObjectBytes, txOverhead)
 	case c.WatchHistory < 1:
 		return fmt.Errorf("store: WatchHistory %d must be at least 1", c.WatchHistory)
+	case c.WatchHistoryBytes < 0:
+		return fmt.Errorf("store: WatchHistoryBytes %d must not be negative (0: no bound)", c.WatchHistoryBytes)
 	case c.Now == nil:
 		return fmt.Errorf("store: Now must be set (time.Now by default)")
 	}

@@ -41,7 +41,13 @@ type Event struct {
 	// its kind, id, name and labels (no spec, version or times); nil
 	// otherwise.
 	Old *api.Object
+
+	size int // of what the event holds, about: see Config.WatchHistoryBytes
 }
+
+// eventOverhead is what an event holds besides its objects' encoded
+// bytes, about: the event, the decoded messages and their times.
+const eventOverhead = 256
 
 // matches reports whether a watch with sel gets ev. An update is sent if
 // the object matches before or after it, so that a watcher sees objects
@@ -59,7 +65,8 @@ type Watcher struct {
 // Next returns the next event, waiting for it. Events come in version
 // order, each once, with no gap. Besides ctx's error (after which the
 // watcher is still usable) it fails for good with watch.ErrLagged (the
-// watcher fell more than Config.WatchHistory events behind),
+// watcher fell more than Config.WatchHistory events, or
+// Config.WatchHistoryBytes, behind),
 // watch.ErrReset (the store was restored from a snapshot) or
 // watch.ErrClosed; after the first two, list again and watch from the
 // version of that list. The objects are shared and must not be modified.
@@ -74,7 +81,8 @@ func (w *Watcher) Close() { w.w.Close() }
 
 // Watch returns a watcher of the events after version from that sel
 // matches. from must be within the retained history (the last
-// Config.WatchHistory events, and not before the last restore): otherwise
+// Config.WatchHistory events within Config.WatchHistoryBytes, and not
+// before the last restore): otherwise
 // it fails with an error wrapping watch.ErrCompacted, and the caller must
 // list again. ErrInvalid if sel is invalid.
 func (s *Store) Watch(from uint64, sel Selector) (*Watcher, error) {

@@ -51,7 +51,8 @@ func New(cfg Config, p Proposer) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	events, err := watch.NewQueue[Event](watch.Config{History: cfg.WatchHistory, Logger: log})
+	events, err := watch.NewSizedQueue(watch.Config{History: cfg.WatchHistory, HistoryBytes: cfg.WatchHistoryBytes, Logger: log},
+		func(ev Event) int { return ev.size })
 	if err != nil {
 		return nil, err
 	}

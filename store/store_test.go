@@ -27,6 +27,8 @@ func TestConfigValidate(t *testing.T) {
 		{"tx above hard limit", func(c *store.Config) { c.MaxTxBytes = store.HardMaxTxBytes + 1 }, "MaxTxBytes"},
 		{"tx smaller than an object", func(c *store.Config) { c.MaxTxBytes = c.MaxObjectBytes }, "at least MaxObjectBytes"},
 		{"no history", func(c *store.Config) { c.WatchHistory = 0 }, "WatchHistory 0"},
+		{"no bound in bytes", func(c *store.Config) { c.WatchHistoryBytes = 0 }, ""},
+		{"negative history bytes", func(c *store.Config) { c.WatchHistoryBytes = -1 }, "WatchHistoryBytes -1"},
 		{"no clock", func(c *store.Config) { c.Now = nil }, "Now"},
 	}
 	for _, tt := range tests {

@@ -47,7 +47,10 @@ func TestSelectedFieldsKeepNoBlob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := selectedFields(s)
+	old, n := selectedFields(s)
+	if n != len("svc"+"abc123"+"web"+"tier"+"front"+"team"+"a") {
+		t.Errorf("%d bytes copied", n)
+	}
 	want := &api.Object{Kind: "svc", Id: "abc123", Name: "web", Labels: map[string]string{"tier": "front", "team": "a"}}
 	if !proto.Equal(old, want) {
 		t.Fatalf("selected fields %v, want %v", old, want)

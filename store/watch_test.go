@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -282,6 +283,28 @@ func TestWatchCompacted(t *testing.T) {
 	}
 	if _, err := s.Watch(0, store.Selector{NamePrefix: "x"}); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("Watch with an invalid selector = %v, want ErrInvalid", err)
+	}
+}
+
+// TestWatchHistoryBytes: large objects fill the history's bound in bytes
+// long before its count of events. Each create of a 16 KiB object holds
+// that much; 64 KiB keep the last three.
+func TestWatchHistoryBytes(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.WatchHistory = 1000
+	cfg.WatchHistoryBytes = 64 << 10
+	s := newStore(t, cfg)
+	for i := range 10 {
+		o := obj("service", fmt.Sprint("s", i))
+		o.Spec = bytes.Repeat([]byte("x"), 16<<10)
+		mustCreate(t, s, o)
+	}
+	if _, err := s.Watch(6, store.Selector{}); !errors.Is(err, watch.ErrCompacted) {
+		t.Fatalf("Watch(6) = %v, want ErrCompacted", err)
+	}
+	w := mustWatch(t, s, 7, store.Selector{})
+	if got := describe(nextEvents(t, w, 3)); got != "8:create:s7 9:create:s8 10:create:s9 " {
+		t.Fatalf("events %q", got)
 	}
 }
 

@@ -31,6 +31,13 @@ type Queue[T any] struct {
 	ring  []Event[T]
 	start uint64
 	head  uint64
+	// With a size function, sizes[seq%len(ring)] is the size of the event
+	// in that slot, bytes their sum over start..head-1, and limit
+	// Config.HistoryBytes.
+	size  func(T) int
+	sizes []int
+	bytes int64
+	limit int64
 	// floor is the highest version of which some event may be missing
 	// from the ring (overwritten, or from before a reset): a watch must
 	// start at floor or later.
@@ -46,27 +53,44 @@ type Queue[T any] struct {
 	closed  bool
 }
 
-// NewQueue returns an empty queue at version 0.
+// NewQueue returns an empty queue at version 0, bounded by cfg.History
+// events.
 func NewQueue[T any](cfg Config) (*Queue[T], error) {
+	return NewSizedQueue[T](cfg, nil)
+}
+
+// NewSizedQueue returns an empty queue at version 0 that also bounds its
+// history by cfg.HistoryBytes, counting each event's value as size says:
+// it is called once per event, in Publish. size may be nil when
+// cfg.HistoryBytes is 0.
+func NewSizedQueue[T any](cfg Config, size func(T) int) (*Queue[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.HistoryBytes > 0 && size == nil {
+		return nil, fmt.Errorf("watch: HistoryBytes %d needs a size for each event: use NewSizedQueue", cfg.HistoryBytes)
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Queue[T]{
+	q := &Queue[T]{
 		log:     log,
 		ring:    make([]Event[T], cfg.History),
 		changed: make(chan struct{}),
-	}, nil
+	}
+	if size != nil {
+		q.size, q.sizes, q.limit = size, make([]int, cfg.History), cfg.HistoryBytes
+	}
+	return q, nil
 }
 
 // Publish appends values as events of version, in order. version must be
 // above every version published or reset to before (ErrOutOfOrder
 // otherwise); a call with no values only moves the version on. It never
-// blocks on watchers: a watcher whose unread events are overwritten gets
-// ErrLagged when it next reads.
+// blocks on watchers: a watcher whose unread events are dropped (beyond
+// Config.History, or Config.HistoryBytes) gets ErrLagged when it next
+// reads.
 func (q *Queue[T]) Publish(version uint64, values ...T) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -82,15 +106,35 @@ func (q *Queue[T]) Publish(version uint64, values ...T) error {
 	}
 	n := uint64(len(q.ring))
 	for _, v := range values {
-		if q.head-q.start == n {
-			q.floor = max(q.floor, q.ring[q.start%n].Version)
-			q.start++
+		size := 0
+		if q.size != nil {
+			size = q.size(v)
+		}
+		for q.head-q.start == n || (q.limit > 0 && q.head > q.start && q.bytes+int64(size) > q.limit) {
+			q.dropOldestLocked()
 		}
 		q.ring[q.head%n] = Event[T]{Version: version, Value: v}
+		if q.sizes != nil {
+			q.sizes[q.head%n] = size
+			q.bytes += int64(size)
+		}
 		q.head++
 	}
 	q.wakeLocked()
 	return nil
+}
+
+// dropOldestLocked drops the oldest retained event, letting go of its
+// value: a watch must then start at its version or later.
+func (q *Queue[T]) dropOldestLocked() {
+	i := q.start % uint64(len(q.ring))
+	q.floor = max(q.floor, q.ring[i].Version)
+	q.ring[i] = Event[T]{}
+	if q.sizes != nil {
+		q.bytes -= int64(q.sizes[i])
+		q.sizes[i] = 0
+	}
+	q.start++
 }
 
 // Reset drops the whole history and sets the version to version, for when
@@ -100,6 +144,8 @@ func (q *Queue[T]) Reset(version uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	clear(q.ring) // let go of the old values
+	clear(q.sizes)
+	q.bytes = 0
 	q.start = q.head
 	q.floor = version
 	q.last = version

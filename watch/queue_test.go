@@ -61,6 +61,8 @@ func TestConfigValidate(t *testing.T) {
 		{"one", watch.Config{History: 1}, false},
 		{"zero", watch.Config{History: 0}, true},
 		{"negative", watch.Config{History: -5}, true},
+		{"bytes", watch.Config{History: 1, HistoryBytes: 1 << 20}, false},
+		{"negative bytes", watch.Config{History: 1, HistoryBytes: -1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,10 +70,86 @@ func TestConfigValidate(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Validate() = %v, want error %v", err, tt.wantErr)
 			}
-			if _, err := watch.NewQueue[int](tt.cfg); (err != nil) != tt.wantErr {
-				t.Fatalf("NewQueue() = %v, want error %v", err, tt.wantErr)
+			if _, err := watch.NewSizedQueue(tt.cfg, func(int) int { return 1 }); (err != nil) != tt.wantErr {
+				t.Fatalf("NewSizedQueue() = %v, want error %v", err, tt.wantErr)
+			}
+			// A bound in bytes needs the events' sizes.
+			wantErr := tt.wantErr || tt.cfg.HistoryBytes > 0
+			if _, err := watch.NewQueue[int](tt.cfg); (err != nil) != wantErr {
+				t.Fatalf("NewQueue() = %v, want error %v", err, wantErr)
 			}
 		})
+	}
+}
+
+// TestHistoryBytes bounds a history of 100 events by the sum of their
+// sizes, each event's size being its value: the oldest are dropped until
+// the new one fits, the newest always stays, and a watch must start after
+// the last version dropped.
+func TestHistoryBytes(t *testing.T) {
+	tests := []struct {
+		name      string
+		publish   [][]int // values per version, versions 1, 2, ...
+		want      []int   // retained values, oldest first
+		watchFrom uint64  // the lowest version a watch may start at
+	}{
+		{"within the bound", [][]int{{3}, {3}, {4}}, []int{3, 3, 4}, 0},
+		{"oldest dropped", [][]int{{3}, {3}, {4}, {2}}, []int{3, 4, 2}, 1},
+		{"several dropped for a large one", [][]int{{3}, {3}, {4}, {9}}, []int{9}, 3},
+		{"larger than the bound, kept alone", [][]int{{1}, {25}}, []int{25}, 1},
+		{"then the next replaces it", [][]int{{1}, {25}, {2}}, []int{2}, 2},
+		// Version 2 lost one of its events: a watch starts after it.
+		{"one version in part", [][]int{{1}, {4, 4, 4}, {1}}, []int{1}, 2},
+		{"empty events cost nothing", [][]int{{0}, {0}, {10}, {0}}, []int{0, 0, 10, 0}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := watch.NewSizedQueue(watch.Config{History: 100, HistoryBytes: 10}, func(v int) int { return v })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			for i, values := range tt.publish {
+				mustPublish(t, q, uint64(i+1), values...)
+			}
+			if tt.watchFrom > 0 {
+				if _, err := q.Watch(tt.watchFrom-1, nil); !errors.Is(err, watch.ErrCompacted) {
+					t.Fatalf("Watch(%d) = %v, want ErrCompacted", tt.watchFrom-1, err)
+				}
+			}
+			w := mustWatch(t, q, tt.watchFrom, nil)
+			var got []int
+			for _, ev := range collect(t, w, len(tt.want)) {
+				got = append(got, ev.Value)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("retained %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestHistoryBytesCutsOffALaggingWatcher: events dropped for their size
+// end a watcher that had not read them, as dropped by count does.
+func TestHistoryBytesCutsOffALaggingWatcher(t *testing.T) {
+	q, err := watch.NewSizedQueue(watch.Config{History: 100, HistoryBytes: 10}, func(v int) int { return v })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	w := mustWatch(t, q, 0, nil)
+	mustPublish(t, q, 1, 6)
+	mustPublish(t, q, 2, 6) // drops version 1, unread
+	if _, err := w.Next(context.Background()); !errors.Is(err, watch.ErrLagged) {
+		t.Fatalf("Next = %v, want ErrLagged", err)
+	}
+	// After a reset the sizes count from nothing again.
+	q.Reset(10)
+	w = mustWatch(t, q, 10, nil)
+	mustPublish(t, q, 11, 5)
+	mustPublish(t, q, 12, 5)
+	if got := collect(t, w, 2); got[0].Value != 5 || got[1].Version != 12 {
+		t.Fatalf("after reset: %+v", got)
 	}
 }
 
