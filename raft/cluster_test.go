@@ -540,21 +540,28 @@ func (s snapshotCounter) Snapshot() (func(io.Writer) error, error) {
 // The log machine's state grows with every entry, so with a cost ratio of
 // 1 a snapshot waits until as many bytes were applied as the last one
 // held: the snapshots come at about 10, 20, 40, 80 entries, where the
-// interval alone takes one every 10.
+// interval alone takes one every 10. With an interval never reached, a
+// bound of 1,000 bytes of log takes one every 9 or 10 entries of 100-odd
+// bytes.
 func TestSnapshotCostRatioSpacesSnapshots(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
+		interval uint64
+		logBytes uint64
 		ratio    uint64
 		min, max int32
 	}{
-		{"interval alone", math.MaxUint64, 6, 10},
-		{"ratio 1", 1, 2, 5},
+		{"interval alone", 10, 64 << 20, math.MaxUint64, 6, 10},
+		{"ratio 1", 10, 64 << 20, 1, 2, 5},
+		{"log bytes", 1 << 40, 1000, math.MaxUint64, 6, 12},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var taken atomic.Int32
 			c := rafttest.NewCluster(t, 1, rafttest.Options{
-				SnapshotInterval: 10,
-				Configure:        func(cfg *raft.Config) { cfg.SnapshotCostRatio = tc.ratio },
+				SnapshotInterval: tc.interval,
+				Configure: func(cfg *raft.Config) {
+					cfg.SnapshotCostRatio, cfg.SnapshotLogBytes = tc.ratio, tc.logBytes
+				},
 				NewStateMachine: func(*rafttest.Member) raft.StateMachine {
 					return snapshotCounter{LogMachine: &rafttest.LogMachine{}, taken: &taken}
 				},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -173,4 +174,29 @@ func filesUnder(t *testing.T, dir string) []string {
 		t.Fatal(fmt.Errorf("walking %s: %w", dir, err))
 	}
 	return out
+}
+
+// TestSnapshotConfig: every bound on when snapshots are taken must be
+// positive; the defaults pass.
+func TestSnapshotConfig(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		change  func(*raft.Config)
+		wantErr string
+	}{
+		{"defaults", func(*raft.Config) {}, ""},
+		{"no interval", func(c *raft.Config) { c.SnapshotInterval = 0 }, "SnapshotInterval"},
+		{"no log bytes", func(c *raft.Config) { c.SnapshotLogBytes = 0 }, "SnapshotLogBytes"},
+		{"no cost ratio", func(c *raft.Config) { c.SnapshotCostRatio = 0 }, "SnapshotCostRatio"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := raft.DefaultConfig()
+			cfg.NodeID, cfg.StateDir, cfg.AdvertiseAddr = "n", t.TempDir(), "127.0.0.1:1"
+			tt.change(&cfg)
+			err := cfg.Validate()
+			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Validate() = %v, want an error naming %q", err, tt.wantErr)
+			}
+		})
+	}
 }

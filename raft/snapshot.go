@@ -88,16 +88,17 @@ type snapshotResult struct {
 	err   error
 }
 
-// maybeSnapshot starts a snapshot once SnapshotInterval entries were applied
-// since the last one. The state machine captures a view on this goroutine;
-// everything else runs on another, so that ticks, heartbeats and applying
-// go on meanwhile: writing the bytes, and saving them (sealing, the file
+// maybeSnapshot starts a snapshot once SnapshotInterval entries, or
+// SnapshotLogBytes of them, were applied since the last one, and enough
+// bytes for SnapshotCostRatio. The state machine captures a view on this
+// goroutine; everything else runs on another, so that ticks, heartbeats
+// and applying go on meanwhile: writing the bytes, and saving them (sealing, the file
 // and its fsyncs, the WAL record), which takes seconds for a large store,
 // longer than an election timeout.
 func (n *Node) maybeSnapshot() error {
 	queued := n.loop.queued
 	asked := n.loop.snapshotAt != 0 && queued >= n.loop.snapshotAt
-	due := queued-n.loop.snapshotIndex >= n.cfg.SnapshotInterval &&
+	due := (queued-n.loop.snapshotIndex >= n.cfg.SnapshotInterval || n.loop.queuedBytes >= n.cfg.SnapshotLogBytes) &&
 		n.loop.queuedBytes >= n.loop.snapshotBytes/n.cfg.SnapshotCostRatio
 	if n.loop.snapshotting || (!due && !asked) {
 		return nil
