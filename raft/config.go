@@ -79,7 +79,8 @@ type Config struct {
 	SnapshotCostRatio uint64
 	// LogEntriesForSlowFollowers is the number of entries kept in memory
 	// before a snapshot's index, so a follower slightly behind catches up
-	// without a snapshot. Default 500.
+	// without a snapshot; fewer when their data would add up to more than
+	// SnapshotLogBytes. Default 500.
 	LogEntriesForSlowFollowers uint64
 	// KeepOldSnapshots is the number of snapshot files kept besides the
 	// newest. Default 0.

@@ -492,3 +492,40 @@ func TestOwnSnapshotOlderThanAReceivedOneIsDropped(t *testing.T) {
 		t.Fatal("own snapshot at 10 saved over a received one at 20")
 	}
 }
+
+// TestCompactIndexBoundsTheKeptLog: after a snapshot at 20 of entries
+// of 100 bytes, the in-memory log keeps LogEntriesForSlowFollowers
+// entries, fewer when their data would exceed SnapshotLogBytes.
+func TestCompactIndexBoundsTheKeptLog(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		keep      uint64
+		logBytes  uint64
+		compactTo uint64
+	}{
+		{"by count", 10, 64 << 20, 10},
+		{"by bytes", 10, 350, 17},
+		{"bytes exactly", 10, 300, 17},
+		{"less than one entry", 10, 50, 20},
+		{"more entries than held", 50, 64 << 20, 0},
+		{"more entries than held, by bytes", 50, 1000, 10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := testNode(t, 1)
+			n.cfg.LogEntriesForSlowFollowers, n.cfg.SnapshotLogBytes = tt.keep, tt.logBytes
+			n.memStore = raft.NewMemoryStorage()
+			var ents []*raftpb.Entry
+			for i := uint64(1); i <= 20; i++ {
+				e := testEntry(i, 1)
+				e.Data = make([]byte, 100)
+				ents = append(ents, e)
+			}
+			if err := n.memStore.Append(ents); err != nil {
+				t.Fatal(err)
+			}
+			if got := n.compactIndex(20); got != tt.compactTo {
+				t.Fatalf("compactIndex(20) = %d, want %d", got, tt.compactTo)
+			}
+		})
+	}
+}

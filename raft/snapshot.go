@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -186,13 +187,40 @@ func (n *Node) takeSnapshot(index uint64, cs *raftpb.ConfState, members *api.Raf
 	}
 	crashpoint.Hit(crashpoint.SnapshotSaveAfter)
 	res.saved = true
-	if index > n.cfg.LogEntriesForSlowFollowers {
-		compact := index - n.cfg.LogEntriesForSlowFollowers
+	if compact := n.compactIndex(index); compact != 0 {
 		if err := n.memStore.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
 			res.err = fmt.Errorf("raft: compacting the in-memory log to %d: %w", compact, err)
 		}
 	}
 	return res
+}
+
+// compactIndex is the index to compact the in-memory log to after a
+// snapshot at index, or 0 for none. It keeps the LogEntriesForSlowFollowers
+// entries up to index, or fewer when their data would add up to more than
+// SnapshotLogBytes: 500 entries of 1 MiB objects would hold 500 MiB on
+// every manager.
+func (n *Node) compactIndex(index uint64) uint64 {
+	lo, err := n.memStore.FirstIndex()
+	if err != nil {
+		return 0
+	}
+	if keep := n.cfg.LogEntriesForSlowFollowers; index >= keep && index-keep+1 > lo {
+		lo = index - keep + 1
+	}
+	if lo > index {
+		return 0
+	}
+	ents, err := n.memStore.Entries(lo, index+1, math.MaxUint64)
+	if err != nil {
+		return 0 // compacted meanwhile, by a snapshot from the leader
+	}
+	kept, bytes := len(ents), uint64(0)
+	for kept > 0 && bytes+uint64(len(ents[kept-1].GetData())) <= n.cfg.SnapshotLogBytes {
+		kept--
+		bytes += uint64(len(ents[kept].GetData()))
+	}
+	return lo - 1 + uint64(kept)
 }
 
 // writeState streams the state machine's bytes into the state file of the
