@@ -65,7 +65,10 @@ type Config struct {
 	// data (SnapshotCostRatio still applies), so that the log held in
 	// memory until a snapshot compacts it, and replayed after a restart,
 	// stays about this size whatever the entries' size: 10,000 entries
-	// of 16 KiB objects are 160 MiB on every manager. Default 64 MiB.
+	// of 1 MiB objects would be 10 GiB on every manager. The price is
+	// more snapshots of a store of large objects: with 64 MiB, 10,000
+	// objects of 16 KiB took 17% fewer writes a second than with 128.
+	// Default 128 MiB.
 	SnapshotLogBytes uint64
 	// SnapshotCostRatio bounds the bytes of snapshot written per byte of
 	// entries applied, so that a large store is written less often and
@@ -159,7 +162,7 @@ func DefaultConfig() Config {
 		ElectionTick:               10,
 		HeartbeatTick:              1,
 		SnapshotInterval:           10000,
-		SnapshotLogBytes:           64 << 20,
+		SnapshotLogBytes:           128 << 20,
 		SnapshotCostRatio:          8,
 		LogEntriesForSlowFollowers: 500,
 		PromotionLag:               500,
