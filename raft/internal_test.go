@@ -509,6 +509,7 @@ func TestCompactIndexBoundsTheKeptLog(t *testing.T) {
 		{"less than one entry", 10, 50, 20},
 		{"more entries than held", 50, 64 << 20, 0},
 		{"more entries than held, by bytes", 50, 1000, 10},
+		{"none kept", 0, 64 << 20, 20},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			n := testNode(t, 1)

@@ -93,8 +93,8 @@ type snapshotResult struct {
 // SnapshotLogBytes of them, were applied since the last one, and enough
 // bytes for SnapshotCostRatio. The state machine captures a view on this
 // goroutine; everything else runs on another, so that ticks, heartbeats
-// and applying go on meanwhile: writing the bytes, and saving them (sealing, the file
-// and its fsyncs, the WAL record), which takes seconds for a large store,
+// and applying go on meanwhile: writing the bytes, and saving them
+// (sealing, the file and its fsyncs, the WAL record), which takes seconds for a large store,
 // longer than an election timeout.
 func (n *Node) maybeSnapshot() error {
 	queued := n.loop.queued
@@ -201,15 +201,16 @@ func (n *Node) takeSnapshot(index uint64, cs *raftpb.ConfState, members *api.Raf
 // SnapshotLogBytes: 500 entries of 1 MiB objects would hold 500 MiB on
 // every manager.
 func (n *Node) compactIndex(index uint64) uint64 {
-	lo, err := n.memStore.FirstIndex()
-	if err != nil {
+	first, err := n.memStore.FirstIndex()
+	if err != nil || first > index {
 		return 0
 	}
-	if keep := n.cfg.LogEntriesForSlowFollowers; index >= keep && index-keep+1 > lo {
-		lo = index - keep + 1
+	lo := first
+	if keep := n.cfg.LogEntriesForSlowFollowers; index-first+1 > keep {
+		lo = index + 1 - keep
 	}
 	if lo > index {
-		return 0
+		return index // none kept
 	}
 	ents, err := n.memStore.Entries(lo, index+1, math.MaxUint64)
 	if err != nil {

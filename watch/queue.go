@@ -31,9 +31,9 @@ type Queue[T any] struct {
 	ring  []Event[T]
 	start uint64
 	head  uint64
-	// With a size function, sizes[seq%len(ring)] is the size of the event
-	// in that slot, bytes their sum over start..head-1, and limit
-	// Config.HistoryBytes.
+	// With Config.HistoryBytes (limit), sizes[seq%len(ring)] is the size
+	// of the event in that slot and bytes their sum over start..head-1;
+	// without, sizes is nil and size is not called.
 	size  func(T) int
 	sizes []int
 	bytes int64
@@ -61,8 +61,8 @@ func NewQueue[T any](cfg Config) (*Queue[T], error) {
 
 // NewSizedQueue returns an empty queue at version 0 that also bounds its
 // history by cfg.HistoryBytes, counting each event's value as size says:
-// it is called once per event, in Publish. size may be nil when
-// cfg.HistoryBytes is 0.
+// it is called once per event, in Publish, and not at all when
+// cfg.HistoryBytes is 0 (size may then be nil).
 func NewSizedQueue[T any](cfg Config, size func(T) int) (*Queue[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func NewSizedQueue[T any](cfg Config, size func(T) int) (*Queue[T], error) {
 		ring:    make([]Event[T], cfg.History),
 		changed: make(chan struct{}),
 	}
-	if size != nil {
+	if cfg.HistoryBytes > 0 {
 		q.size, q.sizes, q.limit = size, make([]int, cfg.History), cfg.HistoryBytes
 	}
 	return q, nil
@@ -107,10 +107,10 @@ func (q *Queue[T]) Publish(version uint64, values ...T) error {
 	n := uint64(len(q.ring))
 	for _, v := range values {
 		size := 0
-		if q.size != nil {
+		if q.sizes != nil {
 			size = q.size(v)
 		}
-		for q.head-q.start == n || (q.limit > 0 && q.head > q.start && q.bytes+int64(size) > q.limit) {
+		for q.head-q.start == n || (q.sizes != nil && q.head > q.start && q.bytes+int64(size) > q.limit) {
 			q.dropOldestLocked()
 		}
 		q.ring[q.head%n] = Event[T]{Version: version, Value: v}
