@@ -50,9 +50,10 @@ type RaftClient interface {
 	// RaftMessages is one long-lived stream per peer that carries batches of
 	// Raft messages, each request a batch as ProcessRaftMessage takes, so a
 	// sender never waits for a round trip before its next batch. The receiver
-	// steps the batches in order and answers each with one response once it
-	// has stepped it, which tells the sender the peer is reachable. The stream
-	// ends with the status ProcessRaftMessage would have failed with.
+	// steps the batches in order; it answers the first with one response once
+	// it has stepped it, which tells the sender the peer is reachable, and
+	// later ones at most once a second. The stream ends with the status
+	// ProcessRaftMessage would have failed with.
 	RaftMessages(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProcessRaftMessageRequest, ProcessRaftMessageResponse], error)
 	// StreamSnapshot delivers a snapshot (MsgSnap) and then the state its
 	// snapshot names, in chunks read from the leader's state file. The
@@ -144,9 +145,10 @@ type RaftServer interface {
 	// RaftMessages is one long-lived stream per peer that carries batches of
 	// Raft messages, each request a batch as ProcessRaftMessage takes, so a
 	// sender never waits for a round trip before its next batch. The receiver
-	// steps the batches in order and answers each with one response once it
-	// has stepped it, which tells the sender the peer is reachable. The stream
-	// ends with the status ProcessRaftMessage would have failed with.
+	// steps the batches in order; it answers the first with one response once
+	// it has stepped it, which tells the sender the peer is reachable, and
+	// later ones at most once a second. The stream ends with the status
+	// ProcessRaftMessage would have failed with.
 	RaftMessages(grpc.BidiStreamingServer[ProcessRaftMessageRequest, ProcessRaftMessageResponse]) error
 	// StreamSnapshot delivers a snapshot (MsgSnap) and then the state its
 	// snapshot names, in chunks read from the leader's state file. The

@@ -85,7 +85,7 @@ func dialTarget(cfg Config) (string, []grpc.DialOption, error) {
 			}
 			return "", nil, status.Error(codes.Unavailable, msg)
 		}
-		return "unix://" + path, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
+		return "unix://" + path, append(fixedWindows(), grpc.WithTransportCredentials(insecure.NewCredentials())), nil
 	}
 	addrs := make([]resolver.Address, 0, len(cfg.Addrs))
 	for _, a := range cfg.Addrs {
@@ -104,11 +104,23 @@ func dialTarget(cfg Config) (string, []grpc.DialOption, error) {
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
-	return managers.Scheme() + ":///managers", []grpc.DialOption{
+	return managers.Scheme() + ":///managers", append(fixedWindows(),
 		grpc.WithResolvers(managers),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
-	}, nil
+	), nil
+}
+
+// fixedWindows sets the connection's flow-control windows, as managers set
+// theirs (raft/transport's StreamWindow): gRPC's default sizes them with a
+// PING each time a response arrives after the last PING was answered,
+// which for a caller with one call at a time is a PING and its answer for
+// nearly every call.
+func fixedWindows() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithInitialWindowSize(4 << 20),
+		grpc.WithInitialConnWindowSize(16 << 20),
+	}
 }
 
 // While a call runs (a watch, say) and its connection has been silent for

@@ -153,6 +153,8 @@ func (c Config) dialOptions() []grpc.DialOption {
 			},
 			MinConnectTimeout: 5 * time.Second,
 		}),
+		grpc.WithInitialWindowSize(StreamWindow),
+		grpc.WithInitialConnWindowSize(ConnWindow),
 	}
 	if len(c.DialOptions) == 0 {
 		return append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -16,8 +16,10 @@
 // peer without blocking. A peer's sender packs every message waiting for it
 // into one batch of at most Config.MaxUnaryMessageSize bytes and writes the
 // batches, in order, to one long-lived RaftMessages stream, without waiting
-// for the peer: the peer answers each batch once it has stepped it, and
-// those answers mark the peer active. The stream ends on any failure (the
+// for the peer: the peer answers the first batch once it has stepped it,
+// and later ones at most once a second (an answer for every batch cost a
+// write and a read of the socket each), and those answers mark the peer
+// active. The stream ends on any failure (the
 // peer's refusal, a broken connection, a send stuck for Config.SendTimeout);
 // that is reported with ReportUnreachable and the next batch opens a new
 // stream. A peer that does not serve RaftMessages (an older version) gets

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"time"
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/raft/membership"
@@ -47,6 +48,12 @@ type ServerConfig struct {
 	// refused before anything is buffered. Default DefaultMaxMessageSize
 	// (1 GiB).
 	MaxMessageSize uint64
+	// AckInterval is how often, at most, RaftMessages answers the batches
+	// it stepped after the first of a stream, which it always answers. The
+	// sender needs an answer only to learn that the peer is reachable
+	// again once a stream opened; one for every batch would cost a write
+	// on the receiver and a read on the sender per batch. Default 1 s.
+	AckInterval time.Duration
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -54,6 +61,9 @@ type ServerConfig struct {
 func (c ServerConfig) withDefaults() ServerConfig {
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.AckInterval == 0 {
+		c.AckInterval = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -95,10 +105,12 @@ func (s *server) ProcessRaftMessage(ctx context.Context, req *api.ProcessRaftMes
 	return &api.ProcessRaftMessageResponse{}, nil
 }
 
-// RaftMessages implements api.RaftServer: batches, each answered once it
-// was stepped, until the sender closes the stream or a batch is refused.
+// RaftMessages implements api.RaftServer: batches, stepped in order until
+// the sender closes the stream or a batch is refused; the first batch is
+// answered once stepped, the others at most once per AckInterval.
 func (s *server) RaftMessages(stream grpc.BidiStreamingServer[api.ProcessRaftMessageRequest, api.ProcessRaftMessageResponse]) error {
 	ack := &api.ProcessRaftMessageResponse{}
+	var acked time.Time
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -110,8 +122,11 @@ func (s *server) RaftMessages(stream grpc.BidiStreamingServer[api.ProcessRaftMes
 		if err := s.process(stream.Context(), req); err != nil {
 			return err
 		}
-		if err := stream.Send(ack); err != nil {
-			return err
+		if now := time.Now(); acked.IsZero() || now.Sub(acked) >= s.cfg.AckInterval {
+			acked = now
+			if err := stream.Send(ack); err != nil {
+				return err
+			}
 		}
 	}
 }

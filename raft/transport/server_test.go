@@ -3,8 +3,10 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/raft/membership"
@@ -201,5 +203,58 @@ func TestIsMemberRemoved(t *testing.T) {
 		if got := IsMemberRemoved(tt.err); got != tt.want {
 			t.Errorf("%s: IsMemberRemoved(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
 		}
+	}
+}
+
+// RaftMessages answers the first batch of a stream, and later ones only
+// once AckInterval has passed since the last answer.
+func TestRaftMessagesAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		answers  int
+	}{
+		{"the first only within the interval", time.Hour, 1},
+		{"every batch with an interval below zero", -1, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newRecordingHandler()
+			c := startServer(t, h, ServerConfig{AckInterval: tc.interval})
+			s, err := c.RaftMessages(t.Context())
+			if err != nil {
+				t.Fatalf("RaftMessages: %v", err)
+			}
+			for i := uint64(1); i <= 3; i++ {
+				data, err := proto.Marshal(msg(raftpb.MsgApp, 1, 2, i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Send(&api.ProcessRaftMessageRequest{Messages: [][]byte{data}}); err != nil {
+					t.Fatalf("Send batch %d: %v", i, err)
+				}
+			}
+			if err := s.CloseSend(); err != nil {
+				t.Fatal(err)
+			}
+			answers := 0
+			for {
+				_, err := s.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("Recv: %v", err)
+				}
+				answers++
+			}
+			if answers != tc.answers {
+				t.Errorf("%d answers to 3 batches, want %d", answers, tc.answers)
+			}
+			for i := uint64(1); i <= 3; i++ {
+				if m := <-h.msgs; m.GetIndex() != i {
+					t.Errorf("message %d stepped with index %d", i, m.GetIndex())
+				}
+			}
+		})
 	}
 }
