@@ -178,3 +178,32 @@ func TestForceNewClusterKeepsEntriesAboveTheSavedCommitIndex(t *testing.T) {
 	c.MustPropose("after recovery")
 	sameLogs(t, c, append(acked, "after recovery"))
 }
+
+// A proposal forwarded to a node that knows no leader (a leader that
+// stepped down while the proposal was on the way) is dropped at once: Raft
+// would hold it until a leader is known, and with it every message behind
+// it on its stream, the new leader's among them.
+func TestForwardedProposalWithoutLeaderIsDropped(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.Options{})
+	c.MustPropose("first")
+	alone := c.Leader()
+	var peer uint64
+	for _, m := range c.Followers() {
+		peer = m.ID()
+		if err := m.Stop(); err != nil {
+			t.Fatalf("stop %x: %v", m.ID(), err)
+		}
+	}
+	c.WaitFor("the last member to know no leader", func() bool { return alone.Node().Leader() == 0 })
+
+	prop := &raftpb.Message{
+		Type:    raftpb.MsgProp.Enum(),
+		From:    proto.Uint64(peer),
+		To:      proto.Uint64(alone.ID()),
+		Entries: []*raftpb.Entry{{Data: []byte("forwarded")}},
+	}
+	// The call's context never ends: only dropping the proposal returns.
+	if err := alone.Node().ProcessRaftMessage(context.Background(), prop); err != nil {
+		t.Fatalf("a forwarded proposal without a leader: %v, want it dropped", err)
+	}
+}

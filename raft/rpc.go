@@ -31,10 +31,38 @@ func (n *Node) ProcessRaftMessage(ctx context.Context, m *raftpb.Message) error 
 	if err := n.checkIncoming(m); err != nil {
 		return err
 	}
-	if m.GetType() == raftpb.MsgSnap {
+	switch m.GetType() {
+	case raftpb.MsgSnap:
 		return fmt.Errorf("raft: a snapshot from %x came without its state; snapshots travel by StreamSnapshot", m.GetFrom())
+	case raftpb.MsgProp:
+		return n.stepForwarded(ctx, m)
 	}
 	return n.step(ctx, m)
+}
+
+// stepForwarded steps a proposal a follower forwarded, or drops it. etcd's
+// Raft takes a proposal only while it knows a leader, and until then the
+// step waits; stepped on the stream it came by, the proposal would hold
+// back every message behind it, the new leader's among them, which this
+// node needs to learn of that leader. A leader that stepped down while
+// forwarded proposals were on the way (held by a one-way partition, say)
+// would then never hear from its successor. So a forwarded proposal is
+// dropped when this node knows no leader, or when Raft does not take it
+// within a tick, as a lost message would be: its proposer fails it when
+// it learns of the new leader, or when its context ends.
+func (n *Node) stepForwarded(ctx context.Context, m *raftpb.Message) error {
+	if n.Leader() == 0 {
+		n.log.Debug("dropped a forwarded proposal: no leader known", "peer", fmt.Sprintf("%x", m.GetFrom()))
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, n.cfg.TickInterval)
+	defer cancel()
+	err := n.step(sctx, m)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		n.log.Debug("dropped a forwarded proposal: Raft did not take it within a tick", "peer", fmt.Sprintf("%x", m.GetFrom()))
+		return nil
+	}
+	return err
 }
 
 // ReceiveSnapshot takes a snapshot from the leader with its state, read
