@@ -112,14 +112,14 @@ func dialTarget(cfg Config) (string, []grpc.DialOption, error) {
 }
 
 // fixedWindows sets the connection's flow-control windows, as managers set
-// theirs (raft/transport's StreamWindow): gRPC's default sizes them with a
-// PING each time a response arrives after the last PING was answered,
-// which for a caller with one call at a time is a PING and its answer for
-// nearly every call.
+// theirs (api.StreamWindow): gRPC's default sizes them with a PING each
+// time a response arrives after the last PING was answered, which for a
+// caller with one call at a time is a PING and its answer for nearly every
+// call.
 func fixedWindows() []grpc.DialOption {
 	return []grpc.DialOption{
-		grpc.WithInitialWindowSize(4 << 20),
-		grpc.WithInitialConnWindowSize(16 << 20),
+		grpc.WithInitialWindowSize(api.StreamWindow),
+		grpc.WithInitialConnWindowSize(api.ConnWindow),
 	}
 }
 

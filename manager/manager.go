@@ -328,8 +328,8 @@ func (m *Manager) newServers() (remote, local *grpc.Server, err error) {
 	healthpb.RegisterHealthServer(remote, m.health)
 	reflection.Register(remote)
 
-	local = grpc.NewServer(append([]grpc.ServerOption{grpc.InitialWindowSize(transport.StreamWindow),
-		grpc.InitialConnWindowSize(transport.ConnWindow)}, metrics...)...)
+	local = grpc.NewServer(append([]grpc.ServerOption{grpc.InitialWindowSize(api.StreamWindow),
+		grpc.InitialConnWindowSize(api.ConnWindow)}, metrics...)...)
 	api.RegisterControlServer(local, control)
 	healthpb.RegisterHealthServer(local, m.health)
 	reflection.Register(local)

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+
+	"github.com/shoal-project/shoal/api"
 )
 
 // Defaults applied by New to the Config fields left at zero.
@@ -153,8 +155,8 @@ func (c Config) dialOptions() []grpc.DialOption {
 			},
 			MinConnectTimeout: 5 * time.Second,
 		}),
-		grpc.WithInitialWindowSize(StreamWindow),
-		grpc.WithInitialConnWindowSize(ConnWindow),
+		grpc.WithInitialWindowSize(api.StreamWindow),
+		grpc.WithInitialConnWindowSize(api.ConnWindow),
 	}
 	if len(c.DialOptions) == 0 {
 		return append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))

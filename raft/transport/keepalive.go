@@ -5,6 +5,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
+
+	"github.com/shoal-project/shoal/api"
 )
 
 const (
@@ -26,7 +28,7 @@ const (
 // ping as often as they do (without it, a server closes their connections
 // for pinging too often), pings idle clients itself so that a half-sent
 // stream from a vanished peer is dropped, with its buffer, within seconds,
-// and fixes the flow-control windows (StreamWindow). Append them to the
+// and fixes the flow-control windows (api.StreamWindow). Append them to the
 // server's other options.
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
@@ -38,20 +40,7 @@ func ServerOptions() []grpc.ServerOption {
 			Time:    keepaliveTime,
 			Timeout: keepaliveTimeout,
 		}),
-		grpc.InitialWindowSize(StreamWindow),
-		grpc.InitialConnWindowSize(ConnWindow),
+		grpc.InitialWindowSize(api.StreamWindow),
+		grpc.InitialConnWindowSize(api.ConnWindow),
 	}
 }
-
-// StreamWindow and ConnWindow are the fixed flow-control windows, per stream
-// and per connection, of the managers' servers and of the connections
-// between managers. Without fixed windows, gRPC sizes them by estimating
-// the bandwidth-delay product with a PING each time data arrives after the
-// last PING was answered, which on a stream of small Raft batches, or on a
-// client's calls one at a time, is a PING and its answer for nearly every
-// message: one more write and read of the socket on both sides. 4 MiB per
-// stream moves about 80 MB/s over a link with a 50 ms round trip.
-const (
-	StreamWindow = 4 << 20
-	ConnWindow   = 16 << 20
-)

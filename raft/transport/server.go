@@ -122,7 +122,7 @@ func (s *server) RaftMessages(stream grpc.BidiStreamingServer[api.ProcessRaftMes
 		if err := s.process(stream.Context(), req); err != nil {
 			return err
 		}
-		if now := time.Now(); acked.IsZero() || now.Sub(acked) >= s.cfg.AckInterval {
+		if now := time.Now(); now.Sub(acked) >= s.cfg.AckInterval { // the first: acked is zero
 			acked = now
 			if err := stream.Send(ack); err != nil {
 				return err

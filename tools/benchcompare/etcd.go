@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-project/shoal/api"
 	"github.com/shoal-project/shoal/bench"
 )
 
@@ -124,13 +125,13 @@ func (c *etcdCluster) launch(m *etcdMember, state string) error {
 }
 
 // newClient connects to endpoints with the flow-control windows shoal's
-// client library fixes (client.fixedWindows), so that both systems get
+// client library fixes (api.StreamWindow), so that both systems get
 // the same load: without them, gRPC sends a PING for nearly every response
 // of a connection with one call in flight, which the server answers.
 func (c *etcdCluster) newClient(endpoints ...string) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
 		Endpoints: endpoints, TLS: c.tls, DialTimeout: 10 * time.Second, Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithInitialWindowSize(4 << 20), grpc.WithInitialConnWindowSize(16 << 20)},
+		DialOptions: []grpc.DialOption{grpc.WithInitialWindowSize(api.StreamWindow), grpc.WithInitialConnWindowSize(api.ConnWindow)},
 	})
 }
 
